@@ -1,0 +1,121 @@
+"""One settings object for the CLI, notebooks and tests.
+
+Read from environment variables prefixed `LABKIT_` and from a `.env` file in the working directory
+(see docs/configuration.md). Secrets are not settings: see labkit.credentials.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from labkit.errors import ConfigError
+from labkit.paths import default_home
+
+Mode = Literal["local", "docker", "external"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABKIT_", env_file=".env", extra="ignore")
+
+    mode: Mode = Field("local", description="local (processes on this machine), docker (compose/) or external")
+    home: Path = Field(default_factory=default_home, description="data, logs, pids and secrets of the local stack")
+    bind_host: str = Field("127.0.0.1", description="address local services listen on")
+
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_bootstrap: str | None = Field(None, description="host:port list; default bind_host:kafka_port")
+    # What the Flink job uses to reach Kafka: differs from kafka_bootstrap only when Flink runs in containers.
+    kafka_bootstrap_for_flink: str | None = None
+
+    flink_rest_port: int = Field(8081, ge=1, le=65535)
+    flink_rpc_port: int = Field(6123, ge=1, le=65535)
+    flink_rest_url: str | None = None
+    flink_taskmanager_slots: int = Field(2, ge=1)
+    flink_parallelism: int = Field(2, ge=1)
+
+    influx_port: int = Field(8086, ge=1, le=65535)
+    influx_url: str | None = None
+    influx_url_for_flink: str | None = None
+    influx_org: str = "clickstream-lab"
+    influx_bucket: str = "clickstream"
+    influx_token: str | None = Field(None, description="admin token (external/docker); local: generated")
+    influx_write_token: str | None = None
+    influx_read_token: str | None = None
+
+    grafana_url: str = "http://127.0.0.1:3000"
+
+    topic: str = "clickstream_events"
+    dlq_topic: str = "clickstream_dlq"
+    partitions: int = Field(4, ge=1)
+
+    @field_validator("bind_host")
+    @classmethod
+    def _no_wildcard_by_accident(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty")
+        return v
+
+    # Derived endpoints: explicit settings win, otherwise they follow the ports.
+    @property
+    def kafka(self) -> str:
+        return self.kafka_bootstrap or f"{self.bind_host}:{self.kafka_port}"
+
+    @property
+    def kafka_for_flink(self) -> str:
+        return self.kafka_bootstrap_for_flink or self.kafka
+
+    @property
+    def flink(self) -> str:
+        return (self.flink_rest_url or f"http://{self.bind_host}:{self.flink_rest_port}").rstrip("/")
+
+    @property
+    def influx(self) -> str:
+        return (self.influx_url or f"http://{self.bind_host}:{self.influx_port}").rstrip("/")
+
+    @property
+    def influx_for_flink(self) -> str:
+        return (self.influx_url_for_flink or self.influx).rstrip("/")
+
+    def ports(self) -> dict[str, int]:
+        """Ports the local stack binds, by the setting that controls each."""
+        return {
+            "LABKIT_KAFKA_PORT": self.kafka_port,
+            "LABKIT_KAFKA_CONTROLLER_PORT": self.kafka_controller_port,
+            "LABKIT_FLINK_REST_PORT": self.flink_rest_port,
+            "LABKIT_FLINK_RPC_PORT": self.flink_rpc_port,
+            "LABKIT_INFLUX_PORT": self.influx_port,
+        }
+
+
+def load(**overrides: object) -> Settings:
+    """Settings from env/.env plus `overrides`; a bad value becomes a ConfigError naming the variable."""
+    try:
+        s = Settings(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = "LABKIT_" + str(err["loc"][0]).upper() if err["loc"] else "a LABKIT_ setting"
+        raise ConfigError(
+            f"setting {name} is invalid: {err['msg']} (got {err.get('input')!r}).",
+            f"fix {name} in your environment or .env file; see docs/configuration.md",
+        ) from None
+    ports = s.ports()
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            raise ConfigError(
+                f"{name} and {seen[port]} are both {port}; each service needs its own port.",
+                f"set one of them to a free port in your environment or .env file",
+            )
+        seen[port] = name
+    return s
+
+
+@lru_cache(maxsize=1)
+def get() -> Settings:
+    """The process-wide settings (cached; call `get.cache_clear()` after changing the environment)."""
+    return load()

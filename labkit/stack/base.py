@@ -1,0 +1,101 @@
+"""The Stack interface every backend implements, and the status objects users look at."""
+
+from __future__ import annotations
+
+import html
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from labkit.settings import Settings
+
+SERVICES = ("kafka", "jobmanager", "taskmanager", "influxdb")
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    state: str  # running | stopped | crashed | starting | external | unreachable
+    address: str = ""
+    pid: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class StackStatus:
+    mode: str
+    services: list[ServiceStatus] = field(default_factory=list)
+
+    @property
+    def all_running(self) -> bool:
+        return all(s.state in ("running", "external") for s in self.services)
+
+    def __getitem__(self, name: str) -> ServiceStatus:
+        return next(s for s in self.services if s.name == name)
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        return [(s.name, s.state, s.address, str(s.pid or ""), s.detail) for s in self.services]
+
+    def __str__(self) -> str:
+        head = ("service", "state", "address", "pid", "detail")
+        rows = [head, *self.rows()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        return f"{self.mode} stack\n" + "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        colors = {"running": "#2e7d32", "external": "#1565c0", "crashed": "#c62828", "stopped": "#757575"}
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f'<td style="color:{colors.get(s.state, "#ef6c00")};font-weight:bold">{html.escape(c)}</td>'
+                if i == 1
+                else f"<td>{html.escape(c)}</td>"
+                for i, c in enumerate(row)
+            )
+            + "</tr>"
+            for s, row in zip(self.services, self.rows())
+        )
+        head = "".join(f"<th>{h}</th>" for h in ("service", "state", "address", "pid", "detail"))
+        return f"<b>{html.escape(self.mode)} stack</b><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class Stack(ABC):
+    """Start, stop and inspect Kafka, Flink and InfluxDB; usable as a context manager.
+
+    `with labkit.stack.get() as stack:` brings the stack up and, on exit, stops it only if this
+    block started it, so a notebook never tears down a stack somebody else is using.
+    """
+
+    mode: str = "abstract"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._started_here = False
+
+    @abstractmethod
+    def up(self, *, timeout: float = 120) -> StackStatus:
+        """Start what is not running, wait until every service is ready, return the status."""
+
+    @abstractmethod
+    def down(self, *, wipe: bool = False) -> StackStatus:
+        """Stop what this backend started; keep data unless `wipe`."""
+
+    @abstractmethod
+    def status(self) -> StackStatus: ...
+
+    @abstractmethod
+    def logs(self, service: str, lines: int = 50) -> str: ...
+
+    def is_up(self) -> bool:
+        return self.status().all_running
+
+    def __enter__(self) -> Stack:
+        if not self.is_up():
+            self.up()
+            self._started_here = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started_here:
+            self.down()
+            self._started_here = False

@@ -1,0 +1,117 @@
+"""Flink: the local standalone cluster (JobManager and TaskManager as foreground processes)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from labkit.stack.local_service import LocalService
+from labkit.stack.provision import flink as provision
+from labkit.stack.provision.tools import require_java
+from labkit.stack.readiness import FlinkSlots, PortOpen, WaitStrategy
+
+
+def write_conf(service: LocalService) -> None:
+    """One conf folder for both processes and for `flink run`."""
+    s = service.settings
+    root = s.home / "flink"
+    conf = root / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties", "logback-console.xml"):
+        shutil.copy(provision.flink_home() / "conf" / name, conf / name)
+    h = s.bind_host
+    settings = {
+        # Flink's own JVM flags (module opens for Java 17), carried over from PyFlink's default config.
+        "env.java.opts.all": _default_java_opts(),
+        "jobmanager.rpc.address": h,
+        "jobmanager.rpc.port": s.flink_rpc_port,
+        "jobmanager.bind-host": h,
+        "taskmanager.bind-host": h,
+        "taskmanager.host": h,
+        "rest.address": h,
+        "rest.bind-address": h,
+        "rest.port": s.flink_rest_port,
+        "blob.server.port": "0",
+        "jobmanager.memory.process.size": "1024m",
+        "taskmanager.memory.process.size": "1728m",
+        "taskmanager.numberOfTaskSlots": s.flink_taskmanager_slots,
+        "parallelism.default": 1,
+        # The TaskManager must run this venv's Python, or jobs loop on "No module named pyflink".
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": 20,
+        "restart-strategy.fixed-delay.delay": "3 s",
+        "execution.checkpointing.interval": "10 s",
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "state.checkpoints.dir": f"file://{root / 'checkpoints'}",
+        "state.savepoints.dir": f"file://{root / 'savepoints'}",
+        "heartbeat.timeout": 20000,
+        "env.log.dir": str(s.home / "logs"),
+        "env.pid.dir": str(s.home / "run"),
+        "web.cancel.enable": "true",
+    }
+    (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
+    (conf / "masters").write_text(f"{h}:{s.flink_rest_port}\n")
+    (conf / "workers").write_text(f"{h}\n")
+
+
+def _default_java_opts() -> str:
+    import yaml
+
+    default = yaml.safe_load((provision.flink_home() / "conf" / "config.yaml").read_text())
+    return default["env"]["java"]["opts"]["all"]
+
+
+def flink_env(settings) -> dict[str, str]:
+    root = settings.home / "flink"
+    return {
+        "FLINK_HOME": str(provision.flink_home()),
+        "FLINK_CONF_DIR": str(root / "conf"),
+        "FLINK_LIB_DIR": str(provision.lib_dir(settings.home)),
+        "FLINK_LOG_DIR": str(settings.home / "logs"),
+        "FLINK_PID_DIR": str(settings.home / "run"),
+        "JAVA_HOME": _java_home(),
+    }
+
+
+def _java_home() -> str:
+    import os
+    from pathlib import Path
+
+    return os.environ.get("JAVA_HOME") or str(Path(require_java()).resolve().parent.parent)
+
+
+class LocalJobManager(LocalService):
+    name = "jobmanager"
+    port_settings = ("LABKIT_FLINK_REST_PORT", "LABKIT_FLINK_RPC_PORT")
+
+    @property
+    def address(self) -> str:
+        return self.settings.flink
+
+    def prepare(self) -> None:
+        write_conf(self)
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        return [str(provision.flink_home() / "bin" / "jobmanager.sh"), "start-foreground"], flink_env(self.settings)
+
+    def readiness(self) -> WaitStrategy:
+        return PortOpen(self.settings.bind_host, self.settings.flink_rest_port)
+
+
+class LocalTaskManager(LocalService):
+    name = "taskmanager"
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.flink_taskmanager_slots} slots"
+
+    def prepare(self) -> None:
+        write_conf(self)
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        return [str(provision.flink_home() / "bin" / "taskmanager.sh"), "start-foreground"], flink_env(self.settings)
+
+    def readiness(self) -> WaitStrategy:
+        return FlinkSlots(self.settings.flink)

@@ -1,0 +1,131 @@
+"""The local backend: Kafka, Flink and InfluxDB as plain processes on this machine."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+
+import psutil
+
+from labkit import credentials
+from labkit.errors import ConfigError, LabkitError
+from labkit.settings import Settings
+from labkit.stack import provision
+from labkit.stack.base import ServiceStatus, Stack, StackStatus
+from labkit.stack.flink import LocalJobManager, LocalTaskManager
+from labkit.stack.influxdb import LocalInfluxDB
+from labkit.stack.kafka import LocalKafka
+from labkit.stack.local_service import LocalService
+from labkit.stack.provision._run import say
+
+
+def port_holder(host: str, port: int) -> str | None:
+    """None if `port` can be bound on `host`, else a description of who holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return None
+        except OSError:
+            pass
+    try:
+        for c in psutil.net_connections("tcp"):
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+                p = psutil.Process(c.pid)
+                return f"{p.name()} (pid {c.pid})"
+    except psutil.Error:
+        pass
+    return "another program"
+
+
+class LocalStack(Stack):
+    mode = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.creds = credentials.load_or_create(settings.home)
+        self.services: list[LocalService] = [
+            LocalKafka(settings, self.creds),
+            LocalJobManager(settings, self.creds),
+            LocalTaskManager(settings, self.creds),
+            LocalInfluxDB(settings, self.creds),
+        ]
+
+    def service(self, name: str) -> LocalService:
+        for s in self.services:
+            if s.name == name:
+                return s
+        raise LabkitError(
+            f"there is no service {name!r}.", f"use one of: {', '.join(s.name for s in self.services)}"
+        )
+
+    def influx_token(self, role: str = "admin") -> str:
+        token = {
+            "admin": self.creds.influx_admin_token,
+            "write": self.creds.influx_write_token,
+            "read": self.creds.influx_read_token,
+        }[role]
+        if token is None:
+            raise LabkitError("InfluxDB has not been onboarded yet.", "run `labkit up` first")
+        return token
+
+    def check_ports(self, services: list[LocalService]) -> None:
+        for svc in services:
+            for setting, port in svc.ports().items():
+                holder = port_holder(self.settings.bind_host, port)
+                if holder:
+                    raise ConfigError(
+                        f"port {port} for {svc.name} ({setting}) is already in use by {holder}.",
+                        f"stop that program, or choose another port: export {setting}=<free port>",
+                    )
+
+    def up(self, *, timeout: float = 120) -> StackStatus:
+        t0 = time.monotonic()
+        if not provision.is_provisioned():
+            provision.provision_all()
+        to_start = [s for s in self.services if s.process.state() != "running"]
+        self.check_ports(to_start)
+        for svc in to_start:
+            svc.prepare()
+            cmd, env = svc.command()
+            svc.process.start(cmd, env=env)
+            say(f"started {svc.name} (pid {svc.process.pid})")
+        for svc in self.services:
+            remaining = max(5.0, timeout - (time.monotonic() - t0))
+            svc.readiness().wait_until_ready(remaining, service=svc.name, alive=lambda p=svc.process: p.pid is not None)
+            svc.after_ready()
+        if to_start:
+            say(f"stack ready in {time.monotonic() - t0:.1f}s")
+        return self.status()
+
+    def down(self, *, wipe: bool = False) -> StackStatus:
+        for svc in reversed(self.services):
+            if svc.process.state() != "stopped":
+                say(f"stopping {svc.name}")
+            svc.process.stop()
+        if wipe:
+            for name in ("kafka", "influxdb", "flink", "logs", "run", "secrets.json", "jobs"):
+                p = self.settings.home / name
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink(missing_ok=True)
+            say(f"wiped data in {self.settings.home}")
+        return self.status()
+
+    def status(self) -> StackStatus:
+        out = StackStatus(self.mode)
+        for svc in self.services:
+            state = svc.process.state()
+            detail = ""
+            if state == "running":
+                check = svc.readiness().safe_check()
+                detail = "ready" if check.ok else f"not ready: {check.detail}"
+            elif state == "crashed":
+                detail = f"exited unexpectedly; see `labkit logs {svc.name}`"
+            out.services.append(ServiceStatus(svc.name, state, svc.address, svc.process.pid, detail))
+        return out
+
+    def logs(self, service: str, lines: int = 50) -> str:
+        return self.service(service).process.tail(lines)

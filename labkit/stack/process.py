@@ -1,0 +1,95 @@
+"""Processes the local stack starts: pid files with start times, so `down` stops exactly what `up` started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+
+class ManagedProcess:
+    def __init__(self, name: str, home: Path) -> None:
+        self.name = name
+        self.pidfile = home / "run" / f"{name}.pid"
+        self.logfile = home / "logs" / f"{name}.log"
+
+    def _record(self) -> dict | None:
+        try:
+            return json.loads(self.pidfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def process(self) -> psutil.Process | None:
+        """Our process if it is alive; a reused pid with another start time is not ours."""
+        rec = self._record()
+        if not rec:
+            return None
+        try:
+            p = psutil.Process(rec["pid"])
+            if abs(p.create_time() - rec["started"]) > 1 or p.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return p
+        except psutil.Error:
+            return None
+
+    @property
+    def pid(self) -> int | None:
+        p = self.process()
+        return p.pid if p else None
+
+    def state(self) -> str:
+        if self.process():
+            return "running"
+        return "crashed" if self._record() else "stopped"
+
+    def start(self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
+        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        self.logfile.parent.mkdir(parents=True, exist_ok=True)
+        with self.logfile.open("ab") as log:
+            log.write(f"\n=== labkit started {self.name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                list(cmd),
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # own process group: stop it whole, and Ctrl-C in a shell leaves it be
+            )
+        self.pidfile.write_text(json.dumps({"pid": proc.pid, "started": psutil.Process(proc.pid).create_time()}))
+        return proc.pid
+
+    def stop(self, timeout: float = 30) -> None:
+        p = self.process()
+        if p is not None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            _, alive = psutil.wait_procs([p], timeout=timeout)
+            if alive:
+                os.killpg(p.pid, signal.SIGKILL)
+                psutil.wait_procs(alive, timeout=5)
+        self.pidfile.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL without cleaning up, as a crash would (fault drills)."""
+        p = self.process()
+        if p is not None:
+            os.killpg(p.pid, signal.SIGKILL)
+            psutil.wait_procs([p], timeout=10)
+
+    def tail(self, lines: int = 50) -> str:
+        if not self.logfile.exists():
+            return f"(no log yet at {self.logfile})"
+        with self.logfile.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 256 * 1024))
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])

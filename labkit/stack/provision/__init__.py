@@ -1,0 +1,34 @@
+"""Provision the local stack's components into the user cache, per version, idempotently."""
+
+from __future__ import annotations
+
+from filelock import FileLock
+
+from labkit.paths import cache_dir
+from labkit.stack.provision import flink, influxdb, kafka
+from labkit.stack.provision._run import say
+
+
+def provision_all() -> None:
+    """Fetch or build everything local mode needs; finished parts are skipped.
+
+    A file lock makes a second `labkit up` wait for the first one's build instead of racing it.
+    """
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    lock = FileLock(cache_dir() / "provision.lock")
+    if lock.is_locked:
+        say("another labkit is provisioning; waiting for it")
+    with lock:
+        _provision_all()
+
+
+def _provision_all() -> None:
+    for name, mod in (("Kafka", kafka), ("Flink Kafka connector", flink), ("InfluxDB", influxdb)):
+        if mod.is_provisioned():
+            say(f"{name}: cached")
+        else:
+            mod.provision()
+
+
+def is_provisioned() -> bool:
+    return kafka.is_provisioned() and flink.is_provisioned() and influxdb.is_provisioned()

@@ -1,0 +1,67 @@
+"""Flink standalone cluster from the pip-installed PyFlink, plus the Kafka SQL connector.
+
+The cluster runs PyFlink's bundled distribution (bin/, lib/, opt/) with a lab-owned lib folder:
+PyFlink's jars are linked in next to the connector, so the cluster and the `flink run` client
+both see the connector without per-job flags, as in the compose image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labkit.errors import MissingToolError
+from labkit.paths import cache_dir
+from labkit.stack.provision import maven
+from labkit.versions import FLINK, FLINK_KAFKA_CONNECTOR
+
+
+def flink_home() -> Path:
+    """PyFlink's distribution folder, checked against the pinned version."""
+    try:
+        import pyflink
+        from pyflink.version import __version__
+    except ImportError as e:
+        raise MissingToolError(
+            "PyFlink (the apache-flink package) is not installed.", f"pip install 'apache-flink=={FLINK}'"
+        ) from e
+    if __version__ != FLINK:
+        raise MissingToolError(
+            f"apache-flink {__version__} is installed but the lab is pinned to {FLINK} "
+            f"(the Kafka connector {FLINK_KAFKA_CONNECTOR} only works with it).",
+            f"pip install 'apache-flink=={FLINK}'",
+        )
+    return Path(pyflink.__file__).parent
+
+
+def connector_jar(version: str = FLINK_KAFKA_CONNECTOR) -> Path:
+    return cache_dir() / "flink-connector" / version / "jars" / f"flink-sql-connector-kafka-{version}.jar"
+
+
+def is_provisioned() -> bool:
+    return connector_jar().is_file()
+
+
+def provision(version: str = FLINK_KAFKA_CONNECTOR) -> Path:
+    flink_home()
+    maven.fetch(
+        f"flink-connector-{version}",
+        [f"org.apache.flink:flink-sql-connector-kafka:{version}"],
+        connector_jar(version).parent.parent,
+        transitive=False,  # the sql-connector jar is shaded: everything it needs is inside
+    )
+    return connector_jar(version)
+
+
+def lib_dir(home: Path) -> Path:
+    """The lab's Flink lib folder under `home`: PyFlink's jars plus the connector, as symlinks."""
+    lib = home / "flink" / "lib"
+    lib.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name: p for p in (flink_home() / "lib").glob("*.jar")}
+    wanted[connector_jar().name] = connector_jar()
+    for link in lib.iterdir():
+        if link.name not in wanted or link.resolve() != wanted[link.name].resolve():
+            link.unlink()
+    for name, src in wanted.items():
+        if not (lib / name).exists():
+            (lib / name).symlink_to(src)
+    return lib
