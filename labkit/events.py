@@ -1,0 +1,309 @@
+"""The clickstream event model and a fast, seeded, realistic generator.
+
+Faker builds pools once (users, a shop's URL paths, user agents, referrers); per event the generator
+only samples from them, so it stays fast. Event time is a simulated clock advancing at `rate` events per
+simulated second. Named scenarios change traffic for a span of that clock. See docs/event-schema.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from labkit import badinput
+
+WINDOW_MS = 10_000
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+DEVICES = (("desktop", 0.52), ("mobile", 0.41), ("tablet", 0.07))
+COUNTRIES = (("US", 30), ("DE", 12), ("GB", 10), ("FR", 8), ("IN", 8), ("BR", 6), ("JP", 6), ("CA", 5),
+             ("NL", 4), ("ES", 4), ("IT", 4), ("PL", 3))
+
+
+def window_end(ts_ms: int, size_ms: int = WINDOW_MS) -> int:
+    """End (exclusive) of the tumbling window holding `ts_ms`; windows are keyed by their end."""
+    return ts_ms - ts_ms % size_ms + size_ms
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    method: str
+    median_ms: float  # lognormal latency median
+    sigma: float
+    statuses: tuple[tuple[int, float], ...]  # (status, probability)
+    kind: str
+
+
+def _mix(ok: int = 200, *, redirect: float = 0.0, not_found: float = 0.0, client: float = 0.0,
+         server: float = 0.003, redirect_code: int = 302, client_code: int = 400) -> tuple[tuple[int, float], ...]:
+    mix = [(301 if redirect_code == 301 else redirect_code, redirect), (404, not_found), (client_code, client),
+           (500, server * 0.6), (502, server * 0.15), (503, server * 0.25)]
+    mix = [(s, p) for s, p in mix if p > 0]
+    return ((ok, 1 - sum(p for _, p in mix)), *mix)
+
+
+@dataclass
+class Site:
+    """A shop-like site: endpoints with their own latency and status behaviour, and page transitions."""
+
+    endpoints: list[Endpoint]
+
+    @classmethod
+    def build(cls, rng: random.Random, n_categories: int = 8, n_products: int = 24) -> Site:
+        from faker import Faker
+
+        fake = Faker()
+        fake.seed_instance(rng.randrange(2**31))
+        cats = sorted({fake.word() for _ in range(n_categories * 3)})[:n_categories]
+        products = sorted({f"{fake.color_name()}-{fake.word()}".lower().replace(" ", "-") for _ in range(n_products * 3)})
+        products = products[:n_products]
+        eps = [
+            Endpoint("/", "GET", 45, 0.35, _mix(redirect=0.01), "home"),
+            Endpoint("/search", "GET", 160, 0.5, _mix(client=0.01, server=0.004), "search"),
+            Endpoint("/login", "POST", 120, 0.3, _mix(redirect=0.55, client=0.08, client_code=401), "account"),
+            Endpoint("/account", "GET", 90, 0.35, _mix(redirect=0.2, client=0.05, client_code=401), "account"),
+            Endpoint("/cart", "GET", 70, 0.35, _mix(), "cart"),
+            Endpoint("/cart/items", "POST", 110, 0.4, _mix(ok=201, client=0.02), "cart"),
+            Endpoint("/checkout", "POST", 340, 0.45, _mix(client=0.02, server=0.006), "checkout"),
+            Endpoint("/api/recommendations", "GET", 60, 0.6, _mix(server=0.005), "api"),
+            Endpoint("/static/app.js", "GET", 12, 0.3, _mix(ok=200, redirect=0.15, redirect_code=304), "static"),
+        ]
+        eps += [Endpoint(f"/category/{c}", "GET", 80, 0.4, _mix(not_found=0.005), "category") for c in cats]
+        eps += [Endpoint(f"/product/{p}", "GET", 95, 0.45, _mix(not_found=0.012), "product") for p in products]
+        return cls(eps)
+
+    def by_kind(self, kind: str) -> list[int]:
+        return [i for i, e in enumerate(self.endpoints) if e.kind == kind]
+
+
+# Next-page kinds and weights: a session browses home → categories → products → cart → checkout.
+FLOW = {
+    "home": (("category", 5), ("search", 3), ("product", 2), ("account", 1), ("static", 2)),
+    "search": (("product", 6), ("search", 2), ("category", 1)),
+    "category": (("product", 6), ("category", 2), ("search", 1), ("api", 2)),
+    "product": (("product", 3), ("cart", 2), ("category", 2), ("api", 2), ("search", 1)),
+    "cart": (("checkout", 4), ("product", 2), ("cart", 1)),
+    "checkout": (("home", 1), ("account", 1)),
+    "account": (("home", 2), ("product", 1)),
+    "api": (("product", 2), ("category", 1)),
+    "static": (("home", 1), ("category", 1)),
+}
+BOT_AGENT = "Mozilla/5.0 (compatible; ScrapyBot/2.11; +http://scrapy.example/bot)"
+
+
+@dataclass
+class Scenario:
+    """A named change in traffic, active from `start_s` for `duration_s` of simulated time."""
+
+    name: str
+    start_s: float = 20.0
+    duration_s: float = 30.0
+    target: str | None = None  # the endpoint path affected (chosen from the site when None)
+
+    NAMES = ("incident", "not_found_storm", "latency_regression", "bot_burst")
+
+    def __post_init__(self) -> None:
+        if self.name not in self.NAMES:
+            from labkit.errors import ConfigError
+
+            raise ConfigError(f"unknown scenario {self.name!r}.", f"use one of: {', '.join(self.NAMES)}")
+
+
+@dataclass
+class Emitted:
+    """One Kafka record to send, and what the ledger needs to know about it."""
+
+    key: bytes
+    value: bytes | None
+    timestamp_ms: int  # Kafka record timestamp: when the (simulated) client sent it
+    kind: str  # valid | late | malformed
+    status: int = 0
+    event_ms: int = 0
+    reason: str = ""
+
+
+@dataclass
+class _Session:
+    sid: str
+    user: int
+    page: str
+    left: int
+
+
+@dataclass
+class EventGenerator:
+    """Seeded, deterministic clickstream. Iterate it for `Emitted` records, or call `sample()`."""
+
+    seed: int = 42
+    rate: float = 1000.0  # simulated events per second of event time
+    start_ms: int | None = None
+    late_fraction: float = 0.0
+    malformed_fraction: float = 0.0
+    scenario: Scenario | str | None = None
+    n_users: int = 5000
+    concurrent_sessions: int = 300
+    late_min_s: float = 30.0
+    late_max_s: float = 90.0
+    site: Site = field(init=False)
+
+    def __post_init__(self) -> None:
+        from faker import Faker
+
+        from labkit.errors import ConfigError
+
+        for name in ("late_fraction", "malformed_fraction"):
+            v = getattr(self, name)
+            if not 0 <= v < 1:
+                raise ConfigError(f"{name} must be between 0 and 1 (got {v}).", f"pass e.g. {name}=0.01")
+        if self.rate <= 0:
+            raise ConfigError(f"rate must be positive (got {self.rate}).", "pass e.g. rate=1000")
+        if isinstance(self.scenario, str):
+            self.scenario = Scenario(self.scenario)
+        self.rng = random.Random(self.seed)
+        self.site = Site.build(self.rng)
+        fake = Faker()
+        fake.seed_instance(self.seed)
+        countries = [c for c, _ in COUNTRIES]
+        cweights = [w for _, w in COUNTRIES]
+        agents = {d: [fake.user_agent() for _ in range(30)] for d, _ in DEVICES}
+        self.referrers = [None, None, None, "https://www.google.com/", "https://www.bing.com/",
+                          "https://duckduckgo.com/", "https://t.co/", "https://www.facebook.com/",
+                          *[f"https://{fake.domain_name()}/" for _ in range(6)]]
+        self.users = []
+        for i in range(self.n_users):
+            device = self.rng.choices([d for d, _ in DEVICES], [w for _, w in DEVICES])[0]
+            self.users.append((f"u_{i:06d}", device, self.rng.choice(agents[device]),
+                               self.rng.choices(countries, cweights)[0]))
+        self._by_kind = {k: self.site.by_kind(k) for k in FLOW}
+        self._flow = {k: ([n for n, _ in v], list(_cum([w for _, w in v]))) for k, v in FLOW.items()}
+        self._status_cum = [(tuple(s for s, _ in e.statuses), list(_cum([p for _, p in e.statuses])))
+                            for e in self.site.endpoints]
+        self._sessions = [self._new_session() for _ in range(self.concurrent_sessions)]
+        self._prefix: dict[str, bytes] = {}
+        self.count = 0
+        self.clock_ms = float(self.start_ms if self.start_ms is not None else time.time() * 1000)
+        self._start = self.clock_ms
+        sc = self.scenario
+        if sc is not None:
+            self._target = self._scenario_target(sc)
+
+    def _scenario_target(self, sc: Scenario) -> int:
+        paths = [e.path for e in self.site.endpoints]
+        if sc.target:
+            if sc.target not in paths:
+                from labkit.errors import ConfigError
+
+                raise ConfigError(f"scenario target {sc.target!r} is not a page of the site.", "pick one of site paths")
+            return paths.index(sc.target)
+        if sc.name == "incident":
+            return paths.index("/checkout")
+        if sc.name == "latency_regression":
+            return paths.index("/search")
+        return self._by_kind["product"][0]
+
+    def _new_session(self) -> _Session:
+        r = self.rng
+        return _Session(f"s_{r.getrandbits(48):012x}", r.randrange(self.n_users), "home", max(1, int(r.expovariate(1 / 8))))
+
+    def _session_prefix(self, s: _Session) -> bytes:
+        p = self._prefix.get(s.sid)
+        if p is None:
+            uid, device, agent, country = self.users[s.user]
+            ref = self.rng.choice(self.referrers)
+            p = (f'{{"user_id":"{uid}","session_id":"{s.sid}","referrer":{json.dumps(ref)},'
+                 f'"user_agent":{json.dumps(agent)},"device":"{device}","country":"{country}",').encode()
+            if len(self._prefix) > 20_000:
+                self._prefix.clear()
+            self._prefix[s.sid] = p
+        return p
+
+    def _active(self, now_ms: float) -> bool:
+        sc = self.scenario
+        if sc is None:
+            return False
+        t = (now_ms - self._start) / 1000
+        return sc.start_s <= t < sc.start_s + sc.duration_s
+
+    def __iter__(self) -> Iterator[Emitted]:
+        return self
+
+    def __next__(self) -> Emitted:
+        r = self.rng
+        self.count += 1
+        self.clock_ms += r.expovariate(self.rate) * 1000
+        now = int(self.clock_ms)
+        active = self._active(self.clock_ms)
+        sc_name = self.scenario.name if active else None
+
+        if sc_name == "bot_burst" and r.random() < 0.5:
+            ep_i = r.choice(self._by_kind["product"])
+            sid, prefix = "s_bot", (f'{{"user_id":"u_bot","session_id":"s_bot","referrer":null,"user_agent":"{BOT_AGENT}",'
+                                    '"device":"desktop","country":"NL",').encode()
+        else:
+            slot = r.randrange(len(self._sessions))
+            s = self._sessions[slot]
+            names, cum = self._flow[s.page]
+            s.page = names[bisect.bisect(cum, r.random() * cum[-1])]
+            ep_i = r.choice(self._by_kind[s.page])
+            if sc_name == "not_found_storm" and r.random() < 0.3:
+                ep_i = self._target
+            prefix, sid = self._session_prefix(s), s.sid
+            s.left -= 1
+            if s.left <= 0:
+                self._prefix.pop(s.sid, None)
+                self._sessions[slot] = self._new_session()
+        ep = self.site.endpoints[ep_i]
+
+        codes, cum = self._status_cum[ep_i]
+        status = codes[bisect.bisect(cum, r.random() * cum[-1])]
+        latency = ep.median_ms * math.exp(ep.sigma * r.gauss(0, 1))
+        if active and ep_i == self._target:
+            if sc_name == "incident" and r.random() < 0.45:
+                status = r.choice((500, 500, 502, 503))
+                latency *= 3
+            elif sc_name == "not_found_storm":
+                status = 404
+            elif sc_name == "latency_regression":
+                latency *= 6
+        if sc_name == "bot_burst" and sid == "s_bot":
+            status = 429 if r.random() < 0.2 else status
+
+        kind, event_ms = "valid", now
+        if self.late_fraction and r.random() < self.late_fraction and now - self._start > self.late_max_s * 1000:
+            kind = "late"
+            event_ms = now - int(r.uniform(self.late_min_s, self.late_max_s) * 1000)
+        value = prefix + (
+            f'"url":"{ep.path}","http_method":"{ep.method}","http_status":{status},'
+            f'"latency_ms":{latency:.1f},"event_timestamp":{event_ms}}}'
+        ).encode()
+        if self.malformed_fraction and r.random() < self.malformed_fraction:
+            bad = r.choice(badinput.CLASSES)
+            return Emitted(sid.encode(), bad.make(r, json.loads(value)), now, "malformed", 0, now, bad.reason)
+        return Emitted(sid.encode(), value, now, kind, status, event_ms)
+
+    def sample(self, n: int = 20):
+        """`n` events as a pandas DataFrame (for looking at, not for producing)."""
+        import pandas as pd
+
+        rows = []
+        for _ in range(n):
+            e = next(self)
+            row = json.loads(e.value) if e.kind != "malformed" else {"raw": repr(e.value)[:80]}
+            row["kind"] = e.kind
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        if "event_timestamp" in df:
+            df.insert(0, "event_time", pd.to_datetime(df["event_timestamp"], unit="ms", utc=True, errors="coerce"))
+        return df
+
+
+def _cum(weights):
+    total = 0.0
+    for w in weights:
+        total += w
+        yield total
