@@ -1,0 +1,156 @@
+"""Read metrics from InfluxDB: Flux query builders (pure, unit-tested) and helpers returning DataFrames."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import pandas as pd
+
+from labkit.errors import ServiceError
+from labkit.settings import Settings
+from labkit.settings import get as get_settings
+
+MEASUREMENTS = {
+    "http_counts": "events per HTTP status per 10 s window (tag status_code, field count)",
+    "error_rate": "total, errors_4xx, errors_5xx and their shares per window",
+    "active_users": "distinct users and sessions per window",
+    "url_counts": "events, errors and 5xx per URL per window (tag url)",
+    "latency": "latency p50/p95/p99 per URL per window (tag url; url=ALL for the whole site)",
+    "late_events": "valid events that arrived behind the watermark, by their window",
+    "dlq_events": "dead-lettered messages by reason (tag reason), by Kafka-time window",
+}
+
+
+def flux_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class Query:
+    """A Flux query over one measurement, pivoted to one column per field."""
+
+    measurement: str
+    start: str = "-1h"
+    stop: str | None = None
+    fields: tuple[str, ...] = ()
+    where: tuple[tuple[str, str], ...] = ()  # tag equality filters
+    bucket: str = "clickstream"
+
+    def flux(self) -> str:
+        rng = f"start: {self.start}" + (f", stop: {self.stop}" if self.stop else "")
+        parts = [f"from(bucket: {flux_string(self.bucket)})", f"  |> range({rng})",
+                 f"  |> filter(fn: (r) => r._measurement == {flux_string(self.measurement)})"]
+        for tag, value in self.where:
+            parts.append(f"  |> filter(fn: (r) => r[{flux_string(tag)}] == {flux_string(value)})")
+        if self.fields:
+            cond = " or ".join(f"r._field == {flux_string(f)}" for f in self.fields)
+            parts.append(f"  |> filter(fn: (r) => {cond})")
+        parts.append('  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")')
+        parts.append('  |> drop(columns: ["_start", "_stop", "_measurement"])')
+        return "\n".join(parts)
+
+
+class Influx:
+    """A read client for the lab's bucket (uses the read-only token where the stack has one)."""
+
+    def __init__(self, settings: Settings | None = None, token: str | None = None, role: str = "read") -> None:
+        from influxdb_client import InfluxDBClient
+
+        self.settings = settings or get_settings()
+        if token is None:
+            from labkit import stack
+
+            token = stack.get(self.settings).influx_token(role)
+        self.client = InfluxDBClient(url=self.settings.influx, token=token, org=self.settings.influx_org, timeout=30_000)
+
+    def flux(self, query: str) -> pd.DataFrame:
+        """Run any Flux query; returns one DataFrame (empty if no rows)."""
+        from influxdb_client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                df = self.client.query_api().query_data_frame(query)
+        except ApiException as e:
+            raise ServiceError(f"InfluxDB rejected the query (HTTP {e.status}): {_message(e)}") from None
+        except HTTPError as e:
+            raise ServiceError(f"InfluxDB is not reachable at {self.settings.influx} ({type(e).__name__}).",
+                               "start the stack with `labkit up`") from None
+        if isinstance(df, list):
+            df = pd.concat(df, ignore_index=True) if df else pd.DataFrame()
+        return df.drop(columns=[c for c in ("result", "table") if c in df.columns])
+
+    def query(self, measurement: str, *, start: str = "-1h", stop: str | None = None, stream: str | None = None,
+              fields: tuple[str, ...] = (), **tags: str) -> pd.DataFrame:
+        where = (("stream", stream or self.settings.topic), *tags.items())
+        q = Query(measurement, start, stop, fields, tuple(where), self.settings.influx_bucket)
+        df = self.flux(q.flux())
+        if not df.empty:
+            df = df.rename(columns={"_time": "time"}).sort_values("time").reset_index(drop=True)
+        return df
+
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Influx:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _message(e) -> str:
+    import json
+
+    try:
+        return json.loads(e.body)["message"]
+    except Exception:
+        return str(e.reason)
+
+
+# Convenience functions for notebooks: one call, one DataFrame.
+def _q(measurement: str, start: str, stream: str | None, settings: Settings | None, **tags) -> pd.DataFrame:
+    with Influx(settings) as db:
+        return db.query(measurement, start=start, stream=stream, **tags)
+
+
+def http_counts(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    return _q("http_counts", start, stream, settings)
+
+
+def error_rate(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    return _q("error_rate", start, stream, settings)
+
+
+def active_users(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    return _q("active_users", start, stream, settings)
+
+
+def url_counts(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    return _q("url_counts", start, stream, settings)
+
+
+def latency(start: str = "-15m", stream: str | None = None, url: str | None = None,
+            settings: Settings | None = None) -> pd.DataFrame:
+    return _q("latency", start, stream, settings, **({"url": url} if url else {}))
+
+
+def late_events(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    return _q("late_events", start, stream, settings)
+
+
+def dlq_events(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    return _q("dlq_events", start, stream, settings)
+
+
+def top_failing_urls(start: str = "-15m", n: int = 10, stream: str | None = None,
+                     settings: Settings | None = None) -> pd.DataFrame:
+    """URLs with the most 4xx+5xx responses over the range."""
+    df = url_counts(start, stream, settings)
+    if df.empty:
+        return pd.DataFrame(columns=["url", "count", "errors", "errors_5xx", "error_rate"])
+    agg = df.groupby("url")[["count", "errors", "errors_5xx"]].sum()
+    agg["error_rate"] = agg["errors"] / agg["count"]
+    return agg.sort_values(["errors", "count"], ascending=False).head(n).reset_index()

@@ -1,0 +1,226 @@
+"""Job control against any backend's Flink: submit PyFlink job specs, list, cancel, stop with savepoint.
+
+Submission goes through `flink run -py` (the only way to run a PyFlink program on a session
+cluster); everything else is Flink's REST API. Failures come back as one sentence: the deepest
+cause, e.g. Flink's SQL message with its line and column, never a Java stack trace.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from labkit.errors import JobError, ServiceError
+from labkit.settings import Settings
+
+RUNNER = Path(__file__).with_name("runner.py")
+_EXC = re.compile(r"^(?:Caused by: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")
+_PREFERRED = ("SqlParserException", "ValidationException", "SqlValidatorException", "CalciteContextException",
+              "TableException")
+
+
+def root_cause(text: str) -> str:
+    """The most useful single sentence in a Flink/Py4J/Python error dump."""
+    found: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        m = _EXC.match(line.strip())
+        if m:
+            found.append((m.group(2), m.group(3).strip()))
+    for pref in _PREFERRED:
+        for name, msg in found:
+            if name == pref and ("line" in msg or pref != "TableException"):
+                return msg
+    if found:
+        name, msg = found[-1]
+        return f"{name}: {msg}"
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "no output"
+
+
+class Flink:
+    """Flink's REST API, with errors a user can act on."""
+
+    def __init__(self, rest_url: str) -> None:
+        self.url = rest_url.rstrip("/")
+
+    def _req(self, method: str, path: str, **kw) -> httpx.Response:
+        try:
+            r = httpx.request(method, self.url + path, timeout=10, **kw)
+        except httpx.HTTPError as e:
+            raise ServiceError(
+                f"Flink is not reachable at {self.url} ({type(e).__name__}).",
+                "start the stack with `labkit up`, or check LABKIT_FLINK_REST_URL",
+            ) from None
+        if r.status_code == 404:
+            raise JobError(f"Flink does not know {path.split('/')[2] if path.count('/') > 1 else path}.",
+                           "list jobs with `labkit jobs`")
+        if r.status_code >= 400:
+            raise JobError(f"Flink answered {r.status_code} to {method} {path}: {r.text[:300]}")
+        return r
+
+    def overview(self) -> dict:
+        return self._req("GET", "/overview").json()
+
+    def jobs(self) -> list[dict]:
+        return sorted(self._req("GET", "/jobs/overview").json()["jobs"], key=lambda j: -j["start-time"])
+
+    def job(self, job_id: str) -> dict:
+        return self._req("GET", f"/jobs/{job_id}").json()
+
+    def cancel(self, job_id: str) -> None:
+        self._req("PATCH", f"/jobs/{job_id}", params={"mode": "cancel"})
+
+    def checkpoints(self, job_id: str) -> dict:
+        return self._req("GET", f"/jobs/{job_id}/checkpoints").json()
+
+    def exception(self, job_id: str) -> str | None:
+        ex = self._req("GET", f"/jobs/{job_id}/exceptions").json()
+        hist = ex.get("exceptionHistory", {}).get("entries") or []
+        text = ex.get("root-exception") or (hist[0].get("stacktrace") if hist else None)
+        return root_cause(text) if text else None
+
+    def stop_with_savepoint(self, job_id: str, target_dir: str | None = None, timeout: float = 120) -> str:
+        body = {"drain": False, **({"targetDirectory": target_dir} if target_dir else {})}
+        trigger = self._req("POST", f"/jobs/{job_id}/stop", json=body).json()["request-id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self._req("GET", f"/jobs/{job_id}/savepoints/{trigger}").json()
+            if st["status"]["id"] == "COMPLETED":
+                op = st.get("operation", {})
+                if "failure-cause" in op:
+                    raise JobError(f"the savepoint failed: {root_cause(op['failure-cause'].get('stack-trace', ''))}")
+                return op["location"]
+            time.sleep(0.5)
+        raise JobError(f"the savepoint of {job_id} did not complete in {timeout:.0f}s.", "see `labkit logs jobmanager`")
+
+
+@dataclass
+class Job:
+    """A submitted job; renders as a small card in notebooks."""
+
+    id: str
+    name: str
+    flink: Flink = field(repr=False)
+
+    def info(self) -> dict:
+        return self.flink.job(self.id)
+
+    @property
+    def state(self) -> str:
+        return self.info()["state"]
+
+    def wait_for(self, *states: str, timeout: float = 60) -> str:
+        """Wait until the job is in one of `states`; a failure raises with its root cause."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.state
+            if st in states:
+                return st
+            if st in ("FAILED", "FAILING") and "FAILED" not in states:
+                raise JobError(f"job {self.name} failed: {self.flink.exception(self.id) or 'no exception recorded'}")
+            if time.monotonic() > deadline:
+                cause = self.flink.exception(self.id)
+                raise JobError(
+                    f"job {self.name} is {st}, not {'/'.join(states)}, after {timeout:.0f}s"
+                    + (f"; last error: {cause}" if cause else "."),
+                    "see `labkit logs taskmanager`",
+                )
+            time.sleep(0.5)
+
+    def wait_running(self, timeout: float = 90) -> Job:
+        """Wait until every task of the job runs (not only the job: sources must be reading)."""
+        self.wait_for("RUNNING", timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            vertices = self.info().get("vertices", [])
+            if vertices and all(v["status"] == "RUNNING" for v in vertices):
+                return self
+            if self.state in ("FAILED", "RESTARTING"):
+                cause = self.flink.exception(self.id)
+                if self.state == "FAILED":
+                    raise JobError(f"job {self.name} failed: {cause}")
+            time.sleep(0.5)
+        raise JobError(f"job {self.name}'s tasks did not all start in {timeout:.0f}s.", "see `labkit logs taskmanager`")
+
+    def cancel(self) -> None:
+        self.flink.cancel(self.id)
+        self.wait_for("CANCELED", "FAILED", "FINISHED", timeout=60)
+
+    def stop(self, savepoint_dir: str | None = None) -> str:
+        """Stop with a savepoint; returns its location (resume with `submit(..., savepoint=...)`)."""
+        return self.flink.stop_with_savepoint(self.id, savepoint_dir)
+
+    def checkpoints(self) -> dict:
+        return self.flink.checkpoints(self.id)
+
+    def _repr_html_(self) -> str:
+        st = self.state
+        return (f"<b>Flink job</b> {html.escape(self.name)} <code>{self.id}</code>: <b>{st}</b> "
+                f"(<a href='{self.flink.url}/#/job/running/{self.id}/overview' target='_blank'>Flink UI</a>)")
+
+
+def client_env(settings: Settings, stack_mode: str) -> dict[str, str]:
+    """Environment for the `flink run` client: the local cluster's conf, or a client-only conf."""
+    from labkit.stack.flink import flink_env
+    from labkit.stack.provision import flink as flink_dist
+
+    env = flink_env(settings)
+    if stack_mode != "local":
+        u = httpx.URL(settings.flink)
+        conf = settings.home / "flink-client" / stack_mode
+        conf.mkdir(parents=True, exist_ok=True)
+        import shutil
+        import sys
+
+        from labkit.stack.flink import _default_java_opts
+
+        for name in ("log4j-cli.properties",):
+            shutil.copy(flink_dist.flink_home() / "conf" / name, conf / name)
+        (conf / "config.yaml").write_text(
+            f"rest.address: {u.host}\nrest.port: {u.port or 8081}\njobmanager.rpc.address: {u.host}\n"
+            f"python.client.executable: {sys.executable}\nenv.java.opts.all: {_default_java_opts()}\n"
+        )
+        env["FLINK_CONF_DIR"] = str(conf)
+    return env
+
+
+def submit_spec(
+    spec: dict,
+    settings: Settings,
+    stack_mode: str,
+    *,
+    savepoint: str | None = None,
+    timeout: float = 120,
+) -> Job:
+    """Submit a job spec (see runner.py) detached; returns once Flink has accepted it."""
+    from labkit.stack.provision import flink as flink_dist
+
+    flink = Flink(settings.flink)
+    flink.overview()  # a cluster that is down is reported before the slow client starts
+    jobs_dir = settings.home / "jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    spec_path = jobs_dir / f"{spec['config']['pipeline.name']}-{int(time.time() * 1000)}.json"
+    spec_path.write_text(json.dumps(spec, indent=2))
+    u = httpx.URL(settings.flink)
+    cmd = [str(flink_dist.flink_home() / "bin" / "flink"), "run", "-m", f"{u.host}:{u.port or 8081}", "-d"]
+    if savepoint:
+        cmd += ["-s", savepoint]
+    cmd += ["-py", str(RUNNER), "--spec", str(spec_path)]
+    env = {**os.environ, **client_env(settings, stack_mode)}
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise JobError(f"`flink run` did not finish in {timeout:.0f}s.", "see `labkit logs jobmanager`") from None
+    out = r.stdout + "\n" + r.stderr
+    m = re.search(r"JobID ([0-9a-f]{32})", out)
+    if r.returncode != 0 or not m:
+        raise JobError(f"Flink rejected job {spec['config']['pipeline.name']}: {root_cause(out)}")
+    return Job(m.group(1), spec["config"]["pipeline.name"], flink)

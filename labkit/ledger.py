@@ -1,0 +1,108 @@
+"""What the producer sent, per 10 s event-time window and status: the expected side of the accounts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from labkit.events import WINDOW_MS, window_end
+
+
+@dataclass
+class Ledger:
+    topic: str
+    window_ms: int = WINDOW_MS
+    on_time: Counter = field(default_factory=Counter)  # (window_end_ms, status) -> count
+    late: Counter = field(default_factory=Counter)  # window_end_ms -> count
+    malformed: Counter = field(default_factory=Counter)  # reason -> count
+    failed: int = 0  # sends the broker did not acknowledge (not expected anywhere)
+    first_event_ms: int | None = None
+    last_event_ms: int | None = None
+    closed_until_ms: int | None = None  # windows ending at or before this have fired (end markers sent)
+
+    def add(self, kind: str, event_ms: int, status: int, reason: str) -> None:
+        if kind == "valid":
+            self.on_time[(window_end(event_ms, self.window_ms), status)] += 1
+        elif kind == "late":
+            self.late[window_end(event_ms, self.window_ms)] += 1
+        else:
+            self.malformed[reason] += 1
+            return
+        if self.first_event_ms is None or event_ms < self.first_event_ms:
+            self.first_event_ms = event_ms
+        if self.last_event_ms is None or event_ms > self.last_event_ms:
+            self.last_event_ms = event_ms
+
+    def remove(self, kind: str, event_ms: int, status: int, reason: str) -> None:
+        """Undo `add` for a send that failed: the broker never had it, so nobody should count it."""
+        self.failed += 1
+        if kind == "valid":
+            self.on_time[(window_end(event_ms, self.window_ms), status)] -= 1
+        elif kind == "late":
+            self.late[window_end(event_ms, self.window_ms)] -= 1
+        else:
+            self.malformed[reason] -= 1
+
+    @property
+    def valid(self) -> int:
+        return sum(self.on_time.values())
+
+    def closed_windows(self, watermark_delay_ms: int = 5000) -> set[int]:
+        """Windows whose results must be final in InfluxDB by now."""
+        if self.closed_until_ms is not None:
+            limit = self.closed_until_ms
+        elif self.last_event_ms is not None:
+            limit = self.last_event_ms - watermark_delay_ms - 1000  # margin for partition skew
+        else:
+            return set()
+        return {w for w, _ in self.on_time if w <= limit}
+
+    def frame(self) -> pd.DataFrame:
+        """Expected on-time counts: one row per window and status."""
+        rows = [{"window_end": w, "status_code": s, "expected": n} for (w, s), n in self.on_time.items() if n]
+        df = pd.DataFrame(rows, columns=["window_end", "status_code", "expected"])
+        return df.sort_values(["window_end", "status_code"]).reset_index(drop=True)
+
+    def merge(self, other: Ledger) -> Ledger:
+        self.on_time.update(other.on_time)
+        self.late.update(other.late)
+        self.malformed.update(other.malformed)
+        self.failed += other.failed
+        for a in ("first_event_ms",):
+            vals = [v for v in (getattr(self, a), getattr(other, a)) if v is not None]
+            setattr(self, a, min(vals) if vals else None)
+        for a in ("last_event_ms", "closed_until_ms"):
+            vals = [v for v in (getattr(self, a), getattr(other, a)) if v is not None]
+            setattr(self, a, max(vals) if vals else None)
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "topic": self.topic, "window_ms": self.window_ms,
+            "on_time": [[w, s, n] for (w, s), n in self.on_time.items()],
+            "late": [[w, n] for w, n in self.late.items()],
+            "malformed": dict(self.malformed), "failed": self.failed,
+            "first_event_ms": self.first_event_ms, "last_event_ms": self.last_event_ms,
+            "closed_until_ms": self.closed_until_ms,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> Ledger:
+        d = json.loads(text)
+        return cls(
+            topic=d["topic"], window_ms=d["window_ms"],
+            on_time=Counter({(w, s): n for w, s, n in d["on_time"]}),
+            late=Counter({w: n for w, n in d["late"]}),
+            malformed=Counter(d["malformed"]), failed=d["failed"],
+            first_event_ms=d["first_event_ms"], last_event_ms=d["last_event_ms"],
+            closed_until_ms=d["closed_until_ms"],
+        )
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json())
+        return path

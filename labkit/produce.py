@@ -1,0 +1,240 @@
+"""Produce the clickstream to Kafka: bounded (count/duration) or unbounded, paced or full speed.
+
+kafka-python is the default client (pure Python, what the course teaches); `engine="confluent"`
+uses librdkafka for benchmarks. Either way: keyed by session (a session stays in one partition),
+acks=all with retries and idempotence, and a ledger of what the broker acknowledged.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from labkit.errors import ConfigError, ServiceError
+from labkit.events import WINDOW_MS, EventGenerator, Scenario
+from labkit.ledger import Ledger
+from labkit.progress import Progress
+from labkit.settings import Settings
+from labkit.settings import get as get_settings
+
+
+class _KafkaPython:
+    def __init__(self, bootstrap: str) -> None:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        try:
+            self.p = KafkaProducer(
+                bootstrap_servers=bootstrap, acks="all", retries=2**31 - 1, enable_idempotence=True,
+                linger_ms=20, batch_size=256 * 1024, max_in_flight_requests_per_connection=5,
+                client_id="labkit-producer", request_timeout_ms=30_000, delivery_timeout_ms=300_000,
+            )
+        except KafkaError:
+            raise ServiceError(f"Kafka is not reachable at {bootstrap}.", "start the stack with `labkit up`") from None
+
+    def send(self, topic, key, value, ts, partition=None, on_error=None) -> None:
+        fut = self.p.send(topic, key=key, value=value, timestamp_ms=ts, partition=partition)
+        if on_error is not None:
+            fut.add_errback(on_error)
+
+    def partitions(self, topic: str) -> list[int]:
+        return sorted(self.p.partitions_for(topic) or [0])
+
+    def flush(self) -> None:
+        self.p.flush()
+
+    def close(self) -> None:
+        self.p.close()
+
+
+class _Confluent:
+    def __init__(self, bootstrap: str) -> None:
+        from confluent_kafka import Producer
+
+        self.p = Producer({
+            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 20,
+            "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000, "client.id": "labkit-producer",
+            "message.timeout.ms": 300_000,
+        })
+        self.n = 0
+
+    def send(self, topic, key, value, ts, partition=None, on_error=None) -> None:
+        cb = None
+        if on_error is not None:
+            def cb(err, msg):
+                if err is not None:
+                    on_error(err)
+        kw = {"partition": partition} if partition is not None else {}
+        while True:
+            try:
+                self.p.produce(topic, value, key, timestamp=ts, on_delivery=cb, **kw)
+                break
+            except BufferError:
+                self.p.poll(0.05)
+        self.n += 1
+        if self.n % 5000 == 0:
+            self.p.poll(0)
+
+    def partitions(self, topic: str) -> list[int]:
+        md = self.p.list_topics(topic, timeout=10)
+        return sorted(md.topics[topic].partitions)
+
+    def flush(self) -> None:
+        self.p.flush(300)
+
+    def close(self) -> None:
+        self.flush()
+
+
+@dataclass
+class ProduceSummary:
+    """What one `produce` call sent; `ledger` holds the expected counts per window and status."""
+
+    run_id: str
+    topic: str
+    produced: int
+    seconds: float
+    by_status: Counter
+    by_kind: Counter
+    ledger: Ledger = field(repr=False)
+    scenario: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.produced / self.seconds if self.seconds else 0.0
+
+    @property
+    def acknowledged(self) -> int:
+        return self.produced - self.ledger.failed
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id, "topic": self.topic, "produced": self.produced, "acknowledged": self.acknowledged,
+            "seconds": round(self.seconds, 2), "events_per_s": round(self.rate),
+            "valid_on_time": self.by_kind["valid"], "late": self.by_kind["late"], "malformed": self.by_kind["malformed"],
+            "windows": len({w for w, _ in self.ledger.on_time}), "scenario": self.scenario,
+        }
+
+    def __str__(self) -> str:
+        d = self.as_dict()
+        statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(self.by_status.items()))
+        return (f"produced {d['produced']:,} events to {self.topic} in {d['seconds']}s ({d['events_per_s']:,}/s); "
+                f"acknowledged {d['acknowledged']:,}; on time {d['valid_on_time']:,}, late {d['late']:,}, "
+                f"malformed {d['malformed']:,}; windows {d['windows']}\nby status: {statuses}")
+
+    def _repr_html_(self) -> str:
+        d = self.as_dict()
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" if isinstance(v, int) and not isinstance(v, bool)
+                       else f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in d.items())
+        st = "".join(f"<tr><td>{s}</td><td>{n:,}</td></tr>" for s, n in sorted(self.by_status.items()))
+        return (f"<b>Producer summary</b><div style='display:flex;gap:2em'><table>{rows}</table>"
+                f"<table><tr><th>status</th><th>events</th></tr>{st}</table></div>")
+
+
+def produce(
+    count: int | None = None,
+    *,
+    duration: float | None = None,
+    rate: float | None = None,
+    seed: int = 42,
+    scenario: str | Scenario | None = None,
+    late_fraction: float = 0.0,
+    malformed_fraction: float = 0.0,
+    topic: str | None = None,
+    sim_rate: float | None = None,
+    start_ms: int | None = None,
+    close_windows: bool = False,
+    engine: str = "kafka-python",
+    settings: Settings | None = None,
+    progress: bool = True,
+    generator: EventGenerator | None = None,
+) -> ProduceSummary:
+    """Send events and return a summary with a ledger of what the broker acknowledged.
+
+    count/duration bound the run (both None: until interrupted). `rate` paces sending in events per
+    wall-clock second (None: full speed). Event time follows the wall clock when paced; at full speed
+    a bounded run is back-dated so its last event is about now (`sim_rate` events per event-time second).
+    `close_windows` sends an end marker to every partition afterwards, so the last windows fire.
+    """
+    settings = settings or get_settings()
+    topic = topic or settings.topic
+    if count is not None and count < 0:
+        raise ConfigError(f"count must be >= 0 (got {count}).", "pass a positive count, or none for unbounded")
+    if rate is not None and rate <= 0:
+        raise ConfigError(f"rate must be positive (got {rate}).", "pass e.g. rate=500, or rate=None for full speed")
+    if engine not in ("kafka-python", "confluent"):
+        raise ConfigError(f"unknown producer engine {engine!r}.", "use engine='kafka-python' or engine='confluent'")
+    sim = sim_rate or rate or 1000.0
+    if start_ms is None:
+        now = int(time.time() * 1000)
+        start_ms = now - int(count / sim * 1000) if (rate is None and count) else now
+    gen = generator or EventGenerator(seed=seed, rate=sim, start_ms=start_ms, late_fraction=late_fraction,
+                                      malformed_fraction=malformed_fraction, scenario=scenario)
+    sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings.kafka)
+    ledger = Ledger(topic)
+    by_status: Counter = Counter()
+    by_kind: Counter = Counter()
+    run_id = uuid.uuid4().hex[:8]
+    bar = Progress(count, f"producing to {topic}") if progress else None
+    t0 = time.monotonic()
+    deadline = t0 + duration if duration else None
+    n = 0
+    try:
+        while count is None or n < count:
+            if deadline is not None and (n & 255) == 0 and time.monotonic() >= deadline:
+                break
+            if rate is not None:
+                ahead = n / rate - (time.monotonic() - t0)
+                if ahead > 0.002:
+                    time.sleep(ahead)
+            e = next(gen)
+            ledger.add(e.kind, e.event_ms, e.status, e.reason)
+            by_kind[e.kind] += 1
+            if e.kind != "malformed":
+                by_status[e.status] += 1
+
+            def failed(_exc, e=e):
+                ledger.remove(e.kind, e.event_ms, e.status, e.reason)
+
+            sender.send(topic, e.key, e.value, e.timestamp_ms, on_error=failed)
+            n += 1
+            if bar is not None and (n & 1023) == 0:
+                bar.update(1024)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sender.flush()
+        if bar is not None:
+            bar.update(n - bar.n)
+            bar.close()
+    if close_windows and ledger.last_event_ms is not None:
+        send_end_markers(sender, topic, ledger)
+        sender.flush()
+    sender.close()
+    summary = ProduceSummary(run_id, topic, n, time.monotonic() - t0, by_status, by_kind, ledger,
+                             scenario.name if isinstance(scenario, Scenario) else scenario)
+    ledger.save(settings.home / "runs" / f"{run_id}.json")
+    ledger.save(settings.home / "runs" / f"last-{topic}.json")
+    return summary
+
+
+def send_end_markers(sender, topic: str, ledger: Ledger, watermark_delay_ms: int = 5000) -> None:
+    """A control event per partition, one window past the last event: moves every partition's
+    watermark past the last window so it fires. The job counts control events nowhere."""
+    ts = ledger.last_event_ms + watermark_delay_ms + WINDOW_MS + 1000
+    value = json.dumps({"event_type": "watermark", "event_timestamp": ts}).encode()
+    for p in sender.partitions(topic):
+        sender.send(topic, b"__watermark__", value, ts, partition=p)
+    ledger.closed_until_ms = ts - watermark_delay_ms
+
+
+def load_ledger(topic: str | None = None, settings: Settings | None = None) -> Ledger:
+    settings = settings or get_settings()
+    path = settings.home / "runs" / f"last-{topic or settings.topic}.json"
+    if not path.exists():
+        raise ConfigError(f"no producer run recorded for topic {topic or settings.topic}.", "run `labkit produce` first")
+    return Ledger.from_json(path.read_text())
