@@ -10,7 +10,7 @@ import typer
 from labkit import settings as settings_mod
 from labkit.errors import LabkitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Clickstream Lab: run and explore the stack.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Clickstream Lab: run and explore the stack.")
 state: dict[str, str | None] = {"mode": None}
 
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="local | docker | external (default: LABKIT_MODE)")]
@@ -72,6 +72,112 @@ def doctor(mode: ModeOpt = None) -> None:
     report = doctor_mod.run(s.model_copy(update={"mode": mode or state["mode"] or s.mode}))
     typer.echo(report)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def produce(
+    count: Annotated[Optional[int], typer.Option("--count", "-n", help="events to send (default: unbounded)")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds")] = None,
+    rate: Annotated[Optional[float], typer.Option(help="events per second (default: full speed)")] = None,
+    seed: int = 42,
+    scenario: Annotated[Optional[str], typer.Option(help="incident | not_found_storm | latency_regression | bot_burst")] = None,
+    late: Annotated[float, typer.Option(help="fraction of late (out-of-order) events")] = 0.0,
+    malformed: Annotated[float, typer.Option(help="fraction of malformed events")] = 0.0,
+    topic: Optional[str] = None,
+    close_windows: Annotated[bool, typer.Option(help="send end markers so the last windows fire")] = False,
+    engine: Annotated[str, typer.Option(help="kafka-python | confluent")] = "kafka-python",
+) -> None:
+    """Send clickstream events to Kafka and print the summary."""
+    from labkit.produce import produce as produce_
+
+    summary = produce_(count, duration=duration, rate=rate, seed=seed, scenario=scenario, late_fraction=late,
+                       malformed_fraction=malformed, topic=topic, close_windows=close_windows, engine=engine)
+    typer.echo(summary)
+
+
+@app.command()
+def submit(
+    topic: Optional[str] = None,
+    from_earliest: Annotated[bool, typer.Option(help="read the topic from its first offset")] = False,
+    savepoint: Annotated[Optional[str], typer.Option(help="resume from this savepoint")] = None,
+    parallelism: Optional[int] = None,
+) -> None:
+    """Submit the clickstream metrics job to the stack's Flink cluster."""
+    from labkit import jobs
+
+    job = jobs.submit_pipeline(topic=topic, from_earliest=from_earliest, savepoint=savepoint, parallelism=parallelism)
+    typer.echo(f"job {job.name} {job.id} is {job.state}; Flink UI: {job.flink.url}/#/job/running/{job.id}/overview")
+
+
+@app.command("jobs")
+def jobs_cmd() -> None:
+    """Jobs on the Flink cluster, newest first."""
+    from labkit import jobs
+
+    df = jobs.list_jobs()
+    typer.echo(df.to_string(index=False) if not df.empty else "no jobs")
+
+
+@app.command()
+def cancel(job_id: str) -> None:
+    """Cancel a job (no savepoint)."""
+    from labkit import jobs
+
+    jobs.get_job(job_id).cancel()
+    typer.echo(f"cancelled {job_id}")
+
+
+@app.command()
+def stop(job_id: str) -> None:
+    """Stop a job with a savepoint and print where it is (resume with `labkit submit --savepoint`)."""
+    from labkit import jobs
+
+    typer.echo(jobs.get_job(job_id).stop())
+
+
+@app.command()
+def query(
+    measurement: Annotated[str, typer.Argument(help="http_counts | error_rate | active_users | url_counts | latency | late_events | dlq_events")],
+    start: str = "-15m",
+    topic: Optional[str] = None,
+    flux: Annotated[bool, typer.Option(help="print the Flux query instead of running it")] = False,
+) -> None:
+    """Query a metric from InfluxDB and print it as a table."""
+    from labkit.influx import MEASUREMENTS, Influx, Query
+
+    if measurement not in MEASUREMENTS:
+        raise LabkitError(f"unknown measurement {measurement!r}.", f"use one of: {', '.join(MEASUREMENTS)}")
+    s = settings_mod.get()
+    if flux:
+        typer.echo(Query(measurement, start, where=(("stream", topic or s.topic),), bucket=s.influx_bucket).flux())
+        return
+    with Influx(s) as db:
+        df = db.query(measurement, start=start, stream=topic)
+    typer.echo(df.to_string(index=False) if not df.empty else f"no {measurement} points since {start}")
+
+
+@app.command()
+def verify(
+    topic: Optional[str] = None,
+    wait: Annotated[float, typer.Option(help="seconds to wait for windows still in flight")] = 60,
+) -> None:
+    """Account for every event of the last producer run: lost, double counted, dead-lettered, late."""
+    from labkit.verify import verify as verify_
+
+    acc = verify_(topic=topic, wait_s=wait)
+    typer.echo(acc)
+    raise typer.Exit(0 if acc.exact else 1)
+
+
+@app.command()
+def demo(
+    count: Annotated[int, typer.Option("--count", "-n")] = 50_000,
+    seed: int = 42,
+) -> None:
+    """Everything at once: stack up, job submitted, a short bounded run, accounting, where to look next."""
+    from labkit.demo import run_demo
+
+    raise typer.Exit(run_demo(count=count, seed=seed))
 
 
 def run() -> None:

@@ -23,8 +23,14 @@ class Ledger:
     first_event_ms: int | None = None
     last_event_ms: int | None = None
     closed_until_ms: int | None = None  # windows ending at or before this have fired (end markers sent)
+    first_record_ms: int | None = None  # Kafka timestamps of this run's records (to find its dead letters)
+    last_record_ms: int | None = None
 
-    def add(self, kind: str, event_ms: int, status: int, reason: str) -> None:
+    def add(self, kind: str, event_ms: int, status: int, reason: str, record_ms: int | None = None) -> None:
+        if record_ms is not None:
+            if self.first_record_ms is None:
+                self.first_record_ms = record_ms
+            self.last_record_ms = record_ms
         if kind == "valid":
             self.on_time[(window_end(event_ms, self.window_ms), status)] += 1
         elif kind == "late":
@@ -72,10 +78,10 @@ class Ledger:
         self.late.update(other.late)
         self.malformed.update(other.malformed)
         self.failed += other.failed
-        for a in ("first_event_ms",):
+        for a in ("first_event_ms", "first_record_ms"):
             vals = [v for v in (getattr(self, a), getattr(other, a)) if v is not None]
             setattr(self, a, min(vals) if vals else None)
-        for a in ("last_event_ms", "closed_until_ms"):
+        for a in ("last_event_ms", "closed_until_ms", "last_record_ms"):
             vals = [v for v in (getattr(self, a), getattr(other, a)) if v is not None]
             setattr(self, a, max(vals) if vals else None)
         return self
@@ -88,6 +94,7 @@ class Ledger:
             "malformed": dict(self.malformed), "failed": self.failed,
             "first_event_ms": self.first_event_ms, "last_event_ms": self.last_event_ms,
             "closed_until_ms": self.closed_until_ms,
+            "first_record_ms": self.first_record_ms, "last_record_ms": self.last_record_ms,
         })
 
     @classmethod
@@ -100,6 +107,7 @@ class Ledger:
             malformed=Counter(d["malformed"]), failed=d["failed"],
             first_event_ms=d["first_event_ms"], last_event_ms=d["last_event_ms"],
             closed_until_ms=d["closed_until_ms"],
+            first_record_ms=d.get("first_record_ms"), last_record_ms=d.get("last_record_ms"),
         )
 
     def save(self, path: Path) -> Path:

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from labkit.errors import ConfigError, ServiceError
-from labkit.events import WINDOW_MS, EventGenerator, Scenario
+from labkit.events import WINDOW_MS, EventGenerator, Scenario, window_end
 from labkit.ledger import Ledger
 from labkit.progress import Progress
 from labkit.settings import Settings
@@ -172,6 +172,7 @@ def produce(
     if start_ms is None:
         now = int(time.time() * 1000)
         start_ms = now - int(count / sim * 1000) if (rate is None and count) else now
+        start_ms = max(start_ms, _clock_floor(topic, settings))
     gen = generator or EventGenerator(seed=seed, rate=sim, start_ms=start_ms, late_fraction=late_fraction,
                                       malformed_fraction=malformed_fraction, scenario=scenario)
     sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings.kafka)
@@ -192,7 +193,7 @@ def produce(
                 if ahead > 0.002:
                     time.sleep(ahead)
             e = next(gen)
-            ledger.add(e.kind, e.event_ms, e.status, e.reason)
+            ledger.add(e.kind, e.event_ms, e.status, e.reason, e.timestamp_ms)
             by_kind[e.kind] += 1
             if e.kind != "malformed":
                 by_status[e.status] += 1
@@ -230,6 +231,17 @@ def send_end_markers(sender, topic: str, ledger: Ledger, watermark_delay_ms: int
     for p in sender.partitions(topic):
         sender.send(topic, b"__watermark__", value, ts, partition=p)
     ledger.closed_until_ms = ts - watermark_delay_ms
+
+
+def _clock_floor(topic: str, settings: Settings, watermark_delay_ms: int = 5000) -> int:
+    """Event time never goes backwards on a topic: a new run starts in the window after the last one
+    (and after its end markers), or its events would be late or share a window with the previous run."""
+    try:
+        prev = load_ledger(topic, settings)
+    except ConfigError:
+        return 0
+    last = max(v for v in (prev.last_event_ms, (prev.closed_until_ms or 0) + watermark_delay_ms, 0) if v is not None)
+    return window_end(last, prev.window_ms)
 
 
 def load_ledger(topic: str | None = None, settings: Settings | None = None) -> Ledger:

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     flink_rest_port: int = Field(8081, ge=1, le=65535)
     flink_rpc_port: int = Field(6123, ge=1, le=65535)
     flink_rest_url: str | None = None
-    flink_taskmanager_slots: int = Field(2, ge=1)
+    flink_taskmanager_slots: int = Field(4, ge=1)
     flink_parallelism: int = Field(2, ge=1)
 
     influx_port: int = Field(8086, ge=1, le=65535)

@@ -86,10 +86,12 @@ SELECT *,
     WHEN payload IS NULL THEN 'null value'
     WHEN CHAR_LENGTH(payload) = 0 THEN 'empty message'
     WHEN CHAR_LENGTH(payload) > {MAX_PAYLOAD} THEN 'oversized payload (> {MAX_PAYLOAD} bytes)'
-    WHEN POSITION(U&'\\FFFD' IN payload) > 0 THEN 'invalid UTF-8'
     WHEN NOT (payload IS JSON) THEN 'malformed JSON'
     WHEN NOT (payload IS JSON OBJECT) THEN 'not a JSON object'
     WHEN event_type = 'watermark' THEN 'control'
+    -- The raw format keeps the bytes; invalid UTF-8 shows up as U+FFFD once a field is decoded.
+    WHEN POSITION(U&'\\FFFD' IN CONCAT_WS('|', user_id, session_id, url, http_method, country, device)) > 0
+      THEN 'invalid UTF-8'
     WHEN user_id IS NULL OR CHAR_LENGTH(user_id) = 0 THEN {_missing_or("user_id", "user_id must be a string")}
     WHEN session_id IS NULL OR CHAR_LENGTH(session_id) = 0 THEN {_missing_or("session_id", "session_id must be a string")}
     WHEN url IS NULL OR url NOT LIKE '/%' THEN {_missing_or("url", "url must be a string starting with /")}

@@ -33,7 +33,7 @@ def write_conf(service: LocalService) -> None:
         "rest.port": s.flink_rest_port,
         "blob.server.port": "0",
         "jobmanager.memory.process.size": "1024m",
-        "taskmanager.memory.process.size": "1728m",
+        "taskmanager.memory.process.size": "2048m",
         "taskmanager.numberOfTaskSlots": s.flink_taskmanager_slots,
         "parallelism.default": 1,
         # The TaskManager must run this venv's Python, or jobs loop on "No module named pyflink".

@@ -1,0 +1,186 @@
+"""Accounting: the producer's ledger against what the pipeline wrote (InfluxDB) and dead-lettered (Kafka).
+
+Per closed 10 s window and status: lost = expected but not counted, duplicated = counted beyond
+expected. Late events and dead letters are compared by total and by reason.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from labkit.ledger import Ledger
+from labkit.settings import Settings
+from labkit.settings import get as get_settings
+
+
+@dataclass
+class Accounting:
+    topic: str
+    windows: int
+    open_windows: int
+    expected: int
+    counted: int
+    lost: int
+    duplicated: int
+    late_expected: int
+    late_counted: int
+    dlq_expected: Counter
+    dlq_found: Counter
+    mismatches: pd.DataFrame = field(repr=False)
+
+    @property
+    def dlq_missing(self) -> int:
+        return sum(max(0, n - self.dlq_found.get(r, 0)) for r, n in self.dlq_expected.items())
+
+    @property
+    def exact(self) -> bool:
+        return (self.lost == 0 and self.duplicated == 0 and self.late_expected == self.late_counted
+                and self.dlq_expected == self.dlq_found)
+
+    @property
+    def verdict(self) -> str:
+        if self.exact:
+            return "EXACT: every event is accounted for"
+        parts = []
+        if self.lost:
+            parts.append(f"{self.lost} lost")
+        if self.duplicated:
+            parts.append(f"{self.duplicated} double counted")
+        if self.late_expected != self.late_counted:
+            parts.append(f"late {self.late_counted} counted vs {self.late_expected} sent")
+        if self.dlq_expected != self.dlq_found:
+            parts.append(f"dead letters {sum(self.dlq_found.values())} found vs {sum(self.dlq_expected.values())} sent")
+        return "MISMATCH: " + ", ".join(parts)
+
+    def as_dict(self) -> dict:
+        return {
+            "topic": self.topic, "windows checked": self.windows, "windows still open": self.open_windows,
+            "on-time events expected": self.expected, "counted": self.counted, "lost": self.lost,
+            "double counted": self.duplicated, "late sent": self.late_expected, "late counted": self.late_counted,
+            "dead letters sent": sum(self.dlq_expected.values()), "dead letters in DLQ": sum(self.dlq_found.values()),
+            "verdict": self.verdict,
+        }
+
+    def __str__(self) -> str:
+        return "\n".join(f"{k:>24}: {v:,}" if isinstance(v, int) else f"{k:>24}: {v}" for k, v in self.as_dict().items())
+
+    def _repr_html_(self) -> str:
+        color = "#2e7d32" if self.exact else "#c62828"
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(f'{v:,}' if isinstance(v, int) else str(v))}</td></tr>"
+                       for k, v in self.as_dict().items() if k != "verdict")
+        extra = self.mismatches.head(20).to_html() if not self.mismatches.empty else ""
+        return f"<b style='color:{color}'>{html.escape(self.verdict)}</b><table>{rows}</table>{extra}"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def counted_per_window(ledger: Ledger, settings: Settings) -> tuple[pd.Series, int]:
+    """(counts per (window_end, status) in InfluxDB, late events counted) for the ledger's time span."""
+    from labkit.influx import Influx
+
+    windows = [w for w, _ in ledger.on_time] + list(ledger.late)
+    start, stop = _iso(min(windows) - ledger.window_ms), _iso(max(windows) + ledger.window_ms)
+    with Influx(settings) as db:
+        df = db.query("http_counts", start=start, stop=stop, stream=ledger.topic)
+        late = db.query("late_events", start=start, stop=stop, stream=ledger.topic)
+    late_n = int(late["count"].sum()) if not late.empty else 0
+    if df.empty:
+        idx = pd.MultiIndex.from_arrays([[], []], names=["window_end", "status_code"])
+        return pd.Series([], index=idx, dtype="int64", name="counted"), late_n
+    df = df.assign(window_end=df["time"].astype("int64") // 10**6, status_code=df["status_code"].astype(int))
+    return df.set_index(["window_end", "status_code"])["count"].rename("counted"), late_n
+
+
+def dead_letters(topic: str, dlq_topic: str, settings: Settings, timeout_s: float = 10,
+                 between_ms: tuple[int, int] | None = None) -> Counter:
+    """Dead letters for `topic` by reason, each source record once (the DLQ sink is at-least-once).
+
+    `between_ms` keeps only records whose Kafka timestamp is in that range (one producer run)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False, consumer_timeout_ms=2000,
+                      client_id="labkit-verify")
+    try:
+        parts = [TopicPartition(dlq_topic, p) for p in (c.partitions_for_topic(dlq_topic) or [])]
+        if not parts:
+            return Counter()
+        c.assign(parts)
+        c.seek_to_beginning(*parts)
+        end = c.end_offsets(parts)
+        seen: dict[tuple[int, int], str] = {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(c.position(tp) < end[tp] for tp in parts):
+            for batch in c.poll(timeout_ms=500, max_records=5000).values():
+                for rec in batch:
+                    d = json.loads(rec.value)
+                    if d.get("source_topic") != topic:
+                        continue
+                    if between_ms is not None:
+                        ts = int(pd.Timestamp(d["kafka_timestamp"]).timestamp() * 1000)
+                        if not between_ms[0] <= ts <= between_ms[1]:
+                            continue
+                    seen[(d["source_partition"], d["source_offset"])] = d["reason"]
+        return Counter(seen.values())
+    finally:
+        c.close()
+
+
+def verify(
+    ledger: Ledger | None = None,
+    *,
+    topic: str | None = None,
+    settings: Settings | None = None,
+    wait_s: float = 60,
+    check_dlq: bool = True,
+) -> Accounting:
+    """Compare the ledger with InfluxDB and the DLQ; waits up to `wait_s` for windows still in flight."""
+    settings = settings or get_settings()
+    if ledger is None:
+        from labkit.produce import load_ledger
+
+        ledger = load_ledger(topic, settings)
+    topic = ledger.topic
+    dlq_topic = settings.dlq_topic if topic == settings.topic else f"{topic}_dlq"
+    expected = ledger.frame().set_index(["window_end", "status_code"])["expected"]
+    closed = ledger.closed_windows()
+    expected_closed = expected[expected.index.get_level_values(0).isin(closed)]
+    late_expected = sum(ledger.late.values())
+    dlq_expected = Counter({r: n for r, n in ledger.malformed.items() if n})
+    deadline = time.monotonic() + wait_s
+    while True:
+        counted, late_n = counted_per_window(ledger, settings)
+        counted_closed = counted[counted.index.get_level_values(0).isin(closed)] if len(counted) else counted
+        j = expected_closed.to_frame().join(counted_closed, how="outer").fillna(0).astype("int64")
+        j["diff"] = j["counted"] - j["expected"]
+        span = (ledger.first_record_ms, ledger.last_record_ms) if ledger.first_record_ms is not None else None
+        dlq_found = dead_letters(topic, dlq_topic, settings, between_ms=span) if check_dlq else dlq_expected
+        done = (j["diff"] == 0).all() and late_n == late_expected and dlq_found == dlq_expected
+        if done or time.monotonic() >= deadline:
+            break
+        time.sleep(2)
+    mism = j[j["diff"] != 0].reset_index()
+    if not mism.empty:
+        mism["window_end"] = pd.to_datetime(mism["window_end"], unit="ms", utc=True)
+    return Accounting(
+        topic=topic,
+        windows=len(closed),
+        open_windows=len({w for w, _ in ledger.on_time}) - len(closed),
+        expected=int(expected_closed.sum()),
+        counted=int(j["counted"].sum()),
+        lost=int(-j["diff"].clip(upper=0).sum()),
+        duplicated=int(j["diff"].clip(lower=0).sum()),
+        late_expected=late_expected,
+        late_counted=late_n,
+        dlq_expected=dlq_expected,
+        dlq_found=dlq_found,
+        mismatches=mism,
+    )
