@@ -147,8 +147,8 @@ class EventGenerator:
     scenario: Scenario | str | None = None
     n_users: int = 5000
     concurrent_sessions: int = 300
-    late_min_s: float = 30.0
-    late_max_s: float = 60.0
+    late_min_s: float = 45.0
+    late_max_s: float = 90.0
     site: Site = field(init=False)
 
     def __post_init__(self) -> None:

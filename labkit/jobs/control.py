@@ -22,7 +22,7 @@ from labkit.errors import JobError, ServiceError
 from labkit.settings import Settings
 
 RUNNER = Path(__file__).with_name("runner.py")
-_EXC = re.compile(r"^(?:Caused by: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")
+_EXC = re.compile(r"^(?:Caused by: |: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")
 _PREFERRED = ("SqlParserException", "ValidationException", "SqlValidatorException", "CalciteContextException",
               "TableException")
 

@@ -68,6 +68,9 @@ CREATE TEMPORARY TABLE {name} (
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = {lit(p.startup)},
   'scan.watermark.idle-timeout' = '{p.idle_timeout_s} s',
+  -- Watermarks are per partition and a fetch is emitted partition by partition: small fetches keep
+  -- the partitions' event times close, so "late" means late in event time, not in fetch order.
+  'properties.max.partition.fetch.bytes' = '65536',
   'format' = 'raw'
 )"""
 

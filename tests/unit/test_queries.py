@@ -1,0 +1,54 @@
+"""Query building: Flux for InfluxDB and SQL for Flink, checked as text (they run for real in tests/pipeline)."""
+
+from labkit.influx import Query, flux_string
+from labkit.jobs.control import root_cause
+from labkit.jobs.sql import JobParams, epoch_ms, lit, pipeline_statements
+
+
+def test_flux_query_filters_and_pivots():
+    q = Query("http_counts", start="-5m", where=(("stream", "clicks"),), fields=("count",), bucket="b").flux()
+    assert 'from(bucket: "b")' in q
+    assert "range(start: -5m)" in q
+    assert 'r._measurement == "http_counts"' in q
+    assert 'r["stream"] == "clicks"' in q
+    assert 'r._field == "count"' in q
+    assert "pivot(" in q
+
+
+def test_flux_strings_are_escaped():
+    assert flux_string('a"b\\c') == '"a\\"b\\\\c"'
+
+
+def test_sql_literals_are_escaped():
+    assert lit("it's") == "'it''s'"
+
+
+def test_pipeline_statements_cover_every_metric_and_the_dlq():
+    ddl, inserts = pipeline_statements(JobParams(bootstrap="k:9092", topic="clicks", dlq_topic="dead"))
+    text = "\n".join(ddl + inserts)
+    for m in ("http_counts", "error_rate", "active_users", "url_counts", "latency", "late_events", "dlq_events"):
+        assert f"'{m}'" in text
+    assert "'topic' = 'clicks'" in text and "'topic' = 'dead'" in text
+    assert "WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND" in text
+    assert "INTERVAL '10' SECOND" in text
+    assert "CURRENT_WATERMARK(rowtime)" in text
+    assert len(inserts) == 2  # one InfluxDB writer, one dead-letter writer
+
+
+def test_epoch_ms_is_utc_seconds_times_1000():
+    assert "TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', w)" in epoch_ms("w")
+
+
+def test_root_cause_prefers_the_sql_message():
+    dump = """Traceback (most recent call last):
+py4j.protocol.Py4JJavaError: An error occurred while calling o8.executeSql.
+: org.apache.flink.table.api.ValidationException: SQL validation failed. From line 2, column 8 to line 2, column 10: Column 'foo' not found in any table
+\tat org.apache.flink.table.planner...
+Caused by: org.apache.calcite.runtime.CalciteContextException: From line 2, column 8 to line 2, column 10: Column 'foo' not found in any table
+"""
+    assert root_cause(dump).startswith("SQL validation failed. From line 2, column 8")
+
+
+def test_root_cause_falls_back_to_the_deepest_cause():
+    dump = "java.lang.RuntimeException: outer\nCaused by: java.net.ConnectException: Connection refused"
+    assert root_cause(dump) == "ConnectException: Connection refused"
