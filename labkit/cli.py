@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from labkit import settings as settings_mod
 from labkit.errors import LabkitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Clickstream Lab: run and explore the stack.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Clickstream Lab: run and explore the stack.",
+)
 state: dict[str, str | None] = {"mode": None}
 
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="local | docker | external (default: LABKIT_MODE)")]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="local | docker | external (default: LABKIT_MODE)")]
 
 
 def _stack(mode: str | None = None):
@@ -76,31 +81,43 @@ def doctor(mode: ModeOpt = None) -> None:
 
 @app.command()
 def produce(
-    count: Annotated[Optional[int], typer.Option("--count", "-n", help="events to send (default: unbounded)")] = None,
-    duration: Annotated[Optional[float], typer.Option(help="stop after this many seconds")] = None,
-    rate: Annotated[Optional[float], typer.Option(help="events per second (default: full speed)")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", help="events to send (default: unbounded)")] = None,
+    duration: Annotated[float | None, typer.Option(help="stop after this many seconds")] = None,
+    rate: Annotated[float | None, typer.Option(help="events per second (default: full speed)")] = None,
     seed: int = 42,
-    scenario: Annotated[Optional[str], typer.Option(help="incident | not_found_storm | latency_regression | bot_burst")] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="incident | not_found_storm | latency_regression | bot_burst")
+    ] = None,
     late: Annotated[float, typer.Option(help="fraction of late (out-of-order) events")] = 0.0,
     malformed: Annotated[float, typer.Option(help="fraction of malformed events")] = 0.0,
-    topic: Optional[str] = None,
+    topic: str | None = None,
     close_windows: Annotated[bool, typer.Option(help="send end markers so the last windows fire")] = False,
     engine: Annotated[str, typer.Option(help="kafka-python | confluent")] = "kafka-python",
 ) -> None:
     """Send clickstream events to Kafka and print the summary."""
     from labkit.produce import produce as produce_
 
-    summary = produce_(count, duration=duration, rate=rate, seed=seed, scenario=scenario, late_fraction=late,
-                       malformed_fraction=malformed, topic=topic, close_windows=close_windows, engine=engine)
+    summary = produce_(
+        count,
+        duration=duration,
+        rate=rate,
+        seed=seed,
+        scenario=scenario,
+        late_fraction=late,
+        malformed_fraction=malformed,
+        topic=topic,
+        close_windows=close_windows,
+        engine=engine,
+    )
     typer.echo(summary)
 
 
 @app.command()
 def submit(
-    topic: Optional[str] = None,
+    topic: str | None = None,
     from_earliest: Annotated[bool, typer.Option(help="read the topic from its first offset")] = False,
-    savepoint: Annotated[Optional[str], typer.Option(help="resume from this savepoint")] = None,
-    parallelism: Optional[int] = None,
+    savepoint: Annotated[str | None, typer.Option(help="resume from this savepoint")] = None,
+    parallelism: int | None = None,
 ) -> None:
     """Submit the clickstream metrics job to the stack's Flink cluster."""
     from labkit import jobs
@@ -137,9 +154,14 @@ def stop(job_id: str) -> None:
 
 @app.command()
 def query(
-    measurement: Annotated[str, typer.Argument(help="http_counts | error_rate | active_users | url_counts | latency | late_events | dlq_events")],
+    measurement: Annotated[
+        str,
+        typer.Argument(
+            help="http_counts | error_rate | active_users | url_counts | latency | late_events | dlq_events"
+        ),
+    ],
     start: str = "-15m",
-    topic: Optional[str] = None,
+    topic: str | None = None,
     flux: Annotated[bool, typer.Option(help="print the Flux query instead of running it")] = False,
 ) -> None:
     """Query a metric from InfluxDB and print it as a table."""
@@ -158,7 +180,7 @@ def query(
 
 @app.command()
 def verify(
-    topic: Optional[str] = None,
+    topic: str | None = None,
     wait: Annotated[float, typer.Option(help="seconds to wait for windows still in flight")] = 60,
 ) -> None:
     """Account for every event of the last producer run: lost, double counted, dead-lettered, late."""

@@ -25,8 +25,15 @@ def run_demo(count: int = 50_000, seed: int = 42) -> int:
     say(f"job {job.name} {job.id} is running")
     sim_rate = 1000.0
     span = count / sim_rate
-    summary = produce(count, seed=seed, sim_rate=sim_rate, late_fraction=0.005, malformed_fraction=0.005,
-                      scenario=Scenario("incident", start_s=span * 0.4, duration_s=span * 0.2), close_windows=True)
+    summary = produce(
+        count,
+        seed=seed,
+        sim_rate=sim_rate,
+        late_fraction=0.005,
+        malformed_fraction=0.005,
+        scenario=Scenario("incident", start_s=span * 0.4, duration_s=span * 0.2),
+        close_windows=True,
+    )
     print(summary)
     say("waiting for the last windows to reach InfluxDB and checking the accounts")
     t0 = time.monotonic()
@@ -43,8 +50,10 @@ def run_demo(count: int = 50_000, seed: int = 42) -> int:
     print(f"windows written      {acc.windows} (10 s each), checked in {time.monotonic() - t0:.1f}s")
     if peak is not None:
         overall = rates["errors_4xx"].sum() + rates["errors_5xx"].sum()
-        print(f"error rate           {overall / rates['total'].sum():.2%} overall; peak {peak['error_rate']:.1%} "
-              f"at {peak['time']:%H:%M:%S} (the incident on /checkout)")
+        print(
+            f"error rate           {overall / rates['total'].sum():.2%} overall; peak {peak['error_rate']:.1%} "
+            f"at {peak['time']:%H:%M:%S} (the incident on /checkout)"
+        )
     print(f"accounting           {acc.verdict}")
     print(acc)
     print()

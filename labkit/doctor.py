@@ -64,17 +64,31 @@ def run(settings: Settings) -> Report:
 
     r = Report(settings.mode)
     arch = platform.machine()
-    r.findings.append(Finding("CPU architecture", arch in ("x86_64", "amd64", "aarch64", "arm64"), arch,
-                              "the lab supports x86_64 and arm64"))
+    r.findings.append(
+        Finding(
+            "CPU architecture",
+            arch in ("x86_64", "amd64", "aarch64", "arm64"),
+            arch,
+            "the lab supports x86_64 and arm64",
+        )
+    )
     cpus = psutil.cpu_count() or 1
     r.findings.append(Finding("CPU cores", cpus >= 2, f"{cpus}", "give the machine at least 2 cores"))
     mem = psutil.virtual_memory().available / 2**30
-    r.findings.append(Finding("free memory", mem >= 4, f"{mem:.1f} GiB available", "the stack needs ~3 GiB; close other programs"))
+    r.findings.append(
+        Finding("free memory", mem >= 4, f"{mem:.1f} GiB available", "the stack needs ~3 GiB; close other programs")
+    )
     if settings.mode == "local":
         settings.home.mkdir(parents=True, exist_ok=True)
         disk = shutil.disk_usage(settings.home).free / 2**30
-        r.findings.append(Finding("free disk", disk >= 5, f"{disk:.0f} GiB free at {settings.home}",
-                                  "free space, or set LABKIT_HOME to a bigger disk"))
+        r.findings.append(
+            Finding(
+                "free disk",
+                disk >= 5,
+                f"{disk:.0f} GiB free at {settings.home}",
+                "free space, or set LABKIT_HOME to a bigger disk",
+            )
+        )
         try:
             major = tools.java_major()
             r.findings.append(Finding("java", major >= JAVA_MAJOR, f"Java {major}", tools.TOOLS["java"].how_to_get))
@@ -101,26 +115,47 @@ def run(settings: Settings) -> Report:
         for svc in stack.services:
             for setting, port in svc.ports().items():
                 holder = None if svc.name in running else port_holder(settings.bind_host, port)
-                r.findings.append(Finding(
-                    f"port {port} ({setting})", holder is None,
-                    "in use by labkit's " + svc.name if svc.name in running else (f"taken by {holder}" if holder else "free"),
-                    f"stop {holder} or export {setting}=<free port>",
-                ))
+                r.findings.append(
+                    Finding(
+                        f"port {port} ({setting})",
+                        holder is None,
+                        "in use by labkit's " + svc.name
+                        if svc.name in running
+                        else (f"taken by {holder}" if holder else "free"),
+                        f"stop {holder} or export {setting}=<free port>",
+                    )
+                )
     elif settings.mode == "docker":
         docker = shutil.which("docker")
-        r.findings.append(Finding("docker", docker is not None, docker or "not found",
-                                  "install Docker, or use LABKIT_MODE=local"))
+        r.findings.append(
+            Finding("docker", docker is not None, docker or "not found", "install Docker, or use LABKIT_MODE=local")
+        )
         if docker:
             ok = subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-            r.findings.append(Finding("docker engine", ok, "running" if ok else "not reachable",
-                                      "start Docker, or use LABKIT_MODE=local"))
+            r.findings.append(
+                Finding(
+                    "docker engine", ok, "running" if ok else "not reachable", "start Docker, or use LABKIT_MODE=local"
+                )
+            )
             ok = subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
-            r.findings.append(Finding("docker compose", ok, "available" if ok else "plugin missing",
-                                      "install the Docker Compose v2 plugin"))
+            r.findings.append(
+                Finding(
+                    "docker compose",
+                    ok,
+                    "available" if ok else "plugin missing",
+                    "install the Docker Compose v2 plugin",
+                )
+            )
     else:
         from labkit.stack import get
 
         for s in get(settings).status().services:
-            r.findings.append(Finding(s.name, s.state == "external", f"{s.address}: {s.detail}",
-                                      f"check the LABKIT_ settings for {s.name}"))
+            r.findings.append(
+                Finding(
+                    s.name,
+                    s.state == "external",
+                    f"{s.address}: {s.detail}",
+                    f"check the LABKIT_ settings for {s.name}",
+                )
+            )
     return r

@@ -20,8 +20,20 @@ from labkit import badinput
 WINDOW_MS = 10_000
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEVICES = (("desktop", 0.52), ("mobile", 0.41), ("tablet", 0.07))
-COUNTRIES = (("US", 30), ("DE", 12), ("GB", 10), ("FR", 8), ("IN", 8), ("BR", 6), ("JP", 6), ("CA", 5),
-             ("NL", 4), ("ES", 4), ("IT", 4), ("PL", 3))
+COUNTRIES = (
+    ("US", 30),
+    ("DE", 12),
+    ("GB", 10),
+    ("FR", 8),
+    ("IN", 8),
+    ("BR", 6),
+    ("JP", 6),
+    ("CA", 5),
+    ("NL", 4),
+    ("ES", 4),
+    ("IT", 4),
+    ("PL", 3),
+)
 
 
 def window_end(ts_ms: int, size_ms: int = WINDOW_MS) -> int:
@@ -39,10 +51,24 @@ class Endpoint:
     kind: str
 
 
-def _mix(ok: int = 200, *, redirect: float = 0.0, not_found: float = 0.0, client: float = 0.0,
-         server: float = 0.003, redirect_code: int = 302, client_code: int = 400) -> tuple[tuple[int, float], ...]:
-    mix = [(301 if redirect_code == 301 else redirect_code, redirect), (404, not_found), (client_code, client),
-           (500, server * 0.6), (502, server * 0.15), (503, server * 0.25)]
+def _mix(
+    ok: int = 200,
+    *,
+    redirect: float = 0.0,
+    not_found: float = 0.0,
+    client: float = 0.0,
+    server: float = 0.003,
+    redirect_code: int = 302,
+    client_code: int = 400,
+) -> tuple[tuple[int, float], ...]:
+    mix = [
+        (301 if redirect_code == 301 else redirect_code, redirect),
+        (404, not_found),
+        (client_code, client),
+        (500, server * 0.6),
+        (502, server * 0.15),
+        (503, server * 0.25),
+    ]
     mix = [(s, p) for s, p in mix if p > 0]
     return ((ok, 1 - sum(p for _, p in mix)), *mix)
 
@@ -60,7 +86,9 @@ class Site:
         fake = Faker()
         fake.seed_instance(rng.randrange(2**31))
         cats = sorted({fake.word() for _ in range(n_categories * 3)})[:n_categories]
-        products = sorted({f"{fake.color_name()}-{fake.word()}".lower().replace(" ", "-") for _ in range(n_products * 3)})
+        products = sorted(
+            {f"{fake.color_name()}-{fake.word()}".lower().replace(" ", "-") for _ in range(n_products * 3)}
+        )
         products = products[:n_products]
         eps = [
             Endpoint("/", "GET", 45, 0.35, _mix(redirect=0.01), "home"),
@@ -171,18 +199,28 @@ class EventGenerator:
         countries = [c for c, _ in COUNTRIES]
         cweights = [w for _, w in COUNTRIES]
         agents = {d: [fake.user_agent() for _ in range(30)] for d, _ in DEVICES}
-        self.referrers = [None, None, None, "https://www.google.com/", "https://www.bing.com/",
-                          "https://duckduckgo.com/", "https://t.co/", "https://www.facebook.com/",
-                          *[f"https://{fake.domain_name()}/" for _ in range(6)]]
+        self.referrers = [
+            None,
+            None,
+            None,
+            "https://www.google.com/",
+            "https://www.bing.com/",
+            "https://duckduckgo.com/",
+            "https://t.co/",
+            "https://www.facebook.com/",
+            *[f"https://{fake.domain_name()}/" for _ in range(6)],
+        ]
         self.users = []
         for i in range(self.n_users):
             device = self.rng.choices([d for d, _ in DEVICES], [w for _, w in DEVICES])[0]
-            self.users.append((f"u_{i:06d}", device, self.rng.choice(agents[device]),
-                               self.rng.choices(countries, cweights)[0]))
+            self.users.append(
+                (f"u_{i:06d}", device, self.rng.choice(agents[device]), self.rng.choices(countries, cweights)[0])
+            )
         self._by_kind = {k: self.site.by_kind(k) for k in FLOW}
         self._flow = {k: ([n for n, _ in v], list(_cum([w for _, w in v]))) for k, v in FLOW.items()}
-        self._status_cum = [(tuple(s for s, _ in e.statuses), list(_cum([p for _, p in e.statuses])))
-                            for e in self.site.endpoints]
+        self._status_cum = [
+            (tuple(s for s, _ in e.statuses), list(_cum([p for _, p in e.statuses]))) for e in self.site.endpoints
+        ]
         self._sessions = [self._new_session() for _ in range(self.concurrent_sessions)]
         self._prefix: dict[str, bytes] = {}
         self.count = 0
@@ -208,15 +246,19 @@ class EventGenerator:
 
     def _new_session(self) -> _Session:
         r = self.rng
-        return _Session(f"s_{r.getrandbits(48):012x}", r.randrange(self.n_users), "home", max(1, int(r.expovariate(1 / 8))))
+        return _Session(
+            f"s_{r.getrandbits(48):012x}", r.randrange(self.n_users), "home", max(1, int(r.expovariate(1 / 8)))
+        )
 
     def _session_prefix(self, s: _Session) -> bytes:
         p = self._prefix.get(s.sid)
         if p is None:
             uid, device, agent, country = self.users[s.user]
             ref = self.rng.choice(self.referrers)
-            p = (f'{{"user_id":"{uid}","session_id":"{s.sid}","referrer":{json.dumps(ref)},'
-                 f'"user_agent":{json.dumps(agent)},"device":"{device}","country":"{country}",').encode()
+            p = (
+                f'{{"user_id":"{uid}","session_id":"{s.sid}","referrer":{json.dumps(ref)},'
+                f'"user_agent":{json.dumps(agent)},"device":"{device}","country":"{country}",'
+            ).encode()
             if len(self._prefix) > 20_000:
                 self._prefix.clear()
             self._prefix[s.sid] = p
@@ -242,8 +284,13 @@ class EventGenerator:
 
         if sc_name == "bot_burst" and r.random() < 0.5:
             ep_i = r.choice(self._by_kind["product"])
-            sid, prefix = "s_bot", (f'{{"user_id":"u_bot","session_id":"s_bot","referrer":null,"user_agent":"{BOT_AGENT}",'
-                                    '"device":"desktop","country":"NL",').encode()
+            sid, prefix = (
+                "s_bot",
+                (
+                    f'{{"user_id":"u_bot","session_id":"s_bot","referrer":null,"user_agent":"{BOT_AGENT}",'
+                    '"device":"desktop","country":"NL",'
+                ).encode(),
+            )
         else:
             slot = r.randrange(len(self._sessions))
             s = self._sessions[slot]
@@ -274,13 +321,16 @@ class EventGenerator:
             status = 429 if r.random() < 0.2 else status
 
         kind, event_ms = "valid", now
-        if self.late_fraction and r.random() < self.late_fraction and now - self._start > self.late_max_s * 1000:
+        if self.late_fraction and r.random() < self.late_fraction and now - self._start > 10_000:
             kind = "late"
             event_ms = now - int(r.uniform(self.late_min_s, self.late_max_s) * 1000)
-        value = prefix + (
-            f'"url":"{ep.path}","http_method":"{ep.method}","http_status":{status},'
-            f'"latency_ms":{latency:.1f},"event_timestamp":{event_ms}}}'
-        ).encode()
+        value = (
+            prefix
+            + (
+                f'"url":"{ep.path}","http_method":"{ep.method}","http_status":{status},'
+                f'"latency_ms":{latency:.1f},"event_timestamp":{event_ms}}}'
+            ).encode()
+        )
         if self.malformed_fraction and r.random() < self.malformed_fraction:
             bad = r.choice(badinput.CLASSES)
             return Emitted(sid.encode(), bad.make(r, json.loads(value)), now, "malformed", 0, now, bad.reason)

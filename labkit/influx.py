@@ -39,8 +39,11 @@ class Query:
 
     def flux(self) -> str:
         rng = f"start: {self.start}" + (f", stop: {self.stop}" if self.stop else "")
-        parts = [f"from(bucket: {flux_string(self.bucket)})", f"  |> range({rng})",
-                 f"  |> filter(fn: (r) => r._measurement == {flux_string(self.measurement)})"]
+        parts = [
+            f"from(bucket: {flux_string(self.bucket)})",
+            f"  |> range({rng})",
+            f"  |> filter(fn: (r) => r._measurement == {flux_string(self.measurement)})",
+        ]
         for tag, value in self.where:
             parts.append(f"  |> filter(fn: (r) => r[{flux_string(tag)}] == {flux_string(value)})")
         if self.fields:
@@ -62,7 +65,9 @@ class Influx:
             from labkit import stack
 
             token = stack.get(self.settings).influx_token(role)
-        self.client = InfluxDBClient(url=self.settings.influx, token=token, org=self.settings.influx_org, timeout=30_000)
+        self.client = InfluxDBClient(
+            url=self.settings.influx, token=token, org=self.settings.influx_org, timeout=30_000
+        )
 
     def flux(self, query: str) -> pd.DataFrame:
         """Run any Flux query; returns one DataFrame (empty if no rows)."""
@@ -76,14 +81,24 @@ class Influx:
         except ApiException as e:
             raise ServiceError(f"InfluxDB rejected the query (HTTP {e.status}): {_message(e)}") from None
         except HTTPError as e:
-            raise ServiceError(f"InfluxDB is not reachable at {self.settings.influx} ({type(e).__name__}).",
-                               "start the stack with `labkit up`") from None
+            raise ServiceError(
+                f"InfluxDB is not reachable at {self.settings.influx} ({type(e).__name__}).",
+                "start the stack with `labkit up`",
+            ) from None
         if isinstance(df, list):
             df = pd.concat(df, ignore_index=True) if df else pd.DataFrame()
         return df.drop(columns=[c for c in ("result", "table") if c in df.columns])
 
-    def query(self, measurement: str, *, start: str = "-1h", stop: str | None = None, stream: str | None = None,
-              fields: tuple[str, ...] = (), **tags: str) -> pd.DataFrame:
+    def query(
+        self,
+        measurement: str,
+        *,
+        start: str = "-1h",
+        stop: str | None = None,
+        stream: str | None = None,
+        fields: tuple[str, ...] = (),
+        **tags: str,
+    ) -> pd.DataFrame:
         where = (("stream", stream or self.settings.topic), *tags.items())
         q = Query(measurement, start, stop, fields, tuple(where), self.settings.influx_bucket)
         df = self.flux(q.flux())
@@ -132,8 +147,9 @@ def url_counts(start: str = "-15m", stream: str | None = None, settings: Setting
     return _q("url_counts", start, stream, settings)
 
 
-def latency(start: str = "-15m", stream: str | None = None, url: str | None = None,
-            settings: Settings | None = None) -> pd.DataFrame:
+def latency(
+    start: str = "-15m", stream: str | None = None, url: str | None = None, settings: Settings | None = None
+) -> pd.DataFrame:
     return _q("latency", start, stream, settings, **({"url": url} if url else {}))
 
 
@@ -145,8 +161,9 @@ def dlq_events(start: str = "-15m", stream: str | None = None, settings: Setting
     return _q("dlq_events", start, stream, settings)
 
 
-def top_failing_urls(start: str = "-15m", n: int = 10, stream: str | None = None,
-                     settings: Settings | None = None) -> pd.DataFrame:
+def top_failing_urls(
+    start: str = "-15m", n: int = 10, stream: str | None = None, settings: Settings | None = None
+) -> pd.DataFrame:
     """URLs with the most 4xx+5xx responses over the range."""
     df = url_counts(start, stream, settings)
     if df.empty:

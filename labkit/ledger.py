@@ -87,27 +87,37 @@ class Ledger:
         return self
 
     def to_json(self) -> str:
-        return json.dumps({
-            "topic": self.topic, "window_ms": self.window_ms,
-            "on_time": [[w, s, n] for (w, s), n in self.on_time.items()],
-            "late": [[w, n] for w, n in self.late.items()],
-            "malformed": dict(self.malformed), "failed": self.failed,
-            "first_event_ms": self.first_event_ms, "last_event_ms": self.last_event_ms,
-            "closed_until_ms": self.closed_until_ms,
-            "first_record_ms": self.first_record_ms, "last_record_ms": self.last_record_ms,
-        })
+        return json.dumps(
+            {
+                "topic": self.topic,
+                "window_ms": self.window_ms,
+                "on_time": [[w, s, n] for (w, s), n in self.on_time.items()],
+                "late": [[w, n] for w, n in self.late.items()],
+                "malformed": dict(self.malformed),
+                "failed": self.failed,
+                "first_event_ms": self.first_event_ms,
+                "last_event_ms": self.last_event_ms,
+                "closed_until_ms": self.closed_until_ms,
+                "first_record_ms": self.first_record_ms,
+                "last_record_ms": self.last_record_ms,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Ledger:
         d = json.loads(text)
         return cls(
-            topic=d["topic"], window_ms=d["window_ms"],
+            topic=d["topic"],
+            window_ms=d["window_ms"],
             on_time=Counter({(w, s): n for w, s, n in d["on_time"]}),
             late=Counter({w: n for w, n in d["late"]}),
-            malformed=Counter(d["malformed"]), failed=d["failed"],
-            first_event_ms=d["first_event_ms"], last_event_ms=d["last_event_ms"],
+            malformed=Counter(d["malformed"]),
+            failed=d["failed"],
+            first_event_ms=d["first_event_ms"],
+            last_event_ms=d["last_event_ms"],
             closed_until_ms=d["closed_until_ms"],
-            first_record_ms=d.get("first_record_ms"), last_record_ms=d.get("last_record_ms"),
+            first_record_ms=d.get("first_record_ms"),
+            last_record_ms=d.get("last_record_ms"),
         )
 
     def save(self, path: Path) -> Path:

@@ -29,9 +29,16 @@ class _KafkaPython:
 
         try:
             self.p = KafkaProducer(
-                bootstrap_servers=bootstrap, acks="all", retries=2**31 - 1, enable_idempotence=True,
-                linger_ms=20, batch_size=256 * 1024, max_in_flight_requests_per_connection=5,
-                client_id="labkit-producer", request_timeout_ms=30_000, delivery_timeout_ms=300_000,
+                bootstrap_servers=bootstrap,
+                acks="all",
+                retries=2**31 - 1,
+                enable_idempotence=True,
+                linger_ms=20,
+                batch_size=256 * 1024,
+                max_in_flight_requests_per_connection=5,
+                client_id="labkit-producer",
+                request_timeout_ms=30_000,
+                delivery_timeout_ms=300_000,
             )
         except KafkaError:
             raise ServiceError(f"Kafka is not reachable at {bootstrap}.", "start the stack with `labkit up`") from None
@@ -55,19 +62,28 @@ class _Confluent:
     def __init__(self, bootstrap: str) -> None:
         from confluent_kafka import Producer
 
-        self.p = Producer({
-            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 20,
-            "batch.size": 1_000_000, "queue.buffering.max.messages": 1_000_000, "client.id": "labkit-producer",
-            "message.timeout.ms": 300_000,
-        })
+        self.p = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 20,
+                "batch.size": 1_000_000,
+                "queue.buffering.max.messages": 1_000_000,
+                "client.id": "labkit-producer",
+                "message.timeout.ms": 300_000,
+            }
+        )
         self.n = 0
 
     def send(self, topic, key, value, ts, partition=None, on_error=None) -> None:
         cb = None
         if on_error is not None:
+
             def cb(err, msg):
                 if err is not None:
                     on_error(err)
+
         kw = {"partition": partition} if partition is not None else {}
         while True:
             try:
@@ -113,26 +129,41 @@ class ProduceSummary:
 
     def as_dict(self) -> dict:
         return {
-            "run_id": self.run_id, "topic": self.topic, "produced": self.produced, "acknowledged": self.acknowledged,
-            "seconds": round(self.seconds, 2), "events_per_s": round(self.rate),
-            "valid_on_time": self.by_kind["valid"], "late": self.by_kind["late"], "malformed": self.by_kind["malformed"],
-            "windows": len({w for w, _ in self.ledger.on_time}), "scenario": self.scenario,
+            "run_id": self.run_id,
+            "topic": self.topic,
+            "produced": self.produced,
+            "acknowledged": self.acknowledged,
+            "seconds": round(self.seconds, 2),
+            "events_per_s": round(self.rate),
+            "valid_on_time": self.by_kind["valid"],
+            "late": self.by_kind["late"],
+            "malformed": self.by_kind["malformed"],
+            "windows": len({w for w, _ in self.ledger.on_time}),
+            "scenario": self.scenario,
         }
 
     def __str__(self) -> str:
         d = self.as_dict()
         statuses = ", ".join(f"{s}: {n:,}" for s, n in sorted(self.by_status.items()))
-        return (f"produced {d['produced']:,} events to {self.topic} in {d['seconds']}s ({d['events_per_s']:,}/s); "
-                f"acknowledged {d['acknowledged']:,}; on time {d['valid_on_time']:,}, late {d['late']:,}, "
-                f"malformed {d['malformed']:,}; windows {d['windows']}\nby status: {statuses}")
+        return (
+            f"produced {d['produced']:,} events to {self.topic} in {d['seconds']}s ({d['events_per_s']:,}/s); "
+            f"acknowledged {d['acknowledged']:,}; on time {d['valid_on_time']:,}, late {d['late']:,}, "
+            f"malformed {d['malformed']:,}; windows {d['windows']}\nby status: {statuses}"
+        )
 
     def _repr_html_(self) -> str:
         d = self.as_dict()
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>" if isinstance(v, int) and not isinstance(v, bool)
-                       else f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in d.items())
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{v:,}</td></tr>"
+            if isinstance(v, int) and not isinstance(v, bool)
+            else f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
+            for k, v in d.items()
+        )
         st = "".join(f"<tr><td>{s}</td><td>{n:,}</td></tr>" for s, n in sorted(self.by_status.items()))
-        return (f"<b>Producer summary</b><div style='display:flex;gap:2em'><table>{rows}</table>"
-                f"<table><tr><th>status</th><th>events</th></tr>{st}</table></div>")
+        return (
+            f"<b>Producer summary</b><div style='display:flex;gap:2em'><table>{rows}</table>"
+            f"<table><tr><th>status</th><th>events</th></tr>{st}</table></div>"
+        )
 
 
 def produce(
@@ -173,8 +204,14 @@ def produce(
         now = int(time.time() * 1000)
         start_ms = now - int(count / sim * 1000) if (rate is None and count) else now
         start_ms = max(start_ms, _clock_floor(topic, settings))
-    gen = generator or EventGenerator(seed=seed, rate=sim, start_ms=start_ms, late_fraction=late_fraction,
-                                      malformed_fraction=malformed_fraction, scenario=scenario)
+    gen = generator or EventGenerator(
+        seed=seed,
+        rate=sim,
+        start_ms=start_ms,
+        late_fraction=late_fraction,
+        malformed_fraction=malformed_fraction,
+        scenario=scenario,
+    )
     sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings.kafka)
     ledger = Ledger(topic)
     by_status: Counter = Counter()
@@ -216,8 +253,16 @@ def produce(
         send_end_markers(sender, topic, ledger)
         sender.flush()
     sender.close()
-    summary = ProduceSummary(run_id, topic, n, time.monotonic() - t0, by_status, by_kind, ledger,
-                             scenario.name if isinstance(scenario, Scenario) else scenario)
+    summary = ProduceSummary(
+        run_id,
+        topic,
+        n,
+        time.monotonic() - t0,
+        by_status,
+        by_kind,
+        ledger,
+        scenario.name if isinstance(scenario, Scenario) else scenario,
+    )
     ledger.save(settings.home / "runs" / f"{run_id}.json")
     ledger.save(settings.home / "runs" / f"last-{topic}.json")
     return summary
@@ -248,5 +293,7 @@ def load_ledger(topic: str | None = None, settings: Settings | None = None) -> L
     settings = settings or get_settings()
     path = settings.home / "runs" / f"last-{topic or settings.topic}.json"
     if not path.exists():
-        raise ConfigError(f"no producer run recorded for topic {topic or settings.topic}.", "run `labkit produce` first")
+        raise ConfigError(
+            f"no producer run recorded for topic {topic or settings.topic}.", "run `labkit produce` first"
+        )
     return Ledger.from_json(path.read_text())

@@ -56,8 +56,10 @@ class Progress:
     def _line(self) -> None:
         el = time.monotonic() - self.t0
         of = f"/{self.total:,}" if self.total else ""
-        print(f"[labkit] {self.desc}: {self.n:,}{of} {self.unit} in {el:.1f}s ({self.n / max(el, 1e-9):,.0f}/s)",
-              flush=True)
+        print(
+            f"[labkit] {self.desc}: {self.n:,}{of} {self.unit} in {el:.1f}s ({self.n / max(el, 1e-9):,.0f}/s)",
+            flush=True,
+        )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -109,7 +109,7 @@ def load(**overrides: object) -> Settings:
         if port in seen:
             raise ConfigError(
                 f"{name} and {seen[port]} are both {port}; each service needs its own port.",
-                f"set one of them to a free port in your environment or .env file",
+                "set one of them to a free port in your environment or .env file",
             )
         seen[port] = name
     return s

@@ -41,8 +41,12 @@ class Accounting:
 
     @property
     def exact(self) -> bool:
-        return (self.lost == 0 and self.duplicated == 0 and self.late_expected == self.late_counted
-                and self.dlq_expected == self.dlq_found)
+        return (
+            self.lost == 0
+            and self.duplicated == 0
+            and self.late_expected == self.late_counted
+            and self.dlq_expected == self.dlq_found
+        )
 
     @property
     def verdict(self) -> str:
@@ -61,20 +65,32 @@ class Accounting:
 
     def as_dict(self) -> dict:
         return {
-            "topic": self.topic, "windows checked": self.windows, "windows still open": self.open_windows,
-            "on-time events expected": self.expected, "counted": self.counted, "lost": self.lost,
-            "double counted": self.duplicated, "late sent": self.late_expected, "late counted": self.late_counted,
-            "dead letters sent": sum(self.dlq_expected.values()), "dead letters in DLQ": sum(self.dlq_found.values()),
+            "topic": self.topic,
+            "windows checked": self.windows,
+            "windows still open": self.open_windows,
+            "on-time events expected": self.expected,
+            "counted": self.counted,
+            "lost": self.lost,
+            "double counted": self.duplicated,
+            "late sent": self.late_expected,
+            "late counted": self.late_counted,
+            "dead letters sent": sum(self.dlq_expected.values()),
+            "dead letters in DLQ": sum(self.dlq_found.values()),
             "verdict": self.verdict,
         }
 
     def __str__(self) -> str:
-        return "\n".join(f"{k:>24}: {v:,}" if isinstance(v, int) else f"{k:>24}: {v}" for k, v in self.as_dict().items())
+        return "\n".join(
+            f"{k:>24}: {v:,}" if isinstance(v, int) else f"{k:>24}: {v}" for k, v in self.as_dict().items()
+        )
 
     def _repr_html_(self) -> str:
         color = "#2e7d32" if self.exact else "#c62828"
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(f'{v:,}' if isinstance(v, int) else str(v))}</td></tr>"
-                       for k, v in self.as_dict().items() if k != "verdict")
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{html.escape(f'{v:,}' if isinstance(v, int) else str(v))}</td></tr>"
+            for k, v in self.as_dict().items()
+            if k != "verdict"
+        )
         extra = self.mismatches.head(20).to_html() if not self.mismatches.empty else ""
         return f"<b style='color:{color}'>{html.escape(self.verdict)}</b><table>{rows}</table>{extra}"
 
@@ -100,15 +116,17 @@ def counted_per_window(ledger: Ledger, settings: Settings) -> tuple[pd.Series, i
     return df.set_index(["window_end", "status_code"])["count"].rename("counted"), late_n
 
 
-def dead_letters(topic: str, dlq_topic: str, settings: Settings, timeout_s: float = 10,
-                 between_ms: tuple[int, int] | None = None) -> Counter:
+def dead_letters(
+    topic: str, dlq_topic: str, settings: Settings, timeout_s: float = 10, between_ms: tuple[int, int] | None = None
+) -> Counter:
     """Dead letters for `topic` by reason, each source record once (the DLQ sink is at-least-once).
 
     `between_ms` keeps only records whose Kafka timestamp is in that range (one producer run)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    c = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False, consumer_timeout_ms=2000,
-                      client_id="labkit-verify")
+    c = KafkaConsumer(
+        bootstrap_servers=settings.kafka, enable_auto_commit=False, consumer_timeout_ms=2000, client_id="labkit-verify"
+    )
     try:
         parts = [TopicPartition(dlq_topic, p) for p in (c.partitions_for_topic(dlq_topic) or [])]
         if not parts:

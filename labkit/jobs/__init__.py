@@ -57,8 +57,14 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
     }
 
 
-def pipeline_params(settings: Settings, *, topic: str | None = None, group_id: str | None = None,
-                    from_earliest: bool = False, watermark_delay_s: int = 5) -> JobParams:
+def pipeline_params(
+    settings: Settings,
+    *,
+    topic: str | None = None,
+    group_id: str | None = None,
+    from_earliest: bool = False,
+    watermark_delay_s: int = 5,
+) -> JobParams:
     topic = topic or settings.topic
     return JobParams(
         bootstrap=settings.kafka_for_flink,
@@ -88,8 +94,9 @@ def submit_pipeline(
 
     ensure_topics(settings.kafka, settings.model_copy(update={"topic": params.topic, "dlq_topic": params.dlq_topic}))
     ddl, inserts = pipeline_statements(params)
-    spec = base_spec(settings, name or (PIPELINE if params.topic == settings.topic else f"{PIPELINE}-{params.topic}"),
-                     parallelism)
+    spec = base_spec(
+        settings, name or (PIPELINE if params.topic == settings.topic else f"{PIPELINE}-{params.topic}"), parallelism
+    )
     spec.update(ddl=ddl, inserts=inserts)
     job = submit_spec(spec, settings, _stack(settings).mode, savepoint=savepoint)
     return job.wait_running() if wait else job
@@ -99,9 +106,13 @@ def list_jobs(settings: Settings | None = None) -> pd.DataFrame:
     """Jobs on the cluster, newest first."""
     settings = settings or get_settings()
     rows = [
-        {"id": j["jid"], "name": j["name"], "state": j["state"],
-         "started": pd.to_datetime(j["start-time"], unit="ms", utc=True),
-         "duration_s": round(j["duration"] / 1000, 1)}
+        {
+            "id": j["jid"],
+            "name": j["name"],
+            "state": j["state"],
+            "started": pd.to_datetime(j["start-time"], unit="ms", utc=True),
+            "duration_s": round(j["duration"] / 1000, 1),
+        }
         for j in Flink(settings.flink).jobs()
     ]
     return pd.DataFrame(rows, columns=["id", "name", "state", "started", "duration_s"])

@@ -23,8 +23,13 @@ from labkit.settings import Settings
 
 RUNNER = Path(__file__).with_name("runner.py")
 _EXC = re.compile(r"^(?:Caused by: |: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")
-_PREFERRED = ("SqlParserException", "ValidationException", "SqlValidatorException", "CalciteContextException",
-              "TableException")
+_PREFERRED = (
+    "SqlParserException",
+    "ValidationException",
+    "SqlValidatorException",
+    "CalciteContextException",
+    "TableException",
+)
 
 
 def root_cause(text: str) -> str:
@@ -60,8 +65,10 @@ class Flink:
                 "start the stack with `labkit up`, or check LABKIT_FLINK_REST_URL",
             ) from None
         if r.status_code == 404:
-            raise JobError(f"Flink does not know {path.split('/')[2] if path.count('/') > 1 else path}.",
-                           "list jobs with `labkit jobs`")
+            raise JobError(
+                f"Flink does not know {path.split('/')[2] if path.count('/') > 1 else path}.",
+                "list jobs with `labkit jobs`",
+            )
         if r.status_code >= 400:
             raise JobError(f"Flink answered {r.status_code} to {method} {path}: {r.text[:300]}")
         return r
@@ -163,8 +170,10 @@ class Job:
 
     def _repr_html_(self) -> str:
         st = self.state
-        return (f"<b>Flink job</b> {html.escape(self.name)} <code>{self.id}</code>: <b>{st}</b> "
-                f"(<a href='{self.flink.url}/#/job/running/{self.id}/overview' target='_blank'>Flink UI</a>)")
+        return (
+            f"<b>Flink job</b> {html.escape(self.name)} <code>{self.id}</code>: <b>{st}</b> "
+            f"(<a href='{self.flink.url}/#/job/running/{self.id}/overview' target='_blank'>Flink UI</a>)"
+        )
 
 
 def client_env(settings: Settings, stack_mode: str) -> dict[str, str]:

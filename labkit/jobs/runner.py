@@ -49,7 +49,7 @@ class InfluxWrite(ScalarFunction):
         # A literal argument arrives as a scalar, not a Series.
         cols = [a if isinstance(a, pd.Series) else [a] * n for a in (measurement, tags, fields, ts)]
         points = []
-        for m, t, f, when in zip(*cols):
+        for m, t, f, when in zip(*cols, strict=False):
             p = Point(m).time(int(when), WritePrecision.MS)
             for k, v in json.loads(t).items():
                 p = p.tag(k, "" if v is None else str(v))
@@ -71,10 +71,39 @@ class InfluxWrite(ScalarFunction):
         return pd.Series([1] * len(points), dtype="int32")
 
 
+def custom_metric_insert(t_env, measurement: str, stream: str, sql: str) -> str:
+    """INSERT writing a user's aggregation: STRING columns become tags, numeric columns fields,
+    `window_end` the point's time. Built from the query's schema, so any windowed SELECT works."""
+    schema = t_env.sql_query(sql).get_schema()
+    names, types = schema.get_field_names(), [str(t) for t in schema.get_field_data_types()]
+    if "window_end" not in names:
+        raise ValueError("a custom metric must select window_end (the end of its window) to time its points")
+    tags, fields = [f"KEY 'stream' VALUE '{stream}'"], []
+    for n, t in zip(names, types, strict=False):
+        if n in ("window_end", "window_start", "window_time"):
+            continue
+        if t.startswith(("VARCHAR", "STRING", "CHAR")):
+            tags.append(f"KEY '{n}' VALUE `{n}`")
+        elif t.startswith(("BIGINT", "INT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT", "DECIMAL", "BOOLEAN")):
+            fields.append(f"KEY '{n}' VALUE `{n}`")
+    if not fields:
+        raise ValueError("a custom metric needs at least one numeric column (the value to store)")
+    ts = "CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', window_end) AS BIGINT) * 1000"
+    return (
+        f"INSERT INTO influx_sink SELECT influx_write('{measurement}', JSON_OBJECT({', '.join(tags)}), "
+        f"JSON_OBJECT({', '.join(fields)}), {ts}) FROM (\n{sql}\n)"
+    )
+
+
+def _jsonable(x):
+    return x if isinstance(x, (int, float, str, type(None))) else str(x)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spec", required=True, help="job spec JSON written by labkit")
-    spec = json.load(open(ap.parse_args().spec))
+    with open(ap.parse_args().spec) as f:
+        spec = json.load(f)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
     for k, v in spec["config"].items():
@@ -91,22 +120,23 @@ def main() -> None:
     )
     for stmt in spec["ddl"]:
         t_env.execute_sql(stmt)
-    if spec.get("preview"):
-        # Bounded preview: print rows as JSON lines for labkit to read, then stop.
-        with t_env.execute_sql(spec["preview"]).collect() as rows:
-            names = None
-            deadline = time.time() + spec.get("preview_timeout", 30)
-            n = 0
-            for row in rows:
-                if names is None:
-                    names = spec["preview_columns"]
-                print("LABKIT_ROW " + json.dumps(dict(zip(names, [str(x) if not isinstance(x, (int, float, str, type(None))) else x for x in row]))), flush=True)
-                n += 1
-                if n >= spec.get("preview_limit", 50) or time.time() > deadline:
+    custom = spec.get("custom")
+    if custom and spec.get("preview"):
+        # Bounded preview in this process (a local MiniCluster): rows as JSON lines, then stop.
+        table = t_env.sql_query(custom["sql"])
+        names = table.get_schema().get_field_names()
+        deadline = time.time() + spec["preview"]["timeout_s"]
+        with table.execute().collect() as rows:
+            for i, row in enumerate(rows):
+                print("LABKIT_ROW " + json.dumps(dict(zip(names, map(_jsonable, row), strict=False))), flush=True)
+                if i + 1 >= spec["preview"]["limit"] or time.time() > deadline:
                     break
         return
+    inserts = list(spec.get("inserts", []))
+    if custom:
+        inserts.append(custom_metric_insert(t_env, custom["measurement"], custom["stream"], custom["sql"]))
     stmts = t_env.create_statement_set()
-    for ins in spec["inserts"]:
+    for ins in inserts:
         stmts.add_insert_sql(ins)
     stmts.execute()
 

@@ -23,7 +23,9 @@ class JobParams:
     window_s: int = 10
     watermark_delay_s: int = 5
     idle_timeout_s: int = 5
-    startup: str = "group-offsets"  # or earliest-offset
+    startup: str = "group-offsets"  # or earliest-offset, latest-offset, timestamp
+    startup_timestamp_ms: int | None = None
+    bounded: bool = False  # stop at the offsets that are latest when the job starts (previews)
     max_past_days: int = 7
     max_future_h: int = 1
 
@@ -49,6 +51,11 @@ def source_ddl(p: JobParams, name: str = "events_raw") -> str:
         f"{ts} BETWEEN 0 AND 32503680000000 AND TO_TIMESTAMP_LTZ({ts}, 3) "
         f"BETWEEN kafka_ts - INTERVAL '{p.max_past_days}' DAY AND kafka_ts + INTERVAL '{p.max_future_h}' HOUR"
     )
+    extra = ""
+    if p.startup_timestamp_ms is not None:
+        extra += f"\n  'scan.startup.timestamp-millis' = '{p.startup_timestamp_ms}',"
+    if p.bounded:
+        extra += "\n  'scan.bounded.mode' = 'latest-offset',"
     return f"""
 CREATE TEMPORARY TABLE {name} (
   payload STRING,
@@ -66,7 +73,7 @@ CREATE TEMPORARY TABLE {name} (
   'properties.bootstrap.servers' = {lit(p.bootstrap)},
   'properties.group.id' = {lit(p.group_id)},
   'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = {lit(p.startup)},
+  'scan.startup.mode' = {lit(p.startup)},{extra}
   'scan.watermark.idle-timeout' = '{p.idle_timeout_s} s',
   -- Watermarks are per partition and a fetch is emitted partition by partition: small fetches keep
   -- the partitions' event times close, so "late" means late in event time, not in fetch order.
@@ -124,6 +131,8 @@ FROM (
     COALESCE(JSON_VALUE(payload, '$.device'), 'unknown') AS device
   FROM {source}
 )"""
+
+
 # JSON_VALUE ... RETURNING DOUBLE/INT throws ClassCastException on some inputs (e.g. an integer
 # returned as DOUBLE) despite NULL ON ERROR; TRY_CAST over the string value is safe.
 
@@ -200,56 +209,84 @@ def metric_inserts(p: JobParams) -> list[str]:
     err5 = "SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END)"
     win_end_of = f"(ts_raw - MOD(ts_raw, {p.window_s * 1000}) + {p.window_s * 1000})"
     kafka_ts_utc = "CAST(kafka_ts AS TIMESTAMP(3))"
-    dlq_end = (f"(CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', {kafka_ts_utc}) AS BIGINT) "
-               f"/ {p.window_s} * {p.window_s} + {p.window_s}) * 1000")
+    dlq_end = (
+        f"(CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', {kafka_ts_utc}) AS BIGINT) "
+        f"/ {p.window_s} * {p.window_s} + {p.window_s}) * 1000"
+    )
     points = [
         point_select(
-            "http_counts", {"stream": s, "status_code": "CAST(http_status AS STRING)"}, {"count": "COUNT(*)"}, end,
+            "http_counts",
+            {"stream": s, "status_code": "CAST(http_status AS STRING)"},
+            {"count": "COUNT(*)"},
+            end,
             f"FROM {w} GROUP BY window_start, window_end, http_status",
         ),
         point_select(
-            "error_rate", {"stream": s},
+            "error_rate",
+            {"stream": s},
             {
-                "total": "COUNT(*)", "errors_4xx": err4, "errors_5xx": err5,
-                "rate_4xx": f"CAST({err4} AS DOUBLE) / COUNT(*)", "rate_5xx": f"CAST({err5} AS DOUBLE) / COUNT(*)",
+                "total": "COUNT(*)",
+                "errors_4xx": err4,
+                "errors_5xx": err5,
+                "rate_4xx": f"CAST({err4} AS DOUBLE) / COUNT(*)",
+                "rate_5xx": f"CAST({err5} AS DOUBLE) / COUNT(*)",
                 "error_rate": f"CAST({err4} + {err5} AS DOUBLE) / COUNT(*)",
             },
-            end, f"FROM {w} GROUP BY window_start, window_end",
+            end,
+            f"FROM {w} GROUP BY window_start, window_end",
         ),
         point_select(
-            "active_users", {"stream": s},
+            "active_users",
+            {"stream": s},
             {"users": "COUNT(DISTINCT user_id)", "sessions": "COUNT(DISTINCT session_id)"},
-            end, f"FROM {w} GROUP BY window_start, window_end",
+            end,
+            f"FROM {w} GROUP BY window_start, window_end",
         ),
         point_select(
-            "url_counts", {"stream": s, "url": "url"},
+            "url_counts",
+            {"stream": s, "url": "url"},
             {"count": "COUNT(*)", "errors": f"{err4} + {err5}", "errors_5xx": err5},
-            end, f"FROM {w} GROUP BY window_start, window_end, url",
+            end,
+            f"FROM {w} GROUP BY window_start, window_end, url",
         ),
         point_select(
-            "latency", {"stream": s, "url": "url"},
+            "latency",
+            {"stream": s, "url": "url"},
             {
-                "p50": "PERCENTILE(latency_ms, 0.5)", "p95": "PERCENTILE(latency_ms, 0.95)",
-                "p99": "PERCENTILE(latency_ms, 0.99)", "count": "COUNT(*)",
+                "p50": "PERCENTILE(latency_ms, 0.5)",
+                "p95": "PERCENTILE(latency_ms, 0.95)",
+                "p99": "PERCENTILE(latency_ms, 0.99)",
+                "count": "COUNT(*)",
             },
-            end, f"FROM {w} GROUP BY window_start, window_end, url",
+            end,
+            f"FROM {w} GROUP BY window_start, window_end, url",
         ),
         point_select(
-            "latency", {"stream": s, "url": "CAST('ALL' AS STRING)"},
+            "latency",
+            {"stream": s, "url": "CAST('ALL' AS STRING)"},
             {
-                "p50": "PERCENTILE(latency_ms, 0.5)", "p95": "PERCENTILE(latency_ms, 0.95)",
-                "p99": "PERCENTILE(latency_ms, 0.99)", "count": "COUNT(*)",
+                "p50": "PERCENTILE(latency_ms, 0.5)",
+                "p95": "PERCENTILE(latency_ms, 0.95)",
+                "p99": "PERCENTILE(latency_ms, 0.99)",
+                "count": "COUNT(*)",
             },
-            end, f"FROM {w} GROUP BY window_start, window_end",
+            end,
+            f"FROM {w} GROUP BY window_start, window_end",
         ),
         # Updating counts (not windows): a late row or a dead letter may arrive at any time. Each
         # update overwrites the same point, so the last write is the current total.
         point_select(
-            "late_events", {"stream": s}, {"count": "COUNT(*)"}, "win_end",
+            "late_events",
+            {"stream": s},
+            {"count": "COUNT(*)"},
+            "win_end",
             f"FROM (SELECT {win_end_of} AS win_end FROM events_late) GROUP BY win_end",
         ),
         point_select(
-            "dlq_events", {"stream": s, "reason": "reason"}, {"count": "COUNT(*)"}, "win_end",
+            "dlq_events",
+            {"stream": s, "reason": "reason"},
+            {"count": "COUNT(*)"},
+            "win_end",
             f"FROM (SELECT reason, {dlq_end} AS win_end FROM events_checked "
             "WHERE reason IS NOT NULL AND reason <> 'control') GROUP BY win_end, reason",
         ),

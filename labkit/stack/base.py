@@ -39,7 +39,7 @@ class StackStatus:
         head = ("service", "state", "address", "pid", "detail")
         rows = [head, *self.rows()]
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows]
         return f"{self.mode} stack\n" + "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -53,10 +53,12 @@ class StackStatus:
                 for i, c in enumerate(row)
             )
             + "</tr>"
-            for s, row in zip(self.services, self.rows())
+            for s, row in zip(self.services, self.rows(), strict=False)
         )
         head = "".join(f"<th>{h}</th>" for h in ("service", "state", "address", "pid", "detail"))
-        return f"<b>{html.escape(self.mode)} stack</b><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return (
+            f"<b>{html.escape(self.mode)} stack</b><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        )
 
 
 class Stack(ABC):

@@ -13,8 +13,13 @@ from labkit.stack.base import ServiceStatus, Stack, StackStatus
 from labkit.stack.readiness import FlinkSlots, HttpOk, InfluxBucket, KafkaMetadata
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
-SERVICES = {"kafka": "kafka", "jobmanager": "jobmanager", "taskmanager": "taskmanager", "influxdb": "influxdb",
-            "grafana": "grafana"}
+SERVICES = {
+    "kafka": "kafka",
+    "jobmanager": "jobmanager",
+    "taskmanager": "taskmanager",
+    "influxdb": "influxdb",
+    "grafana": "grafana",
+}
 
 
 class DockerStack(Stack):
@@ -36,7 +41,9 @@ class DockerStack(Stack):
         ensure_env_file()
         r = subprocess.run(
             ["docker", "compose", "--project-directory", str(COMPOSE_DIR), *args],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if check and r.returncode != 0:
             raise LabkitError(f"docker compose {' '.join(args)} failed: {r.stderr.strip()[-800:]}")
@@ -76,8 +83,12 @@ class DockerStack(Stack):
 
     def status(self) -> StackStatus:
         out = StackStatus(self.mode)
-        addr = {"kafka": self.settings.kafka, "flink": self.settings.flink, "influxdb": self.settings.influx,
-                "grafana": self.settings.grafana_url}
+        addr = {
+            "kafka": self.settings.kafka,
+            "flink": self.settings.flink,
+            "influxdb": self.settings.influx,
+            "grafana": self.settings.grafana_url,
+        }
         for name, check in self._checks():
             c = check.safe_check()
             out.services.append(ServiceStatus(name, "running" if c.ok else "stopped", addr[name], None, c.detail))

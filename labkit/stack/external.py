@@ -18,8 +18,11 @@ class ExternalStack(Stack):
 
     def influx_token(self, role: str = "admin") -> str:
         s = self.settings
-        token = {"admin": s.influx_token, "write": s.influx_write_token or s.influx_token,
-                 "read": s.influx_read_token or s.influx_token}[role]
+        token = {
+            "admin": s.influx_token,
+            "write": s.influx_write_token or s.influx_token,
+            "read": s.influx_read_token or s.influx_token,
+        }[role]
         if not token:
             raise LabkitError("no InfluxDB token is configured for external mode.", "set LABKIT_INFLUX_TOKEN")
         return token

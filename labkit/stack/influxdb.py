@@ -41,8 +41,9 @@ class LocalInfluxDB(LocalService):
 
     def after_ready(self) -> None:
         onboard(self.settings, self.creds)
-        InfluxBucket(self.address, self.creds.influx_admin_token, self.settings.influx_org, self.settings.influx_bucket
-                     ).wait_until_ready(30, service=self.name)
+        InfluxBucket(
+            self.address, self.creds.influx_admin_token, self.settings.influx_org, self.settings.influx_bucket
+        ).wait_until_ready(30, service=self.name)
 
 
 def onboard(settings, creds: credentials.Credentials) -> None:
@@ -63,7 +64,9 @@ def onboard(settings, creds: credentials.Credentials) -> None:
             if r.status_code >= 300:
                 raise ServiceError(f"InfluxDB onboarding failed: HTTP {r.status_code} {r.text[:200]}")
         auth = {"Authorization": f"Token {creds.influx_admin_token}"}
-        r = http.get("/api/v2/buckets", params={"org": settings.influx_org, "name": settings.influx_bucket}, headers=auth)
+        r = http.get(
+            "/api/v2/buckets", params={"org": settings.influx_org, "name": settings.influx_bucket}, headers=auth
+        )
         if r.status_code == 401:
             raise ServiceError(
                 "InfluxDB rejects the admin token stored in secrets.json (was the data folder replaced?).",
@@ -73,7 +76,8 @@ def onboard(settings, creds: credentials.Credentials) -> None:
         if not buckets:
             org = http.get("/api/v2/orgs", params={"org": settings.influx_org}, headers=auth).json()["orgs"][0]
             bucket = http.post(
-                "/api/v2/buckets", json={"orgID": org["id"], "name": settings.influx_bucket, "retentionRules": []},
+                "/api/v2/buckets",
+                json={"orgID": org["id"], "name": settings.influx_bucket, "retentionRules": []},
                 headers=auth,
             ).json()
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 
 from labkit.errors import ServiceError
@@ -70,19 +71,37 @@ class LocalKafka(LocalService):
 
             java = require_java()
             r = subprocess.run(
-                [*self._java(java), "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
-                 "-c", str(self.home / "server.properties"), "-g"],
-                capture_output=True, text=True, check=False,
+                [
+                    *self._java(java),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.home / "server.properties"),
+                    "-g",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if r.returncode != 0:
-                raise ServiceError(f"formatting Kafka storage in {data} failed: {(r.stderr or r.stdout).strip()[-500:]}")
+                raise ServiceError(
+                    f"formatting Kafka storage in {data} failed: {(r.stderr or r.stdout).strip()[-500:]}"
+                )
 
     def _java(self, java: str) -> list[str]:
         return [
-            java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java,
+            "-Xms256m",
+            "-Xmx768m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.home}",
-            "-cp", str(provision.jars_dir() / "*"),
+            "-cp",
+            str(provision.jars_dir() / "*"),
         ]
 
     def command(self) -> tuple[list[str], dict[str, str]]:
@@ -110,9 +129,7 @@ def ensure_topics(bootstrap: str, settings) -> None:
             if t not in existing
         ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()

@@ -56,9 +56,7 @@ class LocalStack(Stack):
         for s in self.services:
             if s.name == name:
                 return s
-        raise LabkitError(
-            f"there is no service {name!r}.", f"use one of: {', '.join(s.name for s in self.services)}"
-        )
+        raise LabkitError(f"there is no service {name!r}.", f"use one of: {', '.join(s.name for s in self.services)}")
 
     def influx_token(self, role: str = "admin") -> str:
         token = {

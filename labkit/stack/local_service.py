@@ -36,7 +36,7 @@ class LocalService(ABC):
     @abstractmethod
     def readiness(self) -> WaitStrategy: ...
 
-    def after_ready(self) -> None:
+    def after_ready(self) -> None:  # noqa: B027 (an optional hook)
         """First-run work that needs the running service (onboarding, topics)."""
 
     def ports(self) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -69,10 +70,8 @@ class ManagedProcess:
     def stop(self, timeout: float = 30) -> None:
         p = self.process()
         if p is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             _, alive = psutil.wait_procs([p], timeout=timeout)
             if alive:
                 os.killpg(p.pid, signal.SIGKILL)

@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 
 from labkit import jobs
@@ -8,7 +10,5 @@ def pipeline(settings, stack, unique_topic):
     """The clickstream job running on a fresh topic of its own; cancelled afterwards."""
     job = jobs.submit_pipeline(settings, topic=unique_topic, from_earliest=True)
     yield unique_topic, job
-    try:
+    with contextlib.suppress(Exception):
         job.cancel()
-    except Exception:
-        pass

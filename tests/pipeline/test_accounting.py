@@ -29,8 +29,16 @@ def _snapshot(settings, topic):
 
 def test_100k_events_are_accounted_for_exactly_and_a_replay_changes_nothing(settings, pipeline):
     topic, job = pipeline
-    summary = produce(100_000, topic=topic, seed=11, sim_rate=500, late_fraction=0.01, malformed_fraction=0.01,
-                      close_windows=True, settings=settings)
+    summary = produce(
+        100_000,
+        topic=topic,
+        seed=11,
+        sim_rate=500,
+        late_fraction=0.01,
+        malformed_fraction=0.01,
+        close_windows=True,
+        settings=settings,
+    )
     assert summary.acknowledged == 100_000
     assert summary.by_kind["late"] > 300 and summary.by_kind["malformed"] > 800
 
@@ -71,9 +79,12 @@ def test_events_from_kcat_are_processed_the_same(settings, pipeline):
     end = ledger.last_event_ms + 5000 + 10_000 + 1000
     marker = json.dumps({"event_type": "watermark", "event_timestamp": end}).encode()
     for p in range(settings.partitions):
-        subprocess.run(["kcat", "-P", "-b", settings.kafka, "-t", topic, "-K", "\t", "-p", str(p)],
-                       input=b"\n".join(lines if p == 0 else []) + (b"\n" if p == 0 else b"") + b"m\t" + marker + b"\n",
-                       check=True, timeout=60)
+        subprocess.run(
+            ["kcat", "-P", "-b", settings.kafka, "-t", topic, "-K", "\t", "-p", str(p)],
+            input=b"\n".join(lines if p == 0 else []) + (b"\n" if p == 0 else b"") + b"m\t" + marker + b"\n",
+            check=True,
+            timeout=60,
+        )
     ledger.closed_until_ms = end - 5000
     ledger.first_record_ms, ledger.last_record_ms = now - 60_000, int(time.time() * 1000) + 60_000
     acc = verify(ledger, settings=settings, wait_s=90)

@@ -16,7 +16,8 @@ def test_point_written_comes_back_from_flux(settings, stack):
     now_ms = int(time.time() * 1000)
     with InfluxDBClient(url=settings.influx, token=stack.influx_token("write"), org=settings.influx_org) as c:
         c.write_api(write_options=SYNCHRONOUS).write(
-            settings.influx_bucket, record=Point("smoke").tag("stream", tag).field("value", 42.5).time(now_ms, "ms"))
+            settings.influx_bucket, record=Point("smoke").tag("stream", tag).field("value", 42.5).time(now_ms, "ms")
+        )
     with Influx(settings) as db:  # read-only token
         df = db.query("smoke", start="-5m", stream=tag)
     assert len(df) == 1 and df["value"].iloc[0] == 42.5

@@ -20,8 +20,13 @@ def test_create_topic_produce_and_consume(settings, stack):
     producer.flush()
     producer.close()
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka, auto_offset_reset="earliest",
-                             consumer_timeout_ms=5000, group_id=f"g-{topic}")
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+        group_id=f"g-{topic}",
+    )
     got = sorted(m.value.decode() for m in consumer)
     consumer.close()
     assert got == sorted(f"message-{i}" for i in range(100))

@@ -29,9 +29,14 @@ def _free_port() -> int:
 
 def _other_stack_env(tmp_path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABKIT_")}
-    env.update(LABKIT_HOME=str(tmp_path / "home"), LABKIT_KAFKA_PORT=str(_free_port()),
-               LABKIT_KAFKA_CONTROLLER_PORT=str(_free_port()), LABKIT_FLINK_REST_PORT=str(_free_port()),
-               LABKIT_FLINK_RPC_PORT=str(_free_port()), LABKIT_INFLUX_PORT=str(_free_port()))
+    env.update(
+        LABKIT_HOME=str(tmp_path / "home"),
+        LABKIT_KAFKA_PORT=str(_free_port()),
+        LABKIT_KAFKA_CONTROLLER_PORT=str(_free_port()),
+        LABKIT_FLINK_REST_PORT=str(_free_port()),
+        LABKIT_FLINK_RPC_PORT=str(_free_port()),
+        LABKIT_INFLUX_PORT=str(_free_port()),
+    )
     env.update(extra)
     return env
 
@@ -41,8 +46,13 @@ def test_port_taken_is_reported_by_name_before_anything_starts(tmp_path):
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        r = subprocess.run([LABKIT, "up"], env=_other_stack_env(tmp_path, LABKIT_INFLUX_PORT=str(port)),
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [LABKIT, "up"],
+            env=_other_stack_env(tmp_path, LABKIT_INFLUX_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert r.returncode == 2
     assert f"port {port} for influxdb (LABKIT_INFLUX_PORT) is already in use" in r.stderr
     assert "fix:" in r.stderr and "Traceback" not in r.stderr
@@ -55,8 +65,9 @@ def test_missing_java_is_named_with_how_to_get_it(tmp_path):
     for tool in ("bash", "sh", "env", "uname", "dirname"):  # a PATH with everything but java
         if shutil.which(tool):
             (bindir / tool).symlink_to(shutil.which(tool))
-    r = subprocess.run([LABKIT, "up"], env=_other_stack_env(tmp_path, PATH=str(bindir)),
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [LABKIT, "up"], env=_other_stack_env(tmp_path, PATH=str(bindir)), capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 2
     assert "`java` is not installed" in r.stderr and "openjdk" in r.stderr
     assert "Traceback" not in r.stderr
@@ -100,7 +111,9 @@ def test_down_then_up_keeps_data(settings, stack):
     p.close()
     with InfluxDBClient(url=settings.influx, token=stack.influx_token("write"), org=settings.influx_org) as c:
         c.write_api(write_options=SYNCHRONOUS).write(
-            settings.influx_bucket, record=Point("keep").tag("stream", tag).field("v", 1).time(int(time.time() * 1e3), "ms"))
+            settings.influx_bucket,
+            record=Point("keep").tag("stream", tag).field("v", 1).time(int(time.time() * 1e3), "ms"),
+        )
 
     st = stack.down()
     assert all(s.state == "stopped" for s in st.services)

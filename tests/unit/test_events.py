@@ -25,8 +25,19 @@ def test_same_seed_same_stream_other_seed_differs():
 def test_events_follow_the_documented_schema():
     for e in take(EventGenerator(seed=1, start_ms=START), 300):
         d = json.loads(e.value)
-        assert set(d) == {"user_id", "session_id", "url", "http_method", "http_status", "latency_ms", "referrer",
-                          "user_agent", "device", "country", "event_timestamp"}
+        assert set(d) == {
+            "user_id",
+            "session_id",
+            "url",
+            "http_method",
+            "http_status",
+            "latency_ms",
+            "referrer",
+            "user_agent",
+            "device",
+            "country",
+            "event_timestamp",
+        }
         assert d["url"].startswith("/")
         assert 100 <= d["http_status"] <= 599
         assert d["latency_ms"] >= 0
@@ -73,13 +84,19 @@ def test_incident_scenario_spikes_5xx_on_checkout_only_while_active():
 @pytest.mark.parametrize("name", ["not_found_storm", "latency_regression", "bot_burst"])
 def test_every_scenario_changes_traffic(name):
     base = take(EventGenerator(seed=9, start_ms=START, rate=1000), 20_000)
-    sc = take(EventGenerator(seed=9, start_ms=START, rate=1000, scenario=Scenario(name, start_s=0, duration_s=20)), 20_000)
+    sc = take(
+        EventGenerator(seed=9, start_ms=START, rate=1000, scenario=Scenario(name, start_s=0, duration_s=20)), 20_000
+    )
     if name == "not_found_storm":
         assert sum(e.status == 404 for e in sc) > 10 * sum(e.status == 404 for e in base)
     elif name == "latency_regression":
+
         def search_latency(evs):
             return [json.loads(e.value)["latency_ms"] for e in evs if b'"/search"' in e.value]
-        assert sum(search_latency(sc)) / len(search_latency(sc)) > 3 * sum(search_latency(base)) / len(search_latency(base))
+
+        assert sum(search_latency(sc)) / len(search_latency(sc)) > 3 * sum(search_latency(base)) / len(
+            search_latency(base)
+        )
     else:
         assert sum(b"u_bot" in e.value for e in sc) > 0.3 * len(sc)
 

@@ -46,5 +46,8 @@ def test_no_secret_is_committed():
     pattern = re.compile(r"(token|password)\s*[:=]\s*['\"]?[A-Za-z0-9_\-]{20,}", re.I)
     for f in files:
         path = ROOT / f
-        if path.suffix in {".py", ".yml", ".yaml", ".json", ".md", ".toml", ".env", ".example", ".ipynb"} and path.is_file():
+        if (
+            path.suffix in {".py", ".yml", ".yaml", ".json", ".md", ".toml", ".env", ".example", ".ipynb"}
+            and path.is_file()
+        ):
             assert not pattern.search(path.read_text(errors="ignore")), f"possible secret in {f}"

@@ -57,9 +57,17 @@ def _patch_flux(flux: Path) -> None:
     (flux / "rust-toolchain.toml").unlink(missing_ok=True)
     for cargo_toml in (flux / "libflux/flux/Cargo.toml", flux / "libflux/flux-core/Cargo.toml"):
         text = cargo_toml.read_text()
-        text = re.sub(r'^default = \[(.*)\]$', lambda m: "default = [" + ", ".join(
-            f for f in (x.strip() for x in m.group(1).split(",")) if f and f != '"strict"') + "]",
-            text, count=1, flags=re.M)
+        text = re.sub(
+            r"^default = \[(.*)\]$",
+            lambda m: (
+                "default = ["
+                + ", ".join(f for f in (x.strip() for x in m.group(1).split(",")) if f and f != '"strict"')
+                + "]"
+            ),
+            text,
+            count=1,
+            flags=re.M,
+        )
         cargo_toml.write_text(text)
 
 
@@ -104,9 +112,15 @@ def provision(version: str = INFLUXDB, flux_version: str = FLUX) -> Path:
     if not out.exists():
         run_logged(
             [
-                "go", "build", "-tags", "sqlite_foreign_keys,sqlite_json",
-                "-ldflags", f"-X main.version={version} -X main.commit=labkit -X main.date=unknown",
-                "-o", str(out), "./cmd/influxd",
+                "go",
+                "build",
+                "-tags",
+                "sqlite_foreign_keys,sqlite_json",
+                "-ldflags",
+                f"-X main.version={version} -X main.commit=labkit -X main.date=unknown",
+                "-o",
+                str(out),
+                "./cmd/influxd",
             ],
             what="go build influxd",
             log=log,

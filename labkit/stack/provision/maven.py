@@ -38,8 +38,14 @@ def fetch(name: str, artifacts: list[str], dest: Path, *, transitive: bool = Tru
     (staging / "pom.xml").write_text(_POM.format(name=name, deps=deps))
     run_logged(
         [
-            "mvn", "-B", "-q", "-f", str(staging / "pom.xml"), "dependency:copy-dependencies",
-            "-DincludeScope=runtime", f"-DoutputDirectory={staging / 'jars'}",
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(staging / "pom.xml"),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={staging / 'jars'}",
             f"-DexcludeTransitive={'false' if transitive else 'true'}",
         ],
         what=f"fetch {name} jars from Maven Central",

@@ -24,11 +24,21 @@ TOOLS = {
         f"runs Kafka and Flink (Java {JAVA_MAJOR}+)",
         "conda install -c conda-forge openjdk=17, or apt-get install openjdk-17-jre-headless",
     ),
-    "mvn": Tool("mvn", "fetches the Kafka and connector jars", "conda install -c conda-forge maven, or apt-get install maven"),
+    "mvn": Tool(
+        "mvn", "fetches the Kafka and connector jars", "conda install -c conda-forge maven, or apt-get install maven"
+    ),
     "go": Tool("go", "builds influxd", "conda install -c conda-forge go, or https://go.dev/doc/install"),
     "cargo": Tool("cargo", "builds libflux for influxd", "conda install -c conda-forge rust, or https://rustup.rs"),
-    "pkg-config": Tool("pkg-config", "links influxd against libflux", "conda install -c conda-forge pkg-config, or apt-get install pkg-config"),
-    "cc": Tool("cc", "compiles influxd's C parts (cgo)", "conda install -c conda-forge c-compiler, or apt-get install build-essential"),
+    "pkg-config": Tool(
+        "pkg-config",
+        "links influxd against libflux",
+        "conda install -c conda-forge pkg-config, or apt-get install pkg-config",
+    ),
+    "cc": Tool(
+        "cc",
+        "compiles influxd's C parts (cgo)",
+        "conda install -c conda-forge c-compiler, or apt-get install build-essential",
+    ),
 }
 
 

@@ -1,0 +1,229 @@
+"""Dashboards as code: each panel is defined once (title, Flux with Grafana's macros, kind) and rendered
+two ways: as Grafana dashboard JSON for the compose stack, and as a plotly figure in notebooks by
+running the same Flux (macros substituted as Grafana's Flux datasource does) against InfluxDB.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from labkit.settings import Settings
+from labkit.settings import get as get_settings
+
+DATASOURCE_UID = "clickstream-influxdb"
+DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
+GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
+ERROR_RATE_THRESHOLD = 0.05
+
+_BASE = """from(bucket: v.defaultBucket)
+  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
+  |> filter(fn: (r) => r._measurement == "{m}" and r.stream == "${{stream}}")"""
+
+
+def _q(measurement: str, rest: str = "") -> str:
+    return _BASE.format(m=measurement) + ("\n" + rest if rest else "")
+
+
+@dataclass(frozen=True)
+class Panel:
+    id: int
+    title: str
+    flux: str
+    kind: str = "timeseries"  # timeseries | barchart | stat | table | bargauge
+    unit: str | None = None
+    description: str = ""
+    grid: tuple[int, int, int, int] = (0, 0, 12, 8)  # x, y, w, h
+    threshold: float | None = None
+    stacked: bool = False
+
+    # ---- Grafana -------------------------------------------------------------------------------
+    def grafana(self) -> dict:
+        x, y, w, h = self.grid
+        defaults: dict = {"custom": {}}
+        if self.unit:
+            defaults["unit"] = self.unit
+        if self.threshold is not None:
+            defaults["thresholds"] = {"mode": "absolute", "steps": [
+                {"color": "green", "value": None}, {"color": "red", "value": self.threshold}]}
+            defaults["custom"]["thresholdsStyle"] = {"mode": "line+area"}
+        if self.stacked:
+            defaults["custom"]["stacking"] = {"mode": "normal", "group": "A"}
+            defaults["custom"]["drawStyle"] = "bars"
+            defaults["custom"]["fillOpacity"] = 80
+        return {
+            "id": self.id,
+            "type": self.kind,
+            "title": self.title,
+            "description": self.description,
+            "datasource": DATASOURCE,
+            "gridPos": {"x": x, "y": y, "w": w, "h": h},
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
+            "targets": [{"refId": "A", "datasource": DATASOURCE, "query": self.flux}],
+        }
+
+    # ---- the same query, run by labkit -----------------------------------------------------------
+    def render_flux(self, settings: Settings, start: datetime, stop: datetime, window: timedelta,
+                    stream: str | None = None) -> str:
+        """Substitute Grafana's Flux macros exactly as its InfluxDB (Flux) datasource does."""
+        q = self.flux.replace("${stream}", stream or settings.topic)
+        q = q.replace("v.timeRangeStart", _rfc3339(start)).replace("v.timeRangeStop", _rfc3339(stop))
+        q = q.replace("v.windowPeriod", _go_duration(window))
+        q = q.replace("v.defaultBucket", json.dumps(settings.influx_bucket))
+        return q.replace("v.organization", json.dumps(settings.influx_org))
+
+    def data(self, start: str | timedelta = "15m", settings: Settings | None = None,
+             stream: str | None = None) -> pd.DataFrame:
+        from labkit.influx import Influx
+
+        settings = settings or get_settings()
+        span = pd.Timedelta(start).to_pytimedelta() if isinstance(start, str) else start
+        stop = datetime.now(UTC)
+        # Grafana's interval: the range over ~1000 points, at least 10 s here (the window size)
+        window = max(timedelta(seconds=10), span / 1000)
+        with Influx(settings) as db:
+            df = db.flux(self.render_flux(settings, stop - span, stop, window, stream))
+        if not df.empty and "_time" in df.columns:
+            df = df.rename(columns={"_time": "time"})
+        return df
+
+    def figure(self, start: str | timedelta = "15m", settings: Settings | None = None, stream: str | None = None):
+        import plotly.express as px
+
+        from labkit import plots
+
+        df = self.data(start, settings, stream)
+        if df.empty:
+            return plots._empty(self.title)
+        series = "_field" if "_field" in df.columns else None
+        for tag in ("status_code", "url", "reason"):
+            if tag in df.columns and df[tag].nunique() > 1:
+                series = tag
+        if self.kind in ("barchart", "bargauge", "table"):
+            x = next((c for c in ("url", "reason", "status_code") if c in df.columns), df.columns[0])
+            fig = px.bar(df, y=x, x="_value", orientation="h", title=self.title)
+            fig.update_yaxes(autorange="reversed")
+        elif self.kind == "stat":
+            v = df["_value"].iloc[-1]
+            fig = px.bar(x=[self.title], y=[v], title=f"{self.title}: {v:.2%}" if self.unit == "percentunit" else f"{self.title}: {v:,.0f}")
+        elif self.stacked:
+            fig = px.bar(df, x="time", y="_value", color=series, title=self.title)
+        else:
+            fig = px.line(df, x="time", y="_value", color=series, title=self.title, markers=True)
+        if self.unit == "percentunit":
+            fig.update_yaxes(tickformat=".1%")
+        if self.threshold is not None and self.kind == "timeseries":
+            fig.add_hline(y=self.threshold, line_dash="dash", line_color="red")
+        fig.update_layout(legend_title_text="")
+        return fig
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    uid: str
+    title: str
+    panels: tuple[Panel, ...] = field(default_factory=tuple)
+    refresh: str = "5s"
+
+    @property
+    def slug(self) -> str:
+        return self.uid
+
+    def grafana(self) -> dict:
+        """Dashboard JSON for file provisioning: stable uid, no id, datasource referenced by uid."""
+        return {
+            "uid": self.uid,
+            "title": self.title,
+            "tags": ["clickstream-lab"],
+            "timezone": "browser",
+            "schemaVersion": 39,
+            "version": 1,
+            "editable": True,
+            "refresh": self.refresh,
+            "time": {"from": "now-15m", "to": "now"},
+            "templating": {"list": [{
+                "name": "stream", "label": "Kafka topic", "type": "textbox",
+                "query": "clickstream_events", "current": {"text": "clickstream_events", "value": "clickstream_events"},
+            }]},
+            "annotations": {"list": []},
+            "panels": [p.grafana() for p in self.panels],
+        }
+
+    def panel(self, title_or_id: str | int) -> Panel:
+        for p in self.panels:
+            if title_or_id in (p.id, p.title):
+                return p
+        raise KeyError(title_or_id)
+
+    def embed_url(self, panel_id: int, grafana_url: str, stream: str = "clickstream_events") -> str:
+        return (f"{grafana_url}/d-solo/{self.uid}/{self.slug}?orgId=1&panelId={panel_id}"
+                f"&refresh=5s&from=now-15m&to=now&var-stream={stream}")
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _go_duration(d: timedelta) -> str:
+    """Go's time.Duration.String() for whole milliseconds (e.g. 10s, 1m30s, 250ms)."""
+    ms = int(d.total_seconds() * 1000)
+    if ms < 1000:
+        return f"{ms}ms"
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s = rem / 1000
+    sec = f"{s:g}s"
+    return (f"{h}h{m}m{sec}" if h else f"{m}m{sec}" if m else sec)
+
+
+ERRORS = Dashboard("clickstream-errors", "Clickstream: error monitoring", (
+    Panel(1, "Error rate", _q("error_rate", '  |> filter(fn: (r) => r._field == "error_rate" or r._field == "rate_4xx" or r._field == "rate_5xx")'),
+          unit="percentunit", threshold=ERROR_RATE_THRESHOLD, grid=(0, 0, 16, 9),
+          description="Share of 4xx and 5xx responses per 10 s window; red line: alert threshold"),
+    Panel(2, "Current error rate", _q("error_rate", '  |> filter(fn: (r) => r._field == "error_rate")\n  |> last()'),
+          kind="stat", unit="percentunit", threshold=ERROR_RATE_THRESHOLD, grid=(16, 0, 8, 9)),
+    Panel(3, "4xx and 5xx by status", _q("http_counts", '  |> filter(fn: (r) => r.status_code >= "400")\n'
+                                          '  |> group(columns: ["status_code"])'),
+          stacked=True, grid=(0, 9, 12, 9), description="Error responses per status code per window"),
+    Panel(4, "Top failing URLs", _q("url_counts", '  |> filter(fn: (r) => r._field == "errors")\n'
+                                     '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
+                                     '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 10)'),
+          kind="bargauge", grid=(12, 9, 12, 9), description="4xx + 5xx responses per URL over the time range"),
+    Panel(5, "5xx per URL", _q("url_counts", '  |> filter(fn: (r) => r._field == "errors_5xx")\n'
+                                '  |> group(columns: ["url"])\n  |> filter(fn: (r) => r._value > 0)'),
+          grid=(0, 18, 24, 8), description="Server errors per URL per window: where an incident lives"),
+))
+
+ENGAGEMENT = Dashboard("clickstream-engagement", "Clickstream: engagement", (
+    Panel(1, "Events per URL", _q("url_counts", '  |> filter(fn: (r) => r._field == "count")\n'
+                                   '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
+                                   '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 15)'),
+          kind="bargauge", grid=(0, 0, 12, 10)),
+    Panel(2, "Active users and sessions", _q("active_users"), grid=(12, 0, 12, 10)),
+    Panel(3, "Latency percentiles (whole site)", _q("latency", '  |> filter(fn: (r) => r.url == "ALL" and r._field != "count")'),
+          unit="ms", grid=(0, 10, 12, 9)),
+    Panel(4, "Events per status", _q("http_counts", '  |> group(columns: ["status_code"])'),
+          stacked=True, grid=(12, 10, 12, 9)),
+    Panel(5, "Dead letters by reason", _q("dlq_events", '  |> group(columns: ["reason"])\n  |> sum()\n  |> group()'),
+          kind="bargauge", grid=(0, 19, 12, 8), description="Messages the job could not use, by reason"),
+    Panel(6, "Late events", _q("late_events"), grid=(12, 19, 12, 8),
+          description="Valid events that arrived behind the watermark, per window they belonged to"),
+))
+
+DASHBOARDS = (ERRORS, ENGAGEMENT)
+
+
+def write_grafana(dest: Path = GRAFANA_DIR / "dashboards") -> list[Path]:
+    """Regenerate grafana/dashboards/*.json from the definitions above (`make dashboards`)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for d in DASHBOARDS:
+        p = dest / f"{d.uid}.json"
+        p.write_text(json.dumps(d.grafana(), indent=2) + "\n")
+        out.append(p)
+    return out

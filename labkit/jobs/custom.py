@@ -1,0 +1,119 @@
+"""Custom metrics: a user's Flink SQL aggregation over the validated events, previewed in seconds on recent
+events, then deployed as its own job writing its own measurement (`custom_<name>`).
+
+The SQL reads the view `events` (valid, on-time events: user_id, session_id, url, http_method,
+http_status, latency_ms, country, device, rowtime) and must select `window_end`; STRING columns become
+tags and numeric columns fields. Errors come back as Flink's message with the line and column.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from labkit.errors import ConfigError, JobError
+from labkit.jobs import base_spec, pipeline_params
+from labkit.jobs.control import RUNNER, Job, root_cause, submit_spec
+from labkit.jobs.sql import JobParams, checked_view, source_ddl, views
+from labkit.settings import Settings
+from labkit.settings import get as get_settings
+
+EVENTS_VIEW = "CREATE TEMPORARY VIEW events AS SELECT * FROM events_on_time"
+EXAMPLE = """SELECT window_end, url,
+       COUNT(*) AS requests,
+       CAST(SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS error_rate_5xx
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end, url"""
+
+
+@dataclass
+class CustomMetric:
+    """A metric you design: `preview()` it, `deploy()` it, then `query()`/`plot()` it like the built-in ones."""
+
+    name: str
+    sql: str
+    topic: str | None = None
+    settings: Settings | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", self.name):
+            raise ConfigError(f"metric name {self.name!r} is not usable as a measurement name.",
+                              "use lowercase letters, digits and _ (e.g. 'error_rate_per_url')")
+        self.settings = self.settings or get_settings()
+        self.sql = self.sql.strip().rstrip(";")
+
+    @property
+    def measurement(self) -> str:
+        return f"custom_{self.name}"
+
+    def _spec(self, params: JobParams, job_name: str) -> dict:
+        spec = base_spec(self.settings, job_name, parallelism=1)
+        spec["ddl"] = [source_ddl(params), checked_view(params), *views(), EVENTS_VIEW,
+                       "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')"]
+        spec["custom"] = {"sql": self.sql, "measurement": self.measurement, "stream": params.topic}
+        return spec
+
+    def preview(self, seconds: float = 120, limit: int = 50, timeout_s: float = 90) -> pd.DataFrame:
+        """Run the SQL once over the last `seconds` of events (a local, bounded run); rows as a DataFrame."""
+        from labkit.stack.provision import flink as flink_dist
+
+        s = self.settings
+        params = pipeline_params(s, topic=self.topic)
+        params = JobParams(**{**params.__dict__, "bootstrap": s.kafka, "group_id": f"labkit-preview-{self.name}",
+                              "startup": "timestamp", "bounded": True,
+                              "startup_timestamp_ms": int((time.time() - seconds) * 1000)})
+        spec = self._spec(params, f"preview-{self.name}")
+        spec["config"]["pipeline.jars"] = flink_dist.connector_jar().as_uri()
+        spec["config"]["parallelism.default"] = 1
+        spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
+        path = s.home / "jobs" / f"preview-{self.name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(spec))
+        try:
+            r = subprocess.run([sys.executable, str(RUNNER), "--spec", str(path)], capture_output=True, text=True,
+                               timeout=timeout_s + 60, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise JobError(f"the preview of {self.name} did not finish in {timeout_s + 60:.0f}s.") from None
+        rows = [json.loads(line[len("LABKIT_ROW "):]) for line in r.stdout.splitlines() if line.startswith("LABKIT_ROW ")]
+        if r.returncode != 0 and not rows:
+            raise JobError(f"your SQL for {self.name} failed: {root_cause(r.stdout + r.stderr)}",
+                           "fix the SQL at the line and column shown, then preview again")
+        df = pd.DataFrame(rows)
+        for c in ("window_start", "window_end", "window_time"):
+            if c in df.columns:
+                df[c] = pd.to_datetime(df[c])
+        return df
+
+    def deploy(self, backfill_s: float = 300) -> Job:
+        """Run the metric as its own job (reading from `backfill_s` ago), writing `custom_<name>`."""
+        s = self.settings
+        params = pipeline_params(s, topic=self.topic, group_id=f"labkit-custom-{self.name}")
+        params = JobParams(**{**params.__dict__, "startup": "timestamp",
+                              "startup_timestamp_ms": int((time.time() - backfill_s) * 1000)})
+        from labkit import stack
+
+        job = submit_spec(self._spec(params, f"custom-{self.name}"), s, stack.get(s).mode)
+        return job.wait_running()
+
+    def query(self, start: str = "-15m") -> pd.DataFrame:
+        from labkit.influx import Influx
+
+        with Influx(self.settings) as db:
+            return db.query(self.measurement, start=start, stream=self.topic)
+
+    def plot(self, field: str | None = None, start: str = "-15m"):
+        from labkit.plots import line
+
+        df = self.query(start)
+        return line(df, field, title=f"custom metric: {self.name}")
+
+    def _repr_html_(self) -> str:
+        return (f"<b>Custom metric</b> <code>{html.escape(self.name)}</code> → measurement "
+                f"<code>{self.measurement}</code><pre>{html.escape(self.sql)}</pre>")
