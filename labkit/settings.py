@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     influx_write_token: str | None = None
     influx_read_token: str | None = None
 
+    # Where the TaskManagers find the write-only token (a path on their side); local mode writes one itself.
+    flink_influx_token_file: str | None = None
+
     grafana_url: str = "http://127.0.0.1:3000"
 
     topic: str = "clickstream_events"

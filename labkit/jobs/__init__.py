@@ -24,9 +24,11 @@ def _stack(settings: Settings):
 
 def _token_file(settings: Settings) -> str:
     """The write-only token, in a 0600 file the TaskManager reads (kept out of the job graph)."""
+    if settings.flink_influx_token_file:
+        return settings.flink_influx_token_file
     st = _stack(settings)
     if st.mode != "local":
-        return ""  # containers/external clusters get it from the TaskManager's environment
+        return ""  # external clusters: the TaskManagers' LABKIT_INFLUX_WRITE_TOKEN environment variable
     path = settings.home / "jobs" / "influx-write.token"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -18,9 +18,9 @@ def get(settings: Settings | None = None, mode: str | None = None) -> Stack:
 
         return LocalStack(settings)
     if mode == "docker":
-        from labkit.stack.docker import DockerStack
+        from labkit.stack.docker import DockerStack, docker_settings
 
-        return DockerStack(settings)
+        return DockerStack(docker_settings(settings))
     from labkit.stack.external import ExternalStack
 
     return ExternalStack(settings)

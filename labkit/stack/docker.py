@@ -50,9 +50,14 @@ class DockerStack(Stack):
         return r
 
     def influx_token(self, role: str = "admin") -> str:
-        env = dotenv_values(COMPOSE_DIR / ".env")
-        key = {"admin": "INFLUXDB_ADMIN_TOKEN", "write": "INFLUXDB_WRITE_TOKEN", "read": "INFLUXDB_READ_TOKEN"}[role]
-        return env.get(key) or env["INFLUXDB_ADMIN_TOKEN"]
+        """Admin from compose/.env; the read/write tokens live in the secrets volume (created at first start)."""
+        if role == "admin":
+            return dotenv_values(COMPOSE_DIR / ".env")["INFLUXDB_ADMIN_TOKEN"]
+        r = self._compose("exec", "-T", "influxdb-init", "cat", f"/secrets/influx-{role}.token", check=False)
+        if r.returncode != 0:
+            r = self._compose("run", "--rm", "--no-deps", "--entrypoint", "cat", "influxdb-init",
+                              f"/secrets/influx-{role}.token")
+        return r.stdout.strip()
 
     def up(self, *, timeout: float = 180) -> StackStatus:
         self._compose("up", "-d", "--wait", "--wait-timeout", str(int(timeout)))
@@ -93,6 +98,22 @@ class DockerStack(Stack):
             c = check.safe_check()
             out.services.append(ServiceStatus(name, "running" if c.ok else "stopped", addr[name], None, c.detail))
         return out
+
+
+def docker_settings(settings):
+    """The container-side endpoints the Flink job needs; the host keeps using 127.0.0.1 ports."""
+    env = dotenv_values(COMPOSE_DIR / ".env") if (COMPOSE_DIR / ".env").exists() else {}
+    fields = settings.model_fields_set
+    update = {
+        "kafka_bootstrap_for_flink": settings.kafka_bootstrap_for_flink or "kafka:19092",
+        "influx_url_for_flink": settings.influx_url_for_flink or "http://influxdb:8086",
+        "flink_influx_token_file": settings.flink_influx_token_file or "/secrets/influx-write.token",
+    }
+    if "influx_org" not in fields and env.get("INFLUXDB_ORG"):
+        update["influx_org"] = env["INFLUXDB_ORG"]
+    if "influx_bucket" not in fields and env.get("INFLUXDB_BUCKET"):
+        update["influx_bucket"] = env["INFLUXDB_BUCKET"]
+    return settings.model_copy(update=update)
 
 
 def ensure_env_file(compose_dir: Path = COMPOSE_DIR) -> Path:
