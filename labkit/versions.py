@@ -17,5 +17,5 @@ IMAGES = {
     "kafka": f"apache/kafka:{KAFKA}",
     "flink": f"flink:{FLINK}-java17",
     "influxdb": f"influxdb:{INFLUXDB}",
-    "grafana": "grafana/grafana-oss:12.2.1",
+    "grafana": "grafana/grafana-oss:12.2.1",  # runs only in compose (AGPL; not provisioned locally)
 }

@@ -43,7 +43,7 @@ def test_installed_pyflink_is_the_pinned_one():
 def test_no_secret_is_committed():
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert ".env" not in files and "compose/.env" not in files
-    pattern = re.compile(r"(token|password)\s*[:=]\s*['\"]?[A-Za-z0-9_\-]{20,}", re.I)
+    pattern = re.compile(r"(token|password)[ \t]*[:=][ \t]*['\"]?[A-Za-z0-9_\-]{20,}", re.I)
     for f in files:
         path = ROOT / f
         if (

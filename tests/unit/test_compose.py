@@ -1,0 +1,130 @@
+"""The compose stack, checked without a Docker engine: the spec (via compose-go, the library docker compose
+uses), healthchecks, loopback-only ports, no literal secrets, pins that match the local stack."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labkit import versions
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "compose" / "docker-compose.yml"
+DUMMY = {"INFLUXDB_ADMIN_PASSWORD": "x" * 12, "INFLUXDB_ADMIN_TOKEN": "y" * 12, "GRAFANA_ADMIN_PASSWORD": "z" * 12}
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="go not installed")
+def test_compose_file_validates_against_the_compose_spec():
+    import os
+
+    r = subprocess.run(["go", "run", ".", str(COMPOSE)], cwd=ROOT / "tools" / "composecheck",
+                       env={**os.environ, **DUMMY}, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert set(r.stdout.split()) >= {"kafka", "jobmanager", "taskmanager", "influxdb", "grafana", "jupyter"}
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="go not installed")
+def test_missing_secrets_are_refused_with_a_hint():
+    r = subprocess.run(["go", "run", ".", str(COMPOSE)], cwd=ROOT / "tools" / "composecheck",
+                       capture_output=True, text=True, timeout=600,
+                       env={k: v for k, v in __import__("os").environ.items() if k not in DUMMY})
+    assert r.returncode != 0 and "labkit up --mode docker" in r.stderr
+
+
+def test_every_service_has_a_healthcheck_or_is_a_one_shot(compose):
+    for name, svc in compose["services"].items():
+        if svc.get("restart") == "no":  # one-shot init: dependents wait for service_completed_successfully
+            continue
+        assert "healthcheck" in svc, f"{name} has no healthcheck"
+
+
+def test_dependents_wait_for_health(compose):
+    for name, svc in compose["services"].items():
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            wanted = "service_completed_successfully" if compose["services"][dep].get("restart") == "no" else "service_healthy"
+            assert cond["condition"] == wanted, f"{name} -> {dep}"
+
+
+def test_ports_are_published_on_loopback_only(compose):
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_no_literal_secrets(compose):
+    for name, svc in compose["services"].items():
+        env = svc.get("environment") or {}
+        for key, value in (env.items() if isinstance(env, dict) else []):
+            if re.search(r"TOKEN|PASSWORD|SECRET", key) and isinstance(value, str):
+                assert value.startswith("${") or value.startswith("/secrets/"), f"{name}.{key} is a literal secret"
+    example = (ROOT / "compose" / ".env.example").read_text()
+    for line in example.splitlines():
+        if re.match(r"^\w*(TOKEN|PASSWORD)\w*=", line):
+            assert line.endswith("="), f"a secret has a value in .env.example: {line}"
+
+
+def test_images_are_pinned_and_match_the_local_stack(compose):
+    images = {name: svc.get("image") for name, svc in compose["services"].items()}
+    assert images["kafka"] == versions.IMAGES["kafka"]
+    assert images["influxdb"] == versions.IMAGES["influxdb"]
+    assert images["grafana"] == versions.IMAGES["grafana"]
+    for name, img in images.items():
+        assert img and ":" in img and not img.endswith(":latest"), f"{name} image not pinned"
+    args = compose["x-flink-common"]["build"]["args"]
+    assert args["FLINK_VERSION"] == versions.FLINK
+    assert args["PYFLINK_VERSION"] == versions.FLINK
+    assert args["KAFKA_CONNECTOR_VERSION"] == versions.FLINK_KAFKA_CONNECTOR
+    dockerfile = (ROOT / "compose" / "flink" / "Dockerfile").read_text()
+    assert f"ARG FLINK_VERSION={versions.FLINK}" in dockerfile
+    assert f"ARG PYFLINK_VERSION={versions.FLINK}" in dockerfile
+    assert f"ARG KAFKA_CONNECTOR_VERSION={versions.FLINK_KAFKA_CONNECTOR}" in dockerfile
+    assert f"FROM flink:${{FLINK_VERSION}}-java{versions.JAVA_MAJOR}" in dockerfile
+    assert versions.IMAGES["flink"] == f"flink:{versions.FLINK}-java{versions.JAVA_MAJOR}"
+
+
+def test_stack_fits_an_8_gb_laptop(compose):
+    def mb(v: str) -> float:
+        n, unit = float(v[:-1]), v[-1].lower()
+        return n * 1024 if unit == "g" else n
+
+    total = sum(mb(svc["deploy"]["resources"]["limits"]["memory"]) for svc in compose["services"].values())
+    assert total <= 8 * 1024 - 1024, f"{total} MB of limits leaves no room for the host"
+
+
+def test_grafana_is_anonymous_viewer_with_embedding(compose):
+    env = compose["services"]["grafana"]["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert env["GF_SECURITY_ALLOW_EMBEDDING"] == "true"
+
+
+def test_generated_env_file_has_random_private_secrets(tmp_path):
+    import os
+    import stat
+
+    from labkit.stack.docker import ensure_env_file
+
+    shutil.copy(ROOT / "compose" / ".env.example", tmp_path / ".env.example")
+    env = ensure_env_file(tmp_path)
+    assert stat.S_IMODE(os.stat(env).st_mode) == 0o600
+    values = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    assert len(values["INFLUXDB_ADMIN_TOKEN"]) >= 32 and len(values["GRAFANA_ADMIN_PASSWORD"]) >= 16
+
+
+def test_docker_mode_without_docker_says_so_and_suggests_local(monkeypatch):
+    from labkit.errors import MissingToolError
+    from labkit.settings import load
+    from labkit.stack.docker import DockerStack
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(MissingToolError) as e:
+        DockerStack(load(mode="docker")).up()
+    assert "Docker" in e.value.message and "--mode local" in e.value.hint

@@ -1,0 +1,60 @@
+"""Dashboards as code: the committed JSON is what labkit generates, it validates against the dashboard
+model, and every panel uses the provisioned datasource. (Their queries run for real in tests/pipeline.)"""
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from labkit import dashboards
+from labkit.settings import load
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((ROOT / "tests" / "schemas" / "grafana-dashboard.schema.json").read_text())
+
+
+def test_committed_dashboards_are_the_generated_ones():
+    for d in dashboards.DASHBOARDS:
+        committed = json.loads((ROOT / "grafana" / "dashboards" / f"{d.uid}.json").read_text())
+        assert committed == d.grafana(), f"run `make dashboards` to regenerate {d.uid}.json"
+
+
+def test_dashboards_validate_and_use_the_provisioned_datasource():
+    ds = yaml.safe_load((ROOT / "grafana/provisioning/datasources/influxdb.yaml").read_text())["datasources"][0]
+    assert ds["uid"] == dashboards.DATASOURCE_UID
+    assert ds["type"] == "influxdb" and ds["jsonData"]["version"] == "Flux"
+    assert ds["jsonData"]["organization"] and ds["jsonData"]["defaultBucket"]
+    assert ds["secureJsonData"]["token"].startswith("${")
+    uids = set()
+    for d in dashboards.DASHBOARDS:
+        model = d.grafana()
+        jsonschema.validate(model, SCHEMA)
+        assert model["refresh"] == "5s"
+        uids.add(model["uid"])
+        for p in model["panels"]:
+            assert p["datasource"]["uid"] == dashboards.DATASOURCE_UID
+            for t in p["targets"]:
+                assert t["datasource"]["uid"] == dashboards.DATASOURCE_UID
+                assert "v.timeRangeStart" in t["query"] and "v.defaultBucket" in t["query"]
+    assert len(uids) == len(dashboards.DASHBOARDS)
+
+
+def test_macros_are_substituted_like_grafanas_flux_datasource():
+    p = dashboards.ERRORS.panels[0]
+    s = load()
+    t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    q = p.render_flux(s, t0, t0 + timedelta(minutes=15), timedelta(seconds=10), stream="clicks")
+    assert 'from(bucket: "clickstream")' in q
+    assert "range(start: 2026-01-02T03:04:05.000000Z, stop: 2026-01-02T03:19:05.000000Z)" in q
+    assert 'r.stream == "clicks"' in q
+    assert "v." not in q
+    assert dashboards._go_duration(timedelta(seconds=90)) == "1m30s"
+    assert dashboards._go_duration(timedelta(milliseconds=250)) == "250ms"
+
+
+def test_alert_rule_references_the_datasource():
+    rule = yaml.safe_load((ROOT / "grafana/provisioning/alerting/error-rate.yaml").read_text())["groups"][0]["rules"][0]
+    assert rule["data"][0]["datasourceUid"] == dashboards.DATASOURCE_UID
+    assert rule["condition"] == "C"
