@@ -202,6 +202,14 @@ def demo(
     raise typer.Exit(run_demo(count=count, seed=seed))
 
 
+@app.command()
+def bench(quick: Annotated[bool, typer.Option(help="smaller runs (~5 min)")] = False) -> None:
+    """Benchmarks on the local stack; prints numbers and writes build/bench.json."""
+    from labkit.bench import run as run_bench
+
+    run_bench(quick=quick)
+
+
 def run() -> None:
     """Entry point: a LabkitError becomes one sentence and a fix, exit code 2, never a traceback."""
     try:

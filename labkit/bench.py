@@ -1,0 +1,215 @@
+"""Benchmarks: numbers printed for the docs, never asserted in tests (these machines are noisy).
+
+`labkit bench` measures, on the running local stack: stack start-up and idle memory, Kafka's own
+ProducerPerformance ceiling, labkit's producer alone, end-to-end throughput with exact accounting, freshness
+(window end to queryable), and a rate sweep up to saturation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+from labkit.settings import Settings
+from labkit.settings import get as get_settings
+from labkit.stack.provision._run import say
+
+
+def hardware() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "os": platform.platform(), "python": platform.python_version()}
+
+
+def _topic(settings: Settings, name: str, partitions: int | None = None) -> str:
+    from labkit.stack.kafka import ensure_topics
+
+    ensure_topics(settings.kafka, settings.model_copy(update={"topic": name, "dlq_topic": f"{name}_dlq",
+                                                              "partitions": partitions or settings.partitions}))
+    return name
+
+
+def stack_startup(settings: Settings) -> dict:
+    """`down` then `up` with artifacts cached: seconds until every service is ready, then idle RSS."""
+    from labkit import stack
+
+    st = stack.get(settings)
+    st.down()
+    t0 = time.monotonic()
+    st.up()
+    up_s = time.monotonic() - t0
+    time.sleep(10)
+    return {"up_seconds": round(up_s, 1), "idle_rss_mib": idle_rss_mib(settings)}
+
+
+def idle_rss_mib(settings: Settings) -> float:
+    from labkit import stack
+
+    total = 0
+    for svc in stack.get(settings).services:
+        p = svc.process.process()
+        if p:
+            for q in [p, *p.children(recursive=True)]:
+                try:
+                    total += q.memory_info().rss
+                except psutil.Error:
+                    pass
+    return round(total / 2**20)
+
+
+def kafka_ceiling(settings: Settings, records: int = 1_000_000, size: int = 330) -> dict:
+    """Kafka's own Java ProducerPerformance against the same broker (acks=all): the raw ceiling."""
+    from labkit.stack.provision import kafka as kprov
+    from labkit.stack.provision.tools import require_java
+
+    topic = _topic(settings, "bench_ceiling")
+    out = subprocess.run(
+        [require_java(), "-Xmx512m", "-cp", str(kprov.jars_dir() / "*"), "org.apache.kafka.tools.ProducerPerformance",
+         "--topic", topic, "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
+         "--producer-props", f"bootstrap.servers={settings.kafka}", "acks=all", "linger.ms=20", "batch.size=262144"],
+        capture_output=True, text=True, timeout=600).stdout
+    m = re.findall(r"([\d.]+) records/sec", out)
+    return {"records": records, "record_bytes": size, "records_per_s": round(float(m[-1])) if m else None}
+
+
+def producer_alone(settings: Settings, count: int = 500_000) -> dict:
+    from labkit.produce import produce
+
+    res = {}
+    for engine, n in (("confluent", count), ("kafka-python", min(count, 100_000))):
+        topic = _topic(settings, f"bench_producer_{engine.replace('-', '_')}")
+        s = produce(n, topic=topic, engine=engine, settings=settings, progress=False, seed=1)
+        res[engine] = {"events": n, "events_per_s": round(s.rate)}
+    return res
+
+
+def end_to_end(settings: Settings, count: int = 1_000_000, parallelism: int | None = None) -> dict:
+    """Pre-load `count` events, start a fresh job from the earliest offset, time it until the accounts are exact."""
+    from labkit import jobs
+    from labkit.produce import produce
+    from labkit.verify import verify
+
+    topic = _topic(settings, f"bench_e2e_{uuid.uuid4().hex[:6]}")
+    say(f"loading {count:,} events into {topic}")
+    s = produce(count, topic=topic, engine="confluent", sim_rate=2000, late_fraction=0.001,
+                malformed_fraction=0.001, close_windows=True, settings=settings, progress=False, seed=5)
+    job = jobs.submit_pipeline(settings, topic=topic, from_earliest=True, parallelism=parallelism)
+    t0 = time.monotonic()
+    try:
+        acc = verify(s.ledger, settings=settings, wait_s=900)
+        dt = time.monotonic() - t0
+    finally:
+        job.cancel()
+    return {"events": count, "seconds": round(dt, 1), "events_per_s": round(count / dt),
+            "exact": acc.exact, "verdict": acc.verdict, "parallelism": parallelism or settings.flink_parallelism}
+
+
+def freshness(settings: Settings, rate: float = 2000, seconds: float = 60, engine: str = "confluent") -> dict:
+    """Live traffic paced at `rate` with event time = wall clock; for each window, the delay from its end
+    until its point is queryable in InfluxDB."""
+    from labkit import jobs
+    from labkit.influx import Influx
+    from labkit.produce import produce
+
+    topic = _topic(settings, f"bench_fresh_{uuid.uuid4().hex[:6]}")
+    job = jobs.submit_pipeline(settings, topic=topic)
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def poll():
+        with Influx(settings) as db:
+            while not stop.is_set():
+                df = db.query("http_counts", start="-10m", stream=topic)
+                now = time.time()
+                if not df.empty:
+                    for t in set(df["time"].astype("int64") // 10**6):
+                        seen.setdefault(int(t), now)
+                time.sleep(0.2)
+
+    th = threading.Thread(target=poll, daemon=True)
+    th.start()
+    try:
+        s = produce(int(rate * seconds), rate=rate, topic=topic, engine=engine, settings=settings, progress=False)
+        time.sleep(8)
+    finally:
+        stop.set()
+        th.join(5)
+        lag_end = _source_backlog(settings, job)
+        job.cancel()
+    first_window = min(w for w, _ in s.ledger.on_time)
+    delays = sorted(seen[w] - w / 1000 for w in seen if w > first_window + 10_000)
+    if not delays:
+        return {"rate": rate, "windows": 0}
+    return {"rate": rate, "achieved_rate": round(s.rate), "windows": len(delays),
+            "freshness_p50_s": round(statistics.median(delays), 2),
+            "freshness_p95_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.95))], 2),
+            "backlog_at_end": lag_end}
+
+
+def _source_backlog(settings: Settings, job) -> int | None:
+    """Records the source has not read yet (Flink's pendingRecords metric summed over subtasks)."""
+    import httpx
+
+    try:
+        info = job.info()
+        src = info["vertices"][0]["id"]
+        r = httpx.get(f"{settings.flink}/jobs/{job.id}/vertices/{src}/subtasks/metrics",
+                      params={"get": "pendingRecords", "agg": "sum"}, timeout=5).json()
+        return int(float(r[0]["sum"])) if r else None
+    except Exception:
+        return None
+
+
+def sweep(settings: Settings, rates=(5_000, 10_000, 20_000, 40_000, 80_000), seconds: float = 20) -> list[dict]:
+    """Producer rates up to saturation: throughput, backlog and freshness at each."""
+    out = []
+    for r in rates:
+        say(f"sweep: {r:,} events/s for {seconds:.0f}s")
+        res = freshness(settings, rate=r, seconds=seconds)
+        out.append(res)
+        if res.get("achieved_rate", r) < 0.9 * r or (res.get("backlog_at_end") or 0) > r * 5:
+            break  # saturated: the producer or the job cannot keep up
+    return out
+
+
+def run(quick: bool = False, out: Path | None = None, settings: Settings | None = None) -> dict:
+    settings = settings or get_settings()
+    res: dict = {"hardware": hardware(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    steps = [
+        ("stack", lambda: stack_startup(settings)),
+        ("kafka_ceiling", lambda: kafka_ceiling(settings, 300_000 if quick else 1_000_000)),
+        ("producer", lambda: producer_alone(settings, 200_000 if quick else 1_000_000)),
+        ("end_to_end", lambda: end_to_end(settings, 200_000 if quick else 1_000_000)),
+        ("freshness", lambda: freshness(settings, rate=2000, seconds=30 if quick else 60)),
+        ("sweep", lambda: sweep(settings, (5_000, 20_000) if quick else (5_000, 10_000, 20_000, 40_000, 80_000))),
+    ]
+    for name, fn in steps:
+        say(f"bench: {name}")
+        res[name] = fn()
+        print(json.dumps({name: res[name]}, indent=1), flush=True)
+    out = out or Path("build") / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    say(f"results in {out}")
+    return res
+
+
+if __name__ == "__main__":
+    run(quick=bool(os.environ.get("LABKIT_BENCH_QUICK")))

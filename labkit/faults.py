@@ -1,0 +1,86 @@
+"""Fault drills on the local stack, for the failure notebook and the fault tests. Each returns what it
+did and how long things took, so the accounting afterwards can show nothing was lost or double counted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from labkit.errors import LabkitError
+from labkit.jobs.control import Job
+from labkit.stack.base import Stack
+from labkit.stack.provision._run import say
+
+
+@dataclass
+class Drill:
+    fault: str
+    downtime_s: float
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.fault}: {self.detail} ({self.downtime_s:.1f}s)"
+
+
+def _local(stack: Stack):
+    if stack.mode != "local":
+        raise LabkitError(f"fault drills run on the local stack, not in {stack.mode} mode.",
+                          "use LABKIT_MODE=local (in docker mode: docker compose kill taskmanager)")
+    return stack
+
+
+def kill_taskmanager(stack: Stack, job: Job | None = None, down_s: float = 3.0, timeout: float = 120) -> Drill:
+    """SIGKILL the TaskManager (a crash, no clean shutdown), start a new one; the job restarts from its
+    last checkpoint once the new TaskManager offers slots."""
+    stack = _local(stack)
+    t0 = time.monotonic()
+    stack.service("taskmanager").process.kill()
+    say("TaskManager killed")
+    time.sleep(down_s)
+    stack.up()
+    if job is not None:
+        job.wait_running(timeout=timeout)
+    return Drill("TaskManager killed", time.monotonic() - t0, "restarted; job recovered from its last checkpoint")
+
+
+def restart_kafka(stack: Stack, down_s: float = 2.0) -> Drill:
+    """Stop the broker (clean shutdown), wait, start it again."""
+    stack = _local(stack)
+    t0 = time.monotonic()
+    stack.service("kafka").process.stop()
+    say("Kafka stopped")
+    time.sleep(down_s)
+    stack.up()
+    return Drill("Kafka broker restarted", time.monotonic() - t0, "producer retried; source reconnected")
+
+
+def pause_influxdb(stack: Stack, down_s: float = 30.0) -> Drill:
+    """Stop InfluxDB for `down_s` seconds; the job's sink blocks and retries meanwhile."""
+    stack = _local(stack)
+    t0 = time.monotonic()
+    stack.service("influxdb").process.stop()
+    say(f"InfluxDB stopped for {down_s:.0f}s")
+    time.sleep(down_s)
+    stack.up()
+    return Drill("InfluxDB stopped", time.monotonic() - t0, "sink retried until it was back")
+
+
+def savepoint_and_resume(job: Job, resubmit) -> tuple[Drill, Job]:
+    """Stop `job` with a savepoint and start it again from there with `resubmit(savepoint=...)`."""
+    t0 = time.monotonic()
+    location = job.stop()
+    say(f"savepoint: {location}")
+    new = resubmit(savepoint=location)
+    return Drill("stop with savepoint, resume", time.monotonic() - t0, location), new
+
+
+def in_background(fn, *args, delay_s: float = 0.0, **kwargs) -> threading.Thread:
+    """Run a drill after `delay_s` seconds on a thread, e.g. while the producer is sending."""
+    def run():
+        time.sleep(delay_s)
+        fn(*args, **kwargs)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
