@@ -34,15 +34,24 @@ def hardware() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "os": platform.platform(), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def _topic(settings: Settings, name: str, partitions: int | None = None) -> str:
     from labkit.stack.kafka import ensure_topics
 
-    ensure_topics(settings.kafka, settings.model_copy(update={"topic": name, "dlq_topic": f"{name}_dlq",
-                                                              "partitions": partitions or settings.partitions}))
+    ensure_topics(
+        settings.kafka,
+        settings.model_copy(
+            update={"topic": name, "dlq_topic": f"{name}_dlq", "partitions": partitions or settings.partitions}
+        ),
+    )
     return name
 
 
@@ -81,10 +90,30 @@ def kafka_ceiling(settings: Settings, records: int = 1_000_000, size: int = 330)
 
     topic = _topic(settings, "bench_ceiling")
     out = subprocess.run(
-        [require_java(), "-Xmx512m", "-cp", str(kprov.jars_dir() / "*"), "org.apache.kafka.tools.ProducerPerformance",
-         "--topic", topic, "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
-         "--producer-props", f"bootstrap.servers={settings.kafka}", "acks=all", "linger.ms=20", "batch.size=262144"],
-        capture_output=True, text=True, timeout=600).stdout
+        [
+            require_java(),
+            "-Xmx512m",
+            "-cp",
+            str(kprov.jars_dir() / "*"),
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--topic",
+            topic,
+            "--num-records",
+            str(records),
+            "--record-size",
+            str(size),
+            "--throughput",
+            "-1",
+            "--producer-props",
+            f"bootstrap.servers={settings.kafka}",
+            "acks=all",
+            "linger.ms=20",
+            "batch.size=262144",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
     m = re.findall(r"([\d.]+) records/sec", out)
     return {"records": records, "record_bytes": size, "records_per_s": round(float(m[-1])) if m else None}
 
@@ -108,8 +137,18 @@ def end_to_end(settings: Settings, count: int = 1_000_000, parallelism: int | No
 
     topic = _topic(settings, f"bench_e2e_{uuid.uuid4().hex[:6]}")
     say(f"loading {count:,} events into {topic}")
-    s = produce(count, topic=topic, engine="confluent", sim_rate=2000, late_fraction=0.001,
-                malformed_fraction=0.001, close_windows=True, settings=settings, progress=False, seed=5)
+    s = produce(
+        count,
+        topic=topic,
+        engine="confluent",
+        sim_rate=2000,
+        late_fraction=0.001,
+        malformed_fraction=0.001,
+        close_windows=True,
+        settings=settings,
+        progress=False,
+        seed=5,
+    )
     job = jobs.submit_pipeline(settings, topic=topic, from_earliest=True, parallelism=parallelism)
     t0 = time.monotonic()
     try:
@@ -117,8 +156,14 @@ def end_to_end(settings: Settings, count: int = 1_000_000, parallelism: int | No
         dt = time.monotonic() - t0
     finally:
         job.cancel()
-    return {"events": count, "seconds": round(dt, 1), "events_per_s": round(count / dt),
-            "exact": acc.exact, "verdict": acc.verdict, "parallelism": parallelism or settings.flink_parallelism}
+    return {
+        "events": count,
+        "seconds": round(dt, 1),
+        "events_per_s": round(count / dt),
+        "exact": acc.exact,
+        "verdict": acc.verdict,
+        "parallelism": parallelism or settings.flink_parallelism,
+    }
 
 
 def freshness(settings: Settings, rate: float = 2000, seconds: float = 60, engine: str = "confluent") -> dict:
@@ -157,10 +202,14 @@ def freshness(settings: Settings, rate: float = 2000, seconds: float = 60, engin
     delays = sorted(seen[w] - w / 1000 for w in seen if w > first_window + 10_000)
     if not delays:
         return {"rate": rate, "windows": 0}
-    return {"rate": rate, "achieved_rate": round(s.rate), "windows": len(delays),
-            "freshness_p50_s": round(statistics.median(delays), 2),
-            "freshness_p95_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.95))], 2),
-            "backlog_at_end": lag_end}
+    return {
+        "rate": rate,
+        "achieved_rate": round(s.rate),
+        "windows": len(delays),
+        "freshness_p50_s": round(statistics.median(delays), 2),
+        "freshness_p95_s": round(delays[min(len(delays) - 1, int(len(delays) * 0.95))], 2),
+        "backlog_at_end": lag_end,
+    }
 
 
 def _source_backlog(settings: Settings, job) -> int | None:
@@ -170,8 +219,11 @@ def _source_backlog(settings: Settings, job) -> int | None:
     try:
         info = job.info()
         src = info["vertices"][0]["id"]
-        r = httpx.get(f"{settings.flink}/jobs/{job.id}/vertices/{src}/subtasks/metrics",
-                      params={"get": "pendingRecords", "agg": "sum"}, timeout=5).json()
+        r = httpx.get(
+            f"{settings.flink}/jobs/{job.id}/vertices/{src}/subtasks/metrics",
+            params={"get": "pendingRecords", "agg": "sum"},
+            timeout=5,
+        ).json()
         return int(float(r[0]["sum"])) if r else None
     except Exception:
         return None

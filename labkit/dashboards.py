@@ -48,8 +48,10 @@ class Panel:
         if self.unit:
             defaults["unit"] = self.unit
         if self.threshold is not None:
-            defaults["thresholds"] = {"mode": "absolute", "steps": [
-                {"color": "green", "value": None}, {"color": "red", "value": self.threshold}]}
+            defaults["thresholds"] = {
+                "mode": "absolute",
+                "steps": [{"color": "green", "value": None}, {"color": "red", "value": self.threshold}],
+            }
             defaults["custom"]["thresholdsStyle"] = {"mode": "line+area"}
         if self.stacked:
             defaults["custom"]["stacking"] = {"mode": "normal", "group": "A"}
@@ -68,8 +70,9 @@ class Panel:
         }
 
     # ---- the same query, run by labkit -----------------------------------------------------------
-    def render_flux(self, settings: Settings, start: datetime, stop: datetime, window: timedelta,
-                    stream: str | None = None) -> str:
+    def render_flux(
+        self, settings: Settings, start: datetime, stop: datetime, window: timedelta, stream: str | None = None
+    ) -> str:
         """Substitute Grafana's Flux macros exactly as its InfluxDB (Flux) datasource does."""
         q = self.flux.replace("${stream}", stream or settings.topic)
         q = q.replace("v.timeRangeStart", _rfc3339(start)).replace("v.timeRangeStop", _rfc3339(stop))
@@ -77,8 +80,9 @@ class Panel:
         q = q.replace("v.defaultBucket", json.dumps(settings.influx_bucket))
         return q.replace("v.organization", json.dumps(settings.influx_org))
 
-    def data(self, start: str | timedelta = "15m", settings: Settings | None = None,
-             stream: str | None = None) -> pd.DataFrame:
+    def data(
+        self, start: str | timedelta = "15m", settings: Settings | None = None, stream: str | None = None
+    ) -> pd.DataFrame:
         from labkit.influx import Influx
 
         settings = settings or get_settings()
@@ -110,7 +114,11 @@ class Panel:
             fig.update_yaxes(autorange="reversed")
         elif self.kind == "stat":
             v = df["_value"].iloc[-1]
-            fig = px.bar(x=[self.title], y=[v], title=f"{self.title}: {v:.2%}" if self.unit == "percentunit" else f"{self.title}: {v:,.0f}")
+            fig = px.bar(
+                x=[self.title],
+                y=[v],
+                title=f"{self.title}: {v:.2%}" if self.unit == "percentunit" else f"{self.title}: {v:,.0f}",
+            )
         elif self.stacked:
             fig = px.bar(df, x="time", y="_value", color=series, title=self.title)
         else:
@@ -146,10 +154,17 @@ class Dashboard:
             "editable": True,
             "refresh": self.refresh,
             "time": {"from": "now-15m", "to": "now"},
-            "templating": {"list": [{
-                "name": "stream", "label": "Kafka topic", "type": "textbox",
-                "query": "clickstream_events", "current": {"text": "clickstream_events", "value": "clickstream_events"},
-            }]},
+            "templating": {
+                "list": [
+                    {
+                        "name": "stream",
+                        "label": "Kafka topic",
+                        "type": "textbox",
+                        "query": "clickstream_events",
+                        "current": {"text": "clickstream_events", "value": "clickstream_events"},
+                    }
+                ]
+            },
             "annotations": {"list": []},
             "panels": [p.grafana() for p in self.panels],
         }
@@ -161,8 +176,10 @@ class Dashboard:
         raise KeyError(title_or_id)
 
     def embed_url(self, panel_id: int, grafana_url: str, stream: str = "clickstream_events") -> str:
-        return (f"{grafana_url}/d-solo/{self.uid}/{self.slug}?orgId=1&panelId={panel_id}"
-                f"&refresh=5s&from=now-15m&to=now&var-stream={stream}")
+        return (
+            f"{grafana_url}/d-solo/{self.uid}/{self.slug}?orgId=1&panelId={panel_id}"
+            f"&refresh=5s&from=now-15m&to=now&var-stream={stream}"
+        )
 
 
 def _rfc3339(t: datetime) -> str:
@@ -178,42 +195,117 @@ def _go_duration(d: timedelta) -> str:
     m, rem = divmod(rem, 60_000)
     s = rem / 1000
     sec = f"{s:g}s"
-    return (f"{h}h{m}m{sec}" if h else f"{m}m{sec}" if m else sec)
+    return f"{h}h{m}m{sec}" if h else f"{m}m{sec}" if m else sec
 
 
-ERRORS = Dashboard("clickstream-errors", "Clickstream: error monitoring", (
-    Panel(1, "Error rate", _q("error_rate", '  |> filter(fn: (r) => r._field == "error_rate" or r._field == "rate_4xx" or r._field == "rate_5xx")'),
-          unit="percentunit", threshold=ERROR_RATE_THRESHOLD, grid=(0, 0, 16, 9),
-          description="Share of 4xx and 5xx responses per 10 s window; red line: alert threshold"),
-    Panel(2, "Current error rate", _q("error_rate", '  |> filter(fn: (r) => r._field == "error_rate")\n  |> last()'),
-          kind="stat", unit="percentunit", threshold=ERROR_RATE_THRESHOLD, grid=(16, 0, 8, 9)),
-    Panel(3, "4xx and 5xx by status", _q("http_counts", '  |> filter(fn: (r) => r.status_code >= "400")\n'
-                                          '  |> group(columns: ["status_code"])'),
-          stacked=True, grid=(0, 9, 12, 9), description="Error responses per status code per window"),
-    Panel(4, "Top failing URLs", _q("url_counts", '  |> filter(fn: (r) => r._field == "errors")\n'
-                                     '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
-                                     '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 10)'),
-          kind="bargauge", grid=(12, 9, 12, 9), description="4xx + 5xx responses per URL over the time range"),
-    Panel(5, "5xx per URL", _q("url_counts", '  |> filter(fn: (r) => r._field == "errors_5xx")\n'
-                                '  |> group(columns: ["url"])\n  |> filter(fn: (r) => r._value > 0)'),
-          grid=(0, 18, 24, 8), description="Server errors per URL per window: where an incident lives"),
-))
+ERRORS = Dashboard(
+    "clickstream-errors",
+    "Clickstream: error monitoring",
+    (
+        Panel(
+            1,
+            "Error rate",
+            _q(
+                "error_rate",
+                '  |> filter(fn: (r) => r._field == "error_rate" or r._field == "rate_4xx" or r._field == "rate_5xx")',
+            ),
+            unit="percentunit",
+            threshold=ERROR_RATE_THRESHOLD,
+            grid=(0, 0, 16, 9),
+            description="Share of 4xx and 5xx responses per 10 s window; red line: alert threshold",
+        ),
+        Panel(
+            2,
+            "Current error rate",
+            _q("error_rate", '  |> filter(fn: (r) => r._field == "error_rate")\n  |> last()'),
+            kind="stat",
+            unit="percentunit",
+            threshold=ERROR_RATE_THRESHOLD,
+            grid=(16, 0, 8, 9),
+        ),
+        Panel(
+            3,
+            "4xx and 5xx by status",
+            _q("http_counts", '  |> filter(fn: (r) => r.status_code >= "400")\n  |> group(columns: ["status_code"])'),
+            stacked=True,
+            grid=(0, 9, 12, 9),
+            description="Error responses per status code per window",
+        ),
+        Panel(
+            4,
+            "Top failing URLs",
+            _q(
+                "url_counts",
+                '  |> filter(fn: (r) => r._field == "errors")\n'
+                '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
+                '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 10)',
+            ),
+            kind="bargauge",
+            grid=(12, 9, 12, 9),
+            description="4xx + 5xx responses per URL over the time range",
+        ),
+        Panel(
+            5,
+            "5xx per URL",
+            _q(
+                "url_counts",
+                '  |> filter(fn: (r) => r._field == "errors_5xx")\n'
+                '  |> group(columns: ["url"])\n  |> filter(fn: (r) => r._value > 0)',
+            ),
+            grid=(0, 18, 24, 8),
+            description="Server errors per URL per window: where an incident lives",
+        ),
+    ),
+)
 
-ENGAGEMENT = Dashboard("clickstream-engagement", "Clickstream: engagement", (
-    Panel(1, "Events per URL", _q("url_counts", '  |> filter(fn: (r) => r._field == "count")\n'
-                                   '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
-                                   '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 15)'),
-          kind="bargauge", grid=(0, 0, 12, 10)),
-    Panel(2, "Active users and sessions", _q("active_users"), grid=(12, 0, 12, 10)),
-    Panel(3, "Latency percentiles (whole site)", _q("latency", '  |> filter(fn: (r) => r.url == "ALL" and r._field != "count")'),
-          unit="ms", grid=(0, 10, 12, 9)),
-    Panel(4, "Events per status", _q("http_counts", '  |> group(columns: ["status_code"])'),
-          stacked=True, grid=(12, 10, 12, 9)),
-    Panel(5, "Dead letters by reason", _q("dlq_events", '  |> group(columns: ["reason"])\n  |> sum()\n  |> group()'),
-          kind="bargauge", grid=(0, 19, 12, 8), description="Messages the job could not use, by reason"),
-    Panel(6, "Late events", _q("late_events"), grid=(12, 19, 12, 8),
-          description="Valid events that arrived behind the watermark, per window they belonged to"),
-))
+ENGAGEMENT = Dashboard(
+    "clickstream-engagement",
+    "Clickstream: engagement",
+    (
+        Panel(
+            1,
+            "Events per URL",
+            _q(
+                "url_counts",
+                '  |> filter(fn: (r) => r._field == "count")\n'
+                '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
+                '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 15)',
+            ),
+            kind="bargauge",
+            grid=(0, 0, 12, 10),
+        ),
+        Panel(2, "Active users and sessions", _q("active_users"), grid=(12, 0, 12, 10)),
+        Panel(
+            3,
+            "Latency percentiles (whole site)",
+            _q("latency", '  |> filter(fn: (r) => r.url == "ALL" and r._field != "count")'),
+            unit="ms",
+            grid=(0, 10, 12, 9),
+        ),
+        Panel(
+            4,
+            "Events per status",
+            _q("http_counts", '  |> group(columns: ["status_code"])'),
+            stacked=True,
+            grid=(12, 10, 12, 9),
+        ),
+        Panel(
+            5,
+            "Dead letters by reason",
+            _q("dlq_events", '  |> group(columns: ["reason"])\n  |> sum()\n  |> group()'),
+            kind="bargauge",
+            grid=(0, 19, 12, 8),
+            description="Messages the job could not use, by reason",
+        ),
+        Panel(
+            6,
+            "Late events",
+            _q("late_events"),
+            grid=(12, 19, 12, 8),
+            description="Valid events that arrived behind the watermark, per window they belonged to",
+        ),
+    ),
+)
 
 DASHBOARDS = (ERRORS, ENGAGEMENT)
 

@@ -25,8 +25,10 @@ class Drill:
 
 def _local(stack: Stack):
     if stack.mode != "local":
-        raise LabkitError(f"fault drills run on the local stack, not in {stack.mode} mode.",
-                          "use LABKIT_MODE=local (in docker mode: docker compose kill taskmanager)")
+        raise LabkitError(
+            f"fault drills run on the local stack, not in {stack.mode} mode.",
+            "use LABKIT_MODE=local (in docker mode: docker compose kill taskmanager)",
+        )
     return stack
 
 
@@ -77,6 +79,7 @@ def savepoint_and_resume(job: Job, resubmit) -> tuple[Drill, Job]:
 
 def in_background(fn, *args, delay_s: float = 0.0, **kwargs) -> threading.Thread:
     """Run a drill after `delay_s` seconds on a thread, e.g. while the producer is sending."""
+
     def run():
         time.sleep(delay_s)
         fn(*args, **kwargs)

@@ -62,17 +62,24 @@ def lag(group: str, topic: str | None = None, settings: Settings | None = None) 
     topic = topic or settings.topic
     admin = _admin(settings)
     try:
-        committed = admin.list_consumer_group_offsets(group)
+        if hasattr(admin, "list_group_offsets"):  # kafka-python 3
+            committed = admin.list_group_offsets(group).get(group, {})
+        else:
+            committed = admin.list_consumer_group_offsets(group)
     finally:
         admin.close()
     o = offsets(topic, settings)
-    o["committed"] = [committed.get(TopicPartition(topic, p)).offset if committed.get(TopicPartition(topic, p)) else 0
-                      for p in o["partition"]]
+    o["committed"] = [
+        committed.get(TopicPartition(topic, p)).offset if committed.get(TopicPartition(topic, p)) else 0
+        for p in o["partition"]
+    ]
     o["lag"] = o["end"] - o["committed"]
     return o
 
 
-def peek(topic: str | None = None, n: int = 10, settings: Settings | None = None, from_end: bool = True) -> pd.DataFrame:
+def peek(
+    topic: str | None = None, n: int = 10, settings: Settings | None = None, from_end: bool = True
+) -> pd.DataFrame:
     """The last (or first) `n` messages of each partition, decoded, as a DataFrame."""
     from kafka import TopicPartition
 
@@ -87,10 +94,15 @@ def peek(topic: str | None = None, n: int = 10, settings: Settings | None = None
         for tp in parts:
             c.seek(tp, max(start[tp], end[tp] - n) if from_end else start[tp])
         for msg in c:
-            rows.append({"partition": msg.partition, "offset": msg.offset,
-                         "timestamp": pd.to_datetime(msg.timestamp, unit="ms", utc=True),
-                         "key": msg.key.decode(errors="replace") if msg.key else None,
-                         "value": msg.value.decode(errors="replace") if msg.value is not None else None})
+            rows.append(
+                {
+                    "partition": msg.partition,
+                    "offset": msg.offset,
+                    "timestamp": pd.to_datetime(msg.timestamp, unit="ms", utc=True),
+                    "key": msg.key.decode(errors="replace") if msg.key else None,
+                    "value": msg.value.decode(errors="replace") if msg.value is not None else None,
+                }
+            )
             if len(rows) >= n * len(parts):
                 break
     finally:

@@ -31,8 +31,11 @@ class Links:
         self.items = items
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{html.escape(n)}</td><td><a href='{u}' target='_blank'>{html.escape(u)}</a></td>"
-                       f"<td>{html.escape(d)}</td></tr>" for n, u, d in self.items)
+        rows = "".join(
+            f"<tr><td>{html.escape(n)}</td><td><a href='{u}' target='_blank'>{html.escape(u)}</a></td>"
+            f"<td>{html.escape(d)}</td></tr>"
+            for n, u, d in self.items
+        )
         return f"<table><tr><th>UI</th><th>address</th><th>what to look at</th></tr>{rows}</table>"
 
     def __repr__(self) -> str:
@@ -41,8 +44,10 @@ class Links:
 
 def links(settings=None) -> Links:
     s = settings or get_settings()
-    items = [("Flink", s.flink, "running jobs, checkpoints, watermarks, back pressure"),
-             ("InfluxDB", s.influx + "/api/v2", "HTTP API only in local mode (no UI assets in the registry build)")]
+    items = [
+        ("Flink", s.flink, "running jobs, checkpoints, watermarks, back pressure"),
+        ("InfluxDB", s.influx + "/api/v2", "HTTP API only in local mode (no UI assets in the registry build)"),
+    ]
     if s.mode == "docker":
         items.append(("Grafana", s.grafana_url, "dashboards: error monitoring, engagement (anonymous viewer)"))
     else:

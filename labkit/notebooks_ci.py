@@ -43,9 +43,15 @@ def run(names: list[str] | None = None) -> int:
         t0 = time.monotonic()
         print(f"[notebooks] {nb.name} ...", flush=True)
         try:
-            pm.execute_notebook(str(nb), str(OUT / nb.name), parameters=CI_PARAMETERS.get(nb.stem, {}),
-                                kernel_name="python3", execution_timeout=TIMEOUT_S, progress_bar=False,
-                                cwd=str(NOTEBOOKS))
+            pm.execute_notebook(
+                str(nb),
+                str(OUT / nb.name),
+                parameters=CI_PARAMETERS.get(nb.stem, {}),
+                kernel_name="python3",
+                execution_timeout=TIMEOUT_S,
+                progress_bar=False,
+                cwd=str(NOTEBOOKS),
+            )
             status = "ok"
         except Exception as e:  # papermill raises PapermillExecutionError with the failing cell
             status = "FAILED"

@@ -18,14 +18,31 @@ def setup_notebook_renderer() -> None:
 
 def _empty(title: str) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(title=title, annotations=[{"text": "no data yet: produce events and wait a window or two",
-                                                 "showarrow": False, "xref": "paper", "yref": "paper",
-                                                 "x": 0.5, "y": 0.5}])
+    fig.update_layout(
+        title=title,
+        annotations=[
+            {
+                "text": "no data yet: produce events and wait a window or two",
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.5,
+                "y": 0.5,
+            }
+        ],
+    )
     return fig
 
 
-def line(df: pd.DataFrame, y: str | list[str] | None = None, *, color: str | None = None, title: str = "",
-         percent: bool = False, threshold: float | None = None) -> go.Figure:
+def line(
+    df: pd.DataFrame,
+    y: str | list[str] | None = None,
+    *,
+    color: str | None = None,
+    title: str = "",
+    percent: bool = False,
+    threshold: float | None = None,
+) -> go.Figure:
     if df is None or df.empty:
         return _empty(title)
     if y is None:
@@ -39,8 +56,9 @@ def line(df: pd.DataFrame, y: str | list[str] | None = None, *, color: str | Non
     return fig
 
 
-def bars(df: pd.DataFrame, x: str, y: str, *, color: str | None = None, title: str = "",
-         horizontal: bool = False) -> go.Figure:
+def bars(
+    df: pd.DataFrame, x: str, y: str, *, color: str | None = None, title: str = "", horizontal: bool = False
+) -> go.Figure:
     if df is None or df.empty:
         return _empty(title)
     if horizontal:
@@ -59,8 +77,13 @@ def status_counts(df: pd.DataFrame, title: str = "Events per HTTP status (10 s w
 
 
 def error_rate(df: pd.DataFrame, threshold: float = 0.05, title: str = "Error rate (4xx + 5xx share)") -> go.Figure:
-    return line(df, ["error_rate", "rate_4xx", "rate_5xx"] if df is not None and not df.empty else None,
-                title=title, percent=True, threshold=threshold)
+    return line(
+        df,
+        ["error_rate", "rate_4xx", "rate_5xx"] if df is not None and not df.empty else None,
+        title=title,
+        percent=True,
+        threshold=threshold,
+    )
 
 
 def latency(df: pd.DataFrame, title: str = "Latency percentiles (ms)") -> go.Figure:

@@ -44,8 +44,10 @@ class CustomMetric:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", self.name):
-            raise ConfigError(f"metric name {self.name!r} is not usable as a measurement name.",
-                              "use lowercase letters, digits and _ (e.g. 'error_rate_per_url')")
+            raise ConfigError(
+                f"metric name {self.name!r} is not usable as a measurement name.",
+                "use lowercase letters, digits and _ (e.g. 'error_rate_per_url')",
+            )
         self.settings = self.settings or get_settings()
         self.sql = self.sql.strip().rstrip(";")
 
@@ -55,8 +57,13 @@ class CustomMetric:
 
     def _spec(self, params: JobParams, job_name: str) -> dict:
         spec = base_spec(self.settings, job_name, parallelism=1)
-        spec["ddl"] = [source_ddl(params), checked_view(params), *views(), EVENTS_VIEW,
-                       "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')"]
+        spec["ddl"] = [
+            source_ddl(params),
+            checked_view(params),
+            *views(),
+            EVENTS_VIEW,
+            "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')",
+        ]
         spec["custom"] = {"sql": self.sql, "measurement": self.measurement, "stream": params.topic}
         return spec
 
@@ -66,9 +73,16 @@ class CustomMetric:
 
         s = self.settings
         params = pipeline_params(s, topic=self.topic)
-        params = JobParams(**{**params.__dict__, "bootstrap": s.kafka, "group_id": f"labkit-preview-{self.name}",
-                              "startup": "timestamp", "bounded": True,
-                              "startup_timestamp_ms": int((time.time() - seconds) * 1000)})
+        params = JobParams(
+            **{
+                **params.__dict__,
+                "bootstrap": s.kafka,
+                "group_id": f"labkit-preview-{self.name}",
+                "startup": "timestamp",
+                "bounded": True,
+                "startup_timestamp_ms": int((time.time() - seconds) * 1000),
+            }
+        )
         spec = self._spec(params, f"preview-{self.name}")
         spec["config"]["pipeline.jars"] = flink_dist.connector_jar().as_uri()
         spec["config"]["parallelism.default"] = 1
@@ -77,14 +91,23 @@ class CustomMetric:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(spec))
         try:
-            r = subprocess.run([sys.executable, str(RUNNER), "--spec", str(path)], capture_output=True, text=True,
-                               timeout=timeout_s + 60, stdin=subprocess.DEVNULL)
+            r = subprocess.run(
+                [sys.executable, str(RUNNER), "--spec", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s + 60,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             raise JobError(f"the preview of {self.name} did not finish in {timeout_s + 60:.0f}s.") from None
-        rows = [json.loads(line[len("LABKIT_ROW "):]) for line in r.stdout.splitlines() if line.startswith("LABKIT_ROW ")]
+        rows = [
+            json.loads(line[len("LABKIT_ROW ") :]) for line in r.stdout.splitlines() if line.startswith("LABKIT_ROW ")
+        ]
         if r.returncode != 0 and not rows:
-            raise JobError(f"your SQL for {self.name} failed: {root_cause(r.stdout + r.stderr)}",
-                           "fix the SQL at the line and column shown, then preview again")
+            raise JobError(
+                f"your SQL for {self.name} failed: {root_cause(r.stdout + r.stderr)}",
+                "fix the SQL at the line and column shown, then preview again",
+            )
         df = pd.DataFrame(rows)
         for c in ("window_start", "window_end", "window_time"):
             if c in df.columns:
@@ -95,8 +118,13 @@ class CustomMetric:
         """Run the metric as its own job (reading from `backfill_s` ago), writing `custom_<name>`."""
         s = self.settings
         params = pipeline_params(s, topic=self.topic, group_id=f"labkit-custom-{self.name}")
-        params = JobParams(**{**params.__dict__, "startup": "timestamp",
-                              "startup_timestamp_ms": int((time.time() - backfill_s) * 1000)})
+        params = JobParams(
+            **{
+                **params.__dict__,
+                "startup": "timestamp",
+                "startup_timestamp_ms": int((time.time() - backfill_s) * 1000),
+            }
+        )
         from labkit import stack
 
         job = submit_spec(self._spec(params, f"custom-{self.name}"), s, stack.get(s).mode)
@@ -115,5 +143,7 @@ class CustomMetric:
         return line(df, field, title=f"custom metric: {self.name}")
 
     def _repr_html_(self) -> str:
-        return (f"<b>Custom metric</b> <code>{html.escape(self.name)}</code> → measurement "
-                f"<code>{self.measurement}</code><pre>{html.escape(self.sql)}</pre>")
+        return (
+            f"<b>Custom metric</b> <code>{html.escape(self.name)}</code> → measurement "
+            f"<code>{self.measurement}</code><pre>{html.escape(self.sql)}</pre>"
+        )

@@ -55,8 +55,9 @@ class DockerStack(Stack):
             return dotenv_values(COMPOSE_DIR / ".env")["INFLUXDB_ADMIN_TOKEN"]
         r = self._compose("exec", "-T", "influxdb-init", "cat", f"/secrets/influx-{role}.token", check=False)
         if r.returncode != 0:
-            r = self._compose("run", "--rm", "--no-deps", "--entrypoint", "cat", "influxdb-init",
-                              f"/secrets/influx-{role}.token")
+            r = self._compose(
+                "run", "--rm", "--no-deps", "--entrypoint", "cat", "influxdb-init", f"/secrets/influx-{role}.token"
+            )
         return r.stdout.strip()
 
     def up(self, *, timeout: float = 180) -> StackStatus:

@@ -17,8 +17,17 @@ pytestmark = pytest.mark.stack
 
 def test_every_panel_returns_rows_and_renders_inline(settings, pipeline):
     topic, _ = pipeline
-    summary = produce(30_000, topic=topic, seed=3, sim_rate=500, late_fraction=0.02, malformed_fraction=0.01,
-                      scenario=Scenario("incident", start_s=20, duration_s=20), close_windows=True, settings=settings)
+    summary = produce(
+        30_000,
+        topic=topic,
+        seed=3,
+        sim_rate=500,
+        late_fraction=0.02,
+        malformed_fraction=0.01,
+        scenario=Scenario("incident", start_s=20, duration_s=20),
+        close_windows=True,
+        settings=settings,
+    )
     assert verify(summary.ledger, settings=settings, wait_s=90).exact
     for board in dashboards.DASHBOARDS:
         for panel in board.panels:

@@ -13,8 +13,18 @@ N, RATE = 60_000, 3_000  # 20 s of sending: the fault lands mid-stream
 
 
 def _produce(settings, topic, **kw):
-    return produce(N, rate=RATE, sim_rate=500, topic=topic, seed=17, late_fraction=0.005, malformed_fraction=0.005,
-                   close_windows=True, settings=settings, **kw)
+    return produce(
+        N,
+        rate=RATE,
+        sim_rate=500,
+        topic=topic,
+        seed=17,
+        late_fraction=0.005,
+        malformed_fraction=0.005,
+        close_windows=True,
+        settings=settings,
+        **kw,
+    )
 
 
 def _assert_exact(summary, settings):
@@ -56,7 +66,8 @@ def test_stop_with_savepoint_and_resume(settings, stack, pipeline):
     topic, job = pipeline
     first = produce(20_000, topic=topic, seed=1, sim_rate=500, settings=settings)
     drill, resumed = faults.savepoint_and_resume(
-        job, lambda savepoint: jobs.submit_pipeline(settings, topic=topic, savepoint=savepoint))
+        job, lambda savepoint: jobs.submit_pipeline(settings, topic=topic, savepoint=savepoint)
+    )
     try:
         second = produce(20_000, topic=topic, seed=2, sim_rate=500, close_windows=True, settings=settings)
         ledger = first.ledger.merge(second.ledger)

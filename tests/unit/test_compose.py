@@ -25,17 +25,28 @@ def compose():
 def test_compose_file_validates_against_the_compose_spec():
     import os
 
-    r = subprocess.run(["go", "run", ".", str(COMPOSE)], cwd=ROOT / "tools" / "composecheck",
-                       env={**os.environ, **DUMMY}, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        ["go", "run", ".", str(COMPOSE)],
+        cwd=ROOT / "tools" / "composecheck",
+        env={**os.environ, **DUMMY},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     assert set(r.stdout.split()) >= {"kafka", "jobmanager", "taskmanager", "influxdb", "grafana", "jupyter"}
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="go not installed")
 def test_missing_secrets_are_refused_with_a_hint():
-    r = subprocess.run(["go", "run", ".", str(COMPOSE)], cwd=ROOT / "tools" / "composecheck",
-                       capture_output=True, text=True, timeout=600,
-                       env={k: v for k, v in __import__("os").environ.items() if k not in DUMMY})
+    r = subprocess.run(
+        ["go", "run", ".", str(COMPOSE)],
+        cwd=ROOT / "tools" / "composecheck",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in __import__("os").environ.items() if k not in DUMMY},
+    )
     assert r.returncode != 0 and "labkit up --mode docker" in r.stderr
 
 
@@ -49,7 +60,11 @@ def test_every_service_has_a_healthcheck_or_is_a_one_shot(compose):
 def test_dependents_wait_for_health(compose):
     for name, svc in compose["services"].items():
         for dep, cond in (svc.get("depends_on") or {}).items():
-            wanted = "service_completed_successfully" if compose["services"][dep].get("restart") == "no" else "service_healthy"
+            wanted = (
+                "service_completed_successfully"
+                if compose["services"][dep].get("restart") == "no"
+                else "service_healthy"
+            )
             assert cond["condition"] == wanted, f"{name} -> {dep}"
 
 
@@ -62,7 +77,7 @@ def test_ports_are_published_on_loopback_only(compose):
 def test_no_literal_secrets(compose):
     for name, svc in compose["services"].items():
         env = svc.get("environment") or {}
-        for key, value in (env.items() if isinstance(env, dict) else []):
+        for key, value in env.items() if isinstance(env, dict) else []:
             if re.search(r"TOKEN|PASSWORD|SECRET", key) and isinstance(value, str):
                 assert value.startswith("${") or value.startswith("/secrets/"), f"{name}.{key} is a literal secret"
     example = (ROOT / "compose" / ".env.example").read_text()
@@ -115,7 +130,9 @@ def test_generated_env_file_has_random_private_secrets(tmp_path):
     shutil.copy(ROOT / "compose" / ".env.example", tmp_path / ".env.example")
     env = ensure_env_file(tmp_path)
     assert stat.S_IMODE(os.stat(env).st_mode) == 0o600
-    values = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    values = dict(
+        line.split("=", 1) for line in env.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
     assert len(values["INFLUXDB_ADMIN_TOKEN"]) >= 32 and len(values["GRAFANA_ADMIN_PASSWORD"]) >= 16
 
 

@@ -25,7 +25,9 @@ def test_committed_without_outputs_and_with_a_parameters_cell(path):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
     # CI overrides only parameters that exist
-    names = {line.split("=")[0].strip() for line in tagged[0].source.splitlines() if "=" in line and not line.startswith("#")}
+    names = {
+        line.split("=")[0].strip() for line in tagged[0].source.splitlines() if "=" in line and not line.startswith("#")
+    }
     assert set(CI_PARAMETERS[path.stem]) <= names
     # explanations before code, and a question or exercise for the attendee
     assert nb.cells[0].cell_type == "markdown"
