@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 export LABKIT_PROGRESS ?= lines
 
-.PHONY: setup system demo up down status test test-unit test-stack test-pipeline test-faults test-notebooks \
+.PHONY: dev dashboards setup system demo up down status test test-unit test-stack test-pipeline test-faults test-notebooks \
 	notebooks lint format bench lab clean
 
 $(BIN)/python:
@@ -70,6 +70,13 @@ test: setup up
 
 bench: up
 	$(LABKIT) bench
+
+# Contributors: strip notebook outputs on commit, regenerate dashboards after editing labkit/dashboards.py
+dev: setup
+	$(BIN)/nbstripout --install --attributes .gitattributes
+
+dashboards: setup
+	$(BIN)/python -c "from labkit.dashboards import write_grafana; print(*write_grafana(), sep='\n')"
 
 lab: up
 	$(BIN)/jupyter lab notebooks/

@@ -7,6 +7,7 @@ ProducerPerformance ceiling, labkit's producer alone, end-to-end throughput with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -76,10 +77,8 @@ def idle_rss_mib(settings: Settings) -> float:
         p = svc.process.process()
         if p:
             for q in [p, *p.children(recursive=True)]:
-                try:
+                with contextlib.suppress(psutil.Error):
                     total += q.memory_info().rss
-                except psutil.Error:
-                    pass
     return round(total / 2**20)
 
 

@@ -225,9 +225,8 @@ def run() -> None:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except Exception as e:
-        import click
-
-        if isinstance(e, click.ClickException):
+        # click's usage errors (typer vendors click, so match by behaviour, not by class)
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             sys.exit(e.exit_code)
         raise
