@@ -59,12 +59,28 @@ def run(names: list[str] | None = None) -> int:
         dt = time.monotonic() - t0
         timings.append((nb.name, dt, status))
         print(f"[notebooks] {nb.name}: {status} in {dt:.0f}s", flush=True)
+    leaked = _secrets_in_outputs(OUT)
+    if leaked:
+        failures.append(("outputs", f"a secret appears in the executed copies: {', '.join(leaked)}"))
     total = time.monotonic() - t_all
     print(f"[notebooks] {len(books)} notebooks in {total:.0f}s; executed copies in {OUT}")
     for name, err in failures:
         print(f"[notebooks] {name}: {err}")
     print(f"{len(books) - len(failures)} passed, {len(failures)} failed")
     return 1 if failures else 0
+
+
+def _secrets_in_outputs(folder: Path) -> list[str]:
+    """Executed notebooks must never show a token or password (local mode knows them all)."""
+    from labkit import credentials
+    from labkit.settings import get
+
+    s = get()
+    if s.mode != "local" or not credentials.path(s.home).exists():
+        return []
+    c = credentials.load_or_create(s.home)
+    secrets = [x for x in (c.influx_admin_token, c.influx_password, c.influx_write_token, c.influx_read_token) if x]
+    return [p.name for p in folder.glob("*.ipynb") if any(x in p.read_text(errors="ignore") for x in secrets)]
 
 
 if __name__ == "__main__":
