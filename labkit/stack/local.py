@@ -79,9 +79,9 @@ class LocalStack(Stack):
                     )
 
     def up(self, *, timeout: float = 120) -> StackStatus:
-        t0 = time.monotonic()
         if not provision.is_provisioned():
             provision.provision_all()
+        t0 = time.monotonic()  # the readiness budget starts after provisioning
         to_start = [s for s in self.services if s.process.state() != "running"]
         self.check_ports(to_start)
         for svc in to_start:
