@@ -212,8 +212,11 @@ def submit_spec(
     """Submit a job spec (see runner.py) detached; returns once Flink has accepted it."""
     from labkit.stack.provision import flink as flink_dist
 
+    from labkit.stack.provision import provision_client
+
     flink = Flink(settings.flink)
     flink.overview()  # a cluster that is down is reported before the slow client starts
+    provision_client()
     jobs_dir = settings.home / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     spec_path = jobs_dir / f"{spec['config']['pipeline.name']}-{int(time.time() * 1000)}.json"

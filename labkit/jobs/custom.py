@@ -21,7 +21,7 @@ import pandas as pd
 from labkit.errors import ConfigError, JobError
 from labkit.jobs import base_spec, pipeline_params
 from labkit.jobs.control import RUNNER, Job, root_cause, submit_spec
-from labkit.jobs.sql import JobParams, checked_view, source_ddl, views
+from labkit.jobs.sql import JobParams, checked_view, functions_ddl, source_ddl, views
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
@@ -58,6 +58,7 @@ class CustomMetric:
     def _spec(self, params: JobParams, job_name: str) -> dict:
         spec = base_spec(self.settings, job_name, parallelism=1)
         spec["ddl"] = [
+            *functions_ddl(),
             source_ddl(params),
             checked_view(params),
             *views(),
@@ -84,7 +85,10 @@ class CustomMetric:
             }
         )
         spec = self._spec(params, f"preview-{self.name}")
-        spec["config"]["pipeline.jars"] = flink_dist.connector_jar().as_uri()
+        from labkit.stack.provision import provision_client, udf
+
+        provision_client()
+        spec["config"]["pipeline.jars"] = f"{flink_dist.connector_jar().as_uri()};{udf.jar_path().as_uri()}"
         spec["config"]["parallelism.default"] = 1
         spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
         path = s.home / "jobs" / f"preview-{self.name}.json"

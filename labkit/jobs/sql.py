@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-MAX_PAYLOAD = 16384
-MAX_LATENCY_MS = 600_000
 
 
 @dataclass(frozen=True)
@@ -44,13 +41,15 @@ def epoch_ms(ts_expr: str) -> str:
     return f"CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', {ts_expr}) AS BIGINT) * 1000"
 
 
+def functions_ddl() -> list[str]:
+    """The lab's Java functions (labkit/jobs/java), on the cluster's classpath via its lib folder."""
+    return [
+        "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS click_event_time AS 'lab.clickstream.ClickEventTime' LANGUAGE JAVA",
+        "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS parse_click AS 'lab.clickstream.ParseClick' LANGUAGE JAVA",
+    ]
+
+
 def source_ddl(p: JobParams, name: str = "events_raw") -> str:
-    # Computed columns cannot refer to each other, hence the expression is repeated.
-    ts = "TRY_CAST(JSON_VALUE(payload, '$.event_timestamp') AS BIGINT)"
-    ts_ok = (
-        f"{ts} BETWEEN 0 AND 32503680000000 AND TO_TIMESTAMP_LTZ({ts}, 3) "
-        f"BETWEEN kafka_ts - INTERVAL '{p.max_past_days}' DAY AND kafka_ts + INTERVAL '{p.max_future_h}' HOUR"
-    )
     extra = ""
     if p.startup_timestamp_ms is not None:
         extra += f"\n  'scan.startup.timestamp-millis' = '{p.startup_timestamp_ms}',"
@@ -58,14 +57,13 @@ def source_ddl(p: JobParams, name: str = "events_raw") -> str:
         extra += "\n  'scan.bounded.mode' = 'latest-offset',"
     return f"""
 CREATE TEMPORARY TABLE {name} (
-  payload STRING,
+  payload BYTES,
   kafka_ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
   kafka_partition INT METADATA FROM 'partition' VIRTUAL,
   kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
-  ts_raw AS {ts},
   -- Event time when plausible, else the record's Kafka timestamp: a bad timestamp must never
   -- drag the watermark (and every window) far into the future.
-  rowtime AS CASE WHEN {ts_ok} THEN TO_TIMESTAMP_LTZ({ts}, 3) ELSE kafka_ts END,
+  rowtime AS click_event_time(payload, kafka_ts),
   WATERMARK FOR rowtime AS rowtime - INTERVAL '{p.watermark_delay_s}' SECOND
 ) WITH (
   'connector' = 'kafka',
@@ -82,59 +80,13 @@ CREATE TEMPORARY TABLE {name} (
 )"""
 
 
-def _missing_or(field: str, wrong: str) -> str:
-    return f"CASE WHEN JSON_EXISTS(payload, '$.{field}') THEN {lit(wrong)} ELSE 'missing field: {field}' END"
-
-
 def checked_view(p: JobParams, source: str = "events_raw") -> str:
-    methods = ", ".join(lit(m) for m in METHODS)
-    # CASE is evaluated in order and stops at the first match, so JSON_EXISTS only runs for bad rows.
+    # A table function is evaluated once per record and shared by every metric below; a scalar
+    # function or JSON_VALUE calls would be copied into each metric's projection and re-run there.
     return f"""
 CREATE TEMPORARY VIEW events_checked AS
-SELECT *,
-  CASE
-    WHEN payload IS NULL THEN 'null value'
-    WHEN CHAR_LENGTH(payload) = 0 THEN 'empty message'
-    WHEN CHAR_LENGTH(payload) > {MAX_PAYLOAD} THEN 'oversized payload (> {MAX_PAYLOAD} bytes)'
-    WHEN NOT (payload IS JSON) THEN 'malformed JSON'
-    WHEN NOT (payload IS JSON OBJECT) THEN 'not a JSON object'
-    WHEN event_type = 'watermark' THEN 'control'
-    -- The raw format keeps the bytes; invalid UTF-8 shows up as U+FFFD once a field is decoded.
-    WHEN POSITION(U&'\\FFFD' IN CONCAT_WS('|', user_id, session_id, url, http_method, country, device)) > 0
-      THEN 'invalid UTF-8'
-    WHEN user_id IS NULL OR CHAR_LENGTH(user_id) = 0 THEN {_missing_or("user_id", "user_id must be a string")}
-    WHEN session_id IS NULL OR CHAR_LENGTH(session_id) = 0 THEN {_missing_or("session_id", "session_id must be a string")}
-    WHEN url IS NULL OR url NOT LIKE '/%' THEN {_missing_or("url", "url must be a string starting with /")}
-    WHEN http_method IS NULL OR http_method NOT IN ({methods})
-      THEN {_missing_or("http_method", "http_method must be one of " + " ".join(METHODS))}
-    WHEN http_status IS NULL THEN {_missing_or("http_status", "http_status must be an integer")}
-    WHEN http_status NOT BETWEEN 100 AND 599 THEN 'http_status out of range (100-599)'
-    WHEN latency_ms IS NULL OR latency_ms < 0 OR latency_ms > {MAX_LATENCY_MS}
-      THEN {_missing_or("latency_ms", f"latency_ms must be a number between 0 and {MAX_LATENCY_MS}")}
-    WHEN ts_raw IS NULL THEN {_missing_or("event_timestamp", "event_timestamp must be epoch milliseconds")}
-    WHEN TO_TIMESTAMP_LTZ(ts_raw, 3) < kafka_ts - INTERVAL '{p.max_past_days}' DAY
-      OR ts_raw < 0 THEN 'event_timestamp too far in the past'
-    WHEN ts_raw > 32503680000000 OR TO_TIMESTAMP_LTZ(ts_raw, 3) > kafka_ts + INTERVAL '{p.max_future_h}' HOUR
-      THEN 'event_timestamp too far in the future'
-    ELSE CAST(NULL AS STRING)
-  END AS reason
-FROM (
-  SELECT payload, kafka_ts, kafka_partition, kafka_offset, ts_raw, rowtime,
-    JSON_VALUE(payload, '$.event_type') AS event_type,
-    JSON_VALUE(payload, '$.user_id') AS user_id,
-    JSON_VALUE(payload, '$.session_id') AS session_id,
-    JSON_VALUE(payload, '$.url') AS url,
-    JSON_VALUE(payload, '$.http_method') AS http_method,
-    TRY_CAST(JSON_VALUE(payload, '$.http_status') AS INT) AS http_status,
-    TRY_CAST(JSON_VALUE(payload, '$.latency_ms') AS DOUBLE) AS latency_ms,
-    COALESCE(JSON_VALUE(payload, '$.country'), 'unknown') AS country,
-    COALESCE(JSON_VALUE(payload, '$.device'), 'unknown') AS device
-  FROM {source}
-)"""
-
-
-# JSON_VALUE ... RETURNING DOUBLE/INT throws ClassCastException on some inputs (e.g. an integer
-# returned as DOUBLE) despite NULL ON ERROR; TRY_CAST over the string value is safe.
+SELECT e.kafka_ts, e.kafka_partition, e.kafka_offset, e.rowtime, c.*
+FROM {source} AS e, LATERAL TABLE(parse_click(e.payload, e.kafka_ts)) AS c"""
 
 
 def views() -> list[str]:
@@ -294,12 +246,12 @@ def metric_inserts(p: JobParams) -> list[str]:
     return [
         influx_insert(points),
         f"""INSERT INTO dead_letters
-SELECT reason, payload, {lit(p.topic)}, kafka_partition, kafka_offset, kafka_ts
+SELECT reason, payload_text, {lit(p.topic)}, kafka_partition, kafka_offset, kafka_ts
 FROM events_checked WHERE reason IS NOT NULL AND reason <> 'control'""",
     ]
 
 
 def pipeline_statements(p: JobParams) -> tuple[list[str], list[str]]:
     """(DDL and views, inserts) of the clickstream job."""
-    ddl = [source_ddl(p), checked_view(p), *views(), dlq_ddl(p), sink_ddl()]
+    ddl = [*functions_ddl(), source_ddl(p), checked_view(p), *views(), dlq_ddl(p), sink_ddl()]
     return ddl, metric_inserts(p)

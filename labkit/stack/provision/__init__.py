@@ -5,7 +5,7 @@ from __future__ import annotations
 from filelock import FileLock
 
 from labkit.paths import cache_dir
-from labkit.stack.provision import flink, influxdb, kafka
+from labkit.stack.provision import flink, influxdb, kafka, udf
 from labkit.stack.provision._run import say
 
 
@@ -23,7 +23,8 @@ def provision_all() -> None:
 
 
 def _provision_all() -> None:
-    for name, mod in (("Kafka", kafka), ("Flink Kafka connector", flink), ("InfluxDB", influxdb)):
+    for name, mod in (("Kafka", kafka), ("Flink Kafka connector", flink), ("Java functions", udf),
+                      ("InfluxDB", influxdb)):
         if mod.is_provisioned():
             say(f"{name}: cached")
         else:
@@ -31,4 +32,12 @@ def _provision_all() -> None:
 
 
 def is_provisioned() -> bool:
-    return kafka.is_provisioned() and flink.is_provisioned() and influxdb.is_provisioned()
+    return kafka.is_provisioned() and flink.is_provisioned() and udf.is_provisioned() and influxdb.is_provisioned()
+
+
+def provision_client() -> None:
+    """What submitting jobs needs in any mode: the connector and the Java functions for `flink run`."""
+    if not flink.is_provisioned():
+        flink.provision()
+    if not udf.is_provisioned():
+        udf.provision()

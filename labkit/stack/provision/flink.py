@@ -53,11 +53,15 @@ def provision(version: str = FLINK_KAFKA_CONNECTOR) -> Path:
 
 
 def lib_dir(home: Path) -> Path:
-    """The lab's Flink lib folder under `home`: PyFlink's jars plus the connector, as symlinks."""
+    """The lab's Flink lib folder under `home`: PyFlink's jars plus the connector and the lab's Java
+    functions, as symlinks."""
     lib = home / "flink" / "lib"
     lib.mkdir(parents=True, exist_ok=True)
     wanted = {p.name: p for p in (flink_home() / "lib").glob("*.jar")}
     wanted[connector_jar().name] = connector_jar()
+    from labkit.stack.provision import udf
+
+    wanted["clickstream-udf.jar"] = udf.jar_path()
     for link in lib.iterdir():
         if link.name not in wanted or link.resolve() != wanted[link.name].resolve():
             link.unlink()

@@ -24,6 +24,11 @@ TOOLS = {
         f"runs Kafka and Flink (Java {JAVA_MAJOR}+)",
         "conda install -c conda-forge openjdk=17, or apt-get install openjdk-17-jre-headless",
     ),
+    "javac": Tool(
+        "javac",
+        "compiles the lab's Java functions (a JDK, not only a JRE)",
+        "conda install -c conda-forge openjdk=17, or apt-get install openjdk-17-jdk-headless",
+    ),
     "mvn": Tool(
         "mvn", "fetches the Kafka and connector jars", "conda install -c conda-forge maven, or apt-get install maven"
     ),

@@ -1,0 +1,63 @@
+"""The lab's Java functions (labkit/jobs/java): compiled with javac against PyFlink's own jars, cached by
+source hash. They parse and validate each event once in the JVM (see ParseClick.java)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+from labkit.errors import LabkitError
+from labkit.paths import cache_dir
+from labkit.stack.provision._run import say
+from labkit.stack.provision.tools import require
+from labkit.versions import FLINK
+
+SOURCES = Path(__file__).resolve().parents[2] / "jobs" / "java"
+
+
+def _sources() -> list[Path]:
+    return sorted(SOURCES.rglob("*.java"))
+
+
+def _key() -> str:
+    h = hashlib.sha256(FLINK.encode())
+    for src in _sources():
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def jar_path() -> Path:
+    return cache_dir() / "udf" / _key() / "clickstream-udf.jar"
+
+
+def is_provisioned() -> bool:
+    return jar_path().is_file()
+
+
+def provision() -> Path:
+    from labkit.stack.provision.flink import flink_home
+
+    target = jar_path()
+    if target.is_file():
+        return target
+    javac = require("javac")
+    say("compiling the lab's Java functions (javac)")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run(
+            [javac, "--release", "17", "-nowarn", "-cp", str(flink_home() / "lib" / "*"), "-d", tmp,
+             *map(str, _sources())], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise LabkitError(f"javac failed on {SOURCES}: {r.stderr.strip()[-800:]}")
+        staging = target.with_suffix(".partial")
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as jar:
+            jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: labkit\n\n")
+            for cls in sorted(Path(tmp).rglob("*.class")):
+                jar.write(cls, cls.relative_to(tmp).as_posix())
+        shutil.move(staging, target)
+    return target
