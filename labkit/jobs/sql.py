@@ -107,6 +107,33 @@ SELECT * FROM events_valid WHERE rowtime <= CURRENT_WATERMARK(rowtime)""",
     ]
 
 
+def aggregate_views(p: JobParams) -> list[str]:
+    """Three window aggregations (by window, by URL, by status) that every window metric reads.
+
+    Registered as views from Table objects (see runner.py), each is computed once in the job graph,
+    however many measurements read it."""
+    w = window(p)
+    err4 = "SUM(CASE WHEN http_status BETWEEN 400 AND 499 THEN 1 ELSE 0 END)"
+    err5 = "SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END)"
+    pct = ("PERCENTILE(latency_ms, 0.5) AS p50, PERCENTILE(latency_ms, 0.95) AS p95, "
+           "PERCENTILE(latency_ms, 0.99) AS p99")
+    return [
+        f"""
+CREATE TEMPORARY VIEW agg_window AS
+SELECT window_end, COUNT(*) AS total, {err4} AS e4, {err5} AS e5,
+  COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT session_id) AS sessions, {pct}
+FROM {w} GROUP BY window_start, window_end""",
+        f"""
+CREATE TEMPORARY VIEW agg_url AS
+SELECT window_end, url, COUNT(*) AS total, {err4} + {err5} AS errors, {err5} AS e5, {pct}
+FROM {w} GROUP BY window_start, window_end, url""",
+        f"""
+CREATE TEMPORARY VIEW agg_status AS
+SELECT window_end, http_status, COUNT(*) AS total
+FROM {w} GROUP BY window_start, window_end, http_status""",
+    ]
+
+
 def dlq_ddl(p: JobParams) -> str:
     return f"""
 CREATE TEMPORARY TABLE dead_letters (
@@ -155,76 +182,33 @@ def influx_insert(selects: list[str]) -> str:
 
 def metric_inserts(p: JobParams) -> list[str]:
     s = lit(p.stream)
-    w = window(p)
     end = epoch_ms("window_end")
-    err4 = "SUM(CASE WHEN http_status BETWEEN 400 AND 499 THEN 1 ELSE 0 END)"
-    err5 = "SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END)"
     win_end_of = f"(ts_raw - MOD(ts_raw, {p.window_s * 1000}) + {p.window_s * 1000})"
     kafka_ts_utc = "CAST(kafka_ts AS TIMESTAMP(3))"
     dlq_end = (
         f"(CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', {kafka_ts_utc}) AS BIGINT) "
         f"/ {p.window_s} * {p.window_s} + {p.window_s}) * 1000"
     )
+    by_window, by_url, by_status = "agg_window", "agg_url", "agg_status"
+    latency = {"p50": "p50", "p95": "p95", "p99": "p99", "count": "total"}
     points = [
+        point_select("http_counts", {"stream": s, "status_code": "CAST(http_status AS STRING)"},
+                     {"count": "total"}, end, f"FROM {by_status}"),
         point_select(
-            "http_counts",
-            {"stream": s, "status_code": "CAST(http_status AS STRING)"},
-            {"count": "COUNT(*)"},
-            end,
-            f"FROM {w} GROUP BY window_start, window_end, http_status",
-        ),
-        point_select(
-            "error_rate",
-            {"stream": s},
+            "error_rate", {"stream": s},
             {
-                "total": "COUNT(*)",
-                "errors_4xx": err4,
-                "errors_5xx": err5,
-                "rate_4xx": f"CAST({err4} AS DOUBLE) / COUNT(*)",
-                "rate_5xx": f"CAST({err5} AS DOUBLE) / COUNT(*)",
-                "error_rate": f"CAST({err4} + {err5} AS DOUBLE) / COUNT(*)",
+                "total": "total", "errors_4xx": "e4", "errors_5xx": "e5",
+                "rate_4xx": "CAST(e4 AS DOUBLE) / total", "rate_5xx": "CAST(e5 AS DOUBLE) / total",
+                "error_rate": "CAST(e4 + e5 AS DOUBLE) / total",
             },
-            end,
-            f"FROM {w} GROUP BY window_start, window_end",
+            end, f"FROM {by_window}",
         ),
-        point_select(
-            "active_users",
-            {"stream": s},
-            {"users": "COUNT(DISTINCT user_id)", "sessions": "COUNT(DISTINCT session_id)"},
-            end,
-            f"FROM {w} GROUP BY window_start, window_end",
-        ),
-        point_select(
-            "url_counts",
-            {"stream": s, "url": "url"},
-            {"count": "COUNT(*)", "errors": f"{err4} + {err5}", "errors_5xx": err5},
-            end,
-            f"FROM {w} GROUP BY window_start, window_end, url",
-        ),
-        point_select(
-            "latency",
-            {"stream": s, "url": "url"},
-            {
-                "p50": "PERCENTILE(latency_ms, 0.5)",
-                "p95": "PERCENTILE(latency_ms, 0.95)",
-                "p99": "PERCENTILE(latency_ms, 0.99)",
-                "count": "COUNT(*)",
-            },
-            end,
-            f"FROM {w} GROUP BY window_start, window_end, url",
-        ),
-        point_select(
-            "latency",
-            {"stream": s, "url": "CAST('ALL' AS STRING)"},
-            {
-                "p50": "PERCENTILE(latency_ms, 0.5)",
-                "p95": "PERCENTILE(latency_ms, 0.95)",
-                "p99": "PERCENTILE(latency_ms, 0.99)",
-                "count": "COUNT(*)",
-            },
-            end,
-            f"FROM {w} GROUP BY window_start, window_end",
-        ),
+        point_select("active_users", {"stream": s}, {"users": "users", "sessions": "sessions"}, end,
+                     f"FROM {by_window}"),
+        point_select("latency", {"stream": s, "url": "CAST('ALL' AS STRING)"}, latency, end, f"FROM {by_window}"),
+        point_select("url_counts", {"stream": s, "url": "url"}, {"count": "total", "errors": "errors", "errors_5xx": "e5"},
+                     end, f"FROM {by_url}"),
+        point_select("latency", {"stream": s, "url": "url"}, latency, end, f"FROM {by_url}"),
         # Updating counts (not windows): a late row or a dead letter may arrive at any time. Each
         # update overwrites the same point, so the last write is the current total.
         point_select(
@@ -253,5 +237,5 @@ FROM events_checked WHERE reason IS NOT NULL AND reason <> 'control'""",
 
 def pipeline_statements(p: JobParams) -> tuple[list[str], list[str]]:
     """(DDL and views, inserts) of the clickstream job."""
-    ddl = [*functions_ddl(), source_ddl(p), checked_view(p), *views(), dlq_ddl(p), sink_ddl()]
+    ddl = [*functions_ddl(), source_ddl(p), checked_view(p), *views(), *aggregate_views(p), dlq_ddl(p), sink_ddl()]
     return ddl, metric_inserts(p)
