@@ -100,6 +100,8 @@ def run(settings: Settings) -> Report:
             r.findings.append(Finding("PyFlink", True, str(flink_home())))
         except LabkitError as e:
             r.findings.append(Finding("PyFlink", False, e.message, e.hint or ""))
+        if not provision.udf.is_provisioned():
+            _tool(r, "javac", "to compile the lab's Java functions once")
         if not provision.influxdb.is_provisioned():
             for name in ("go", "cargo", "pkg-config", "cc"):
                 _tool(r, name, "to build influxd once")

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 from labkit.errors import ConfigError, ServiceError
 from labkit.events import WINDOW_MS, EventGenerator, Scenario, window_end
@@ -58,6 +59,11 @@ class _KafkaPython:
         self.p.close()
 
 
+def _report_failure(on_error, err, _msg) -> None:
+    if err is not None:
+        on_error(err)
+
+
 class _Confluent:
     def __init__(self, bootstrap: str) -> None:
         from confluent_kafka import Producer
@@ -77,22 +83,19 @@ class _Confluent:
         self.n = 0
 
     def send(self, topic, key, value, ts, partition=None, on_error=None) -> None:
-        cb = None
-        if on_error is not None:
-
-            def cb(err, msg):
-                if err is not None:
-                    on_error(err)
-
-        kw = {"partition": partition} if partition is not None else {}
+        cb = partial(_report_failure, on_error) if on_error is not None else None
+        produce = self.p.produce
         while True:
             try:
-                self.p.produce(topic, value, key, timestamp=ts, on_delivery=cb, **kw)
+                if partition is None:
+                    produce(topic, value, key, timestamp=ts, on_delivery=cb)
+                else:
+                    produce(topic, value, key, partition=partition, timestamp=ts, on_delivery=cb)
                 break
-            except BufferError:
+            except BufferError:  # the local queue is full: let librdkafka deliver some first
                 self.p.poll(0.05)
         self.n += 1
-        if self.n % 5000 == 0:
+        if self.n & 4095 == 0:
             self.p.poll(0)
 
     def partitions(self, topic: str) -> list[int]:
@@ -221,6 +224,12 @@ def produce(
     t0 = time.monotonic()
     deadline = t0 + duration if duration else None
     n = 0
+    counts: dict[tuple[str, int], int] = {}
+    send = sender.send
+
+    def failed(e, _exc) -> None:  # the broker never acknowledged e: nobody should count it
+        ledger.remove(e.kind, e.event_ms, e.status, e.reason)
+
     try:
         while count is None or n < count:
             if deadline is not None and (n & 255) == 0 and time.monotonic() >= deadline:
@@ -231,14 +240,8 @@ def produce(
                     time.sleep(ahead)
             e = next(gen)
             ledger.add(e.kind, e.event_ms, e.status, e.reason, e.timestamp_ms)
-            by_kind[e.kind] += 1
-            if e.kind != "malformed":
-                by_status[e.status] += 1
-
-            def failed(_exc, e=e):
-                ledger.remove(e.kind, e.event_ms, e.status, e.reason)
-
-            sender.send(topic, e.key, e.value, e.timestamp_ms, on_error=failed)
+            counts[(e.kind, e.status)] = counts.get((e.kind, e.status), 0) + 1
+            send(topic, e.key, e.value, e.timestamp_ms, on_error=partial(failed, e))
             n += 1
             if bar is not None and (n & 1023) == 0:
                 bar.update(1024)
@@ -249,6 +252,10 @@ def produce(
         if bar is not None:
             bar.update(n - bar.n)
             bar.close()
+    for (kind, status), k in counts.items():
+        by_kind[kind] += k
+        if kind != "malformed":
+            by_status[status] += k
     if close_windows and ledger.last_event_ms is not None:
         send_end_markers(sender, topic, ledger)
         sender.flush()

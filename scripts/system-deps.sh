@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v kcat >/dev/null || need+=(kcat)
+# javac compiles the lab's Java functions; Debian's JRE package does not have it
+command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "[labkit] installing ${need[*]} with apt-get"

@@ -211,7 +211,6 @@ def submit_spec(
 ) -> Job:
     """Submit a job spec (see runner.py) detached; returns once Flink has accepted it."""
     from labkit.stack.provision import flink as flink_dist
-
     from labkit.stack.provision import provision_client
 
     flink = Flink(settings.flink)

@@ -17,7 +17,6 @@ import pandas as pd
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
 from pyflink.table.udf import ScalarFunction, udf
 
-
 VIEW = re.compile(r"^\s*CREATE TEMPORARY VIEW (\w+) AS\s+(.*)$", re.S | re.I)
 
 

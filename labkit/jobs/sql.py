@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class JobParams:
     bootstrap: str
@@ -115,8 +114,7 @@ def aggregate_views(p: JobParams) -> list[str]:
     w = window(p)
     err4 = "SUM(CASE WHEN http_status BETWEEN 400 AND 499 THEN 1 ELSE 0 END)"
     err5 = "SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END)"
-    pct = ("PERCENTILE(latency_ms, 0.5) AS p50, PERCENTILE(latency_ms, 0.95) AS p95, "
-           "PERCENTILE(latency_ms, 0.99) AS p99")
+    pct = "PERCENTILE(latency_ms, 0.5) AS p50, PERCENTILE(latency_ms, 0.95) AS p95, PERCENTILE(latency_ms, 0.99) AS p99"
     return [
         f"""
 CREATE TEMPORARY VIEW agg_window AS
@@ -192,22 +190,38 @@ def metric_inserts(p: JobParams) -> list[str]:
     by_window, by_url, by_status = "agg_window", "agg_url", "agg_status"
     latency = {"p50": "p50", "p95": "p95", "p99": "p99", "count": "total"}
     points = [
-        point_select("http_counts", {"stream": s, "status_code": "CAST(http_status AS STRING)"},
-                     {"count": "total"}, end, f"FROM {by_status}"),
         point_select(
-            "error_rate", {"stream": s},
+            "http_counts",
+            {"stream": s, "status_code": "CAST(http_status AS STRING)"},
+            {"count": "total"},
+            end,
+            f"FROM {by_status}",
+        ),
+        point_select(
+            "error_rate",
+            {"stream": s},
             {
-                "total": "total", "errors_4xx": "e4", "errors_5xx": "e5",
-                "rate_4xx": "CAST(e4 AS DOUBLE) / total", "rate_5xx": "CAST(e5 AS DOUBLE) / total",
+                "total": "total",
+                "errors_4xx": "e4",
+                "errors_5xx": "e5",
+                "rate_4xx": "CAST(e4 AS DOUBLE) / total",
+                "rate_5xx": "CAST(e5 AS DOUBLE) / total",
                 "error_rate": "CAST(e4 + e5 AS DOUBLE) / total",
             },
-            end, f"FROM {by_window}",
+            end,
+            f"FROM {by_window}",
         ),
-        point_select("active_users", {"stream": s}, {"users": "users", "sessions": "sessions"}, end,
-                     f"FROM {by_window}"),
+        point_select(
+            "active_users", {"stream": s}, {"users": "users", "sessions": "sessions"}, end, f"FROM {by_window}"
+        ),
         point_select("latency", {"stream": s, "url": "CAST('ALL' AS STRING)"}, latency, end, f"FROM {by_window}"),
-        point_select("url_counts", {"stream": s, "url": "url"}, {"count": "total", "errors": "errors", "errors_5xx": "e5"},
-                     end, f"FROM {by_url}"),
+        point_select(
+            "url_counts",
+            {"stream": s, "url": "url"},
+            {"count": "total", "errors": "errors", "errors_5xx": "e5"},
+            end,
+            f"FROM {by_url}",
+        ),
         point_select("latency", {"stream": s, "url": "url"}, latency, end, f"FROM {by_url}"),
         # Updating counts (not windows): a late row or a dead letter may arrive at any time. Each
         # update overwrites the same point, so the last write is the current total.

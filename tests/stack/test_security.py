@@ -41,8 +41,11 @@ def test_secrets_are_private(settings, stack):
 
 def test_no_secret_in_logs_job_specs_or_notebook_outputs(settings, stack):
     creds = credentials.load_or_create(settings.home)
-    secrets = [s for s in (creds.influx_admin_token, creds.influx_password, creds.influx_write_token,
-                           creds.influx_read_token) if s]
+    secrets = [
+        s
+        for s in (creds.influx_admin_token, creds.influx_password, creds.influx_write_token, creds.influx_read_token)
+        if s
+    ]
     places = list((settings.home / "logs").glob("*")) + list((settings.home / "jobs").glob("*.json"))
     places += list((Path(__file__).resolve().parents[2] / "build" / "notebooks").glob("*.ipynb"))
     for path in places:

@@ -102,6 +102,7 @@ def test_images_are_pinned_and_match_the_local_stack(compose):
     assert f"ARG PYFLINK_VERSION={versions.FLINK}" in dockerfile
     assert f"ARG KAFKA_CONNECTOR_VERSION={versions.FLINK_KAFKA_CONNECTOR}" in dockerfile
     assert f"FROM flink:${{FLINK_VERSION}}-java{versions.JAVA_MAJOR}" in dockerfile
+    assert "clickstream-udf.jar" in dockerfile  # the same Java functions as the local stack
     assert versions.IMAGES["flink"] == f"flink:{versions.FLINK}-java{versions.JAVA_MAJOR}"
 
 

@@ -23,8 +23,12 @@ def provision_all() -> None:
 
 
 def _provision_all() -> None:
-    for name, mod in (("Kafka", kafka), ("Flink Kafka connector", flink), ("Java functions", udf),
-                      ("InfluxDB", influxdb)):
+    for name, mod in (
+        ("Kafka", kafka),
+        ("Flink Kafka connector", flink),
+        ("Java functions", udf),
+        ("InfluxDB", influxdb),
+    ):
         if mod.is_provisioned():
             say(f"{name}: cached")
         else:

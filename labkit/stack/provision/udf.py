@@ -49,8 +49,20 @@ def provision() -> Path:
     say("compiling the lab's Java functions (javac)")
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run(
-            [javac, "--release", "17", "-nowarn", "-cp", str(flink_home() / "lib" / "*"), "-d", tmp,
-             *map(str, _sources())], capture_output=True, text=True)
+            [
+                javac,
+                "--release",
+                "17",
+                "-nowarn",
+                "-cp",
+                str(flink_home() / "lib" / "*"),
+                "-d",
+                tmp,
+                *map(str, _sources()),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             raise LabkitError(f"javac failed on {SOURCES}: {r.stderr.strip()[-800:]}")
         staging = target.with_suffix(".partial")
