@@ -38,7 +38,9 @@ class Query:
     bucket: str = "clickstream"
 
     def flux(self) -> str:
-        rng = f"start: {self.start}" + (f", stop: {self.stop}" if self.stop else "")
+        # The default stop is an hour ahead, not now(): a full-speed run back-fills or runs ahead of the
+        # wall clock, and Kafka accepts timestamps up to an hour in the future.
+        rng = f"start: {self.start}, stop: {self.stop or '1h'}"
         parts = [
             f"from(bucket: {flux_string(self.bucket)})",
             f"  |> range({rng})",

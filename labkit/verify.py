@@ -34,6 +34,7 @@ class Accounting:
     dlq_expected: Counter
     dlq_found: Counter
     mismatches: pd.DataFrame = field(repr=False)
+    missing_windows: dict = field(default_factory=dict)  # measurement -> closed windows without a point
 
     @property
     def dlq_missing(self) -> int:
@@ -59,6 +60,9 @@ class Accounting:
             parts.append(f"{self.duplicated} double counted")
         if self.late_expected != self.late_counted:
             parts.append(f"late {self.late_counted} counted vs {self.late_expected} sent")
+        for m, n in self.missing_windows.items():
+            if n:
+                parts.append(f"{m} missing {n} window(s)")
         if self.dlq_expected != self.dlq_found:
             parts.append(f"dead letters {sum(self.dlq_found.values())} found vs {sum(self.dlq_expected.values())} sent")
         return "MISMATCH: " + ", ".join(parts)
@@ -114,6 +118,25 @@ def counted_per_window(ledger: Ledger, settings: Settings) -> tuple[pd.Series, i
         return pd.Series([], index=idx, dtype="int64", name="counted"), late_n
     df = df.assign(window_end=df["time"].astype("int64") // 10**6, status_code=df["status_code"].astype(int))
     return df.set_index(["window_end", "status_code"])["count"].rename("counted"), late_n
+
+
+WINDOW_MEASUREMENTS = ("error_rate", "active_users", "url_counts", "latency")
+
+
+def missing_windows(ledger: Ledger, closed: set[int], settings: Settings) -> dict[str, int]:
+    """Closed windows that have no point yet in each of the other window measurements."""
+    from labkit.influx import Influx
+
+    if not closed:
+        return {}
+    start, stop = _iso(min(closed) - ledger.window_ms), _iso(max(closed) + ledger.window_ms)
+    out = {}
+    with Influx(settings) as db:
+        for m in WINDOW_MEASUREMENTS:
+            df = db.query(m, start=start, stop=stop, stream=ledger.topic)
+            present = set(df["time"].astype("int64") // 10**6) if not df.empty else set()
+            out[m] = len(closed - present)
+    return out
 
 
 def dead_letters(
@@ -182,6 +205,10 @@ def verify(
         span = (ledger.first_record_ms, ledger.last_record_ms) if ledger.first_record_ms is not None else None
         dlq_found = dead_letters(topic, dlq_topic, settings, between_ms=span) if check_dlq else dlq_expected
         done = (j["diff"] == 0).all() and late_n == late_expected and dlq_found == dlq_expected
+        # windows with on-time events must also have their point in every other window measurement
+        with_events = set(expected_closed[expected_closed > 0].index.get_level_values(0))
+        missing = missing_windows(ledger, with_events, settings) if done else {}
+        done = done and not any(missing.values())
         if done or time.monotonic() >= deadline:
             break
         time.sleep(2)
@@ -201,4 +228,5 @@ def verify(
         dlq_expected=dlq_expected,
         dlq_found=dlq_found,
         mismatches=mism,
+        missing_windows=missing,
     )
