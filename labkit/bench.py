@@ -50,7 +50,11 @@ def _topic(settings: Settings, name: str, partitions: int | None = None) -> str:
     ensure_topics(
         settings.kafka,
         settings.model_copy(
-            update={"topic": name, "dlq_topic": f"{name}_dlq", "partitions": partitions or settings.partitions}
+            update={
+                "topic": name,
+                "dlq_topic": settings.dlq_topic_for(name),
+                "partitions": partitions or settings.partitions,
+            }
         ),
     )
     return name

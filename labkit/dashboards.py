@@ -29,6 +29,16 @@ def _q(measurement: str, rest: str = "") -> str:
     return _BASE.format(m=measurement) + ("\n" + rest if rest else "")
 
 
+def _top(measurement: str, field: str, n: int) -> str:
+    """`field` summed per URL over the dashboard's range, the `n` largest first."""
+    return _q(
+        measurement,
+        f'  |> filter(fn: (r) => r._field == "{field}")\n'
+        '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
+        f'  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: {n})',
+    )
+
+
 @dataclass(frozen=True)
 class Panel:
     id: int
@@ -234,12 +244,7 @@ ERRORS = Dashboard(
         Panel(
             4,
             "Top failing URLs",
-            _q(
-                "url_counts",
-                '  |> filter(fn: (r) => r._field == "errors")\n'
-                '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
-                '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 10)',
-            ),
+            _top("url_counts", "errors", 10),
             kind="bargauge",
             grid=(12, 9, 12, 9),
             description="4xx + 5xx responses per URL over the time range",
@@ -265,12 +270,7 @@ ENGAGEMENT = Dashboard(
         Panel(
             1,
             "Events per URL",
-            _q(
-                "url_counts",
-                '  |> filter(fn: (r) => r._field == "count")\n'
-                '  |> group(columns: ["url"])\n  |> sum()\n  |> group()\n'
-                '  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: 15)',
-            ),
+            _top("url_counts", "count", 15),
             kind="bargauge",
             grid=(0, 0, 12, 10),
         ),

@@ -32,40 +32,37 @@ def _local(stack: Stack):
     return stack
 
 
+def _outage(stack: Stack, service: str, how: str, down_s: float, what: str, detail: str) -> Drill:
+    """Take `service` down (`how`: "kill" = SIGKILL like a crash, "stop" = clean), wait, bring it back."""
+    stack = _local(stack)
+    t0 = time.monotonic()
+    proc = stack.service(service).process
+    proc.kill() if how == "kill" else proc.stop()
+    say(f"{service}: {how} for {down_s:.0f}s")
+    time.sleep(down_s)
+    stack.up()
+    return Drill(what, time.monotonic() - t0, detail)
+
+
 def kill_taskmanager(stack: Stack, job: Job | None = None, down_s: float = 3.0, timeout: float = 120) -> Drill:
     """SIGKILL the TaskManager (a crash, no clean shutdown), start a new one; the job restarts from its
     last checkpoint once the new TaskManager offers slots."""
-    stack = _local(stack)
-    t0 = time.monotonic()
-    stack.service("taskmanager").process.kill()
-    say("TaskManager killed")
-    time.sleep(down_s)
-    stack.up()
+    drill = _outage(
+        stack, "taskmanager", "kill", down_s, "TaskManager killed", "restarted; job recovered from its last checkpoint"
+    )
     if job is not None:
         job.wait_running(timeout=timeout)
-    return Drill("TaskManager killed", time.monotonic() - t0, "restarted; job recovered from its last checkpoint")
+    return drill
 
 
 def restart_kafka(stack: Stack, down_s: float = 2.0) -> Drill:
     """Stop the broker (clean shutdown), wait, start it again."""
-    stack = _local(stack)
-    t0 = time.monotonic()
-    stack.service("kafka").process.stop()
-    say("Kafka stopped")
-    time.sleep(down_s)
-    stack.up()
-    return Drill("Kafka broker restarted", time.monotonic() - t0, "producer retried; source reconnected")
+    return _outage(stack, "kafka", "stop", down_s, "Kafka broker restarted", "producer retried; source reconnected")
 
 
 def pause_influxdb(stack: Stack, down_s: float = 30.0) -> Drill:
     """Stop InfluxDB for `down_s` seconds; the job's sink blocks and retries meanwhile."""
-    stack = _local(stack)
-    t0 = time.monotonic()
-    stack.service("influxdb").process.stop()
-    say(f"InfluxDB stopped for {down_s:.0f}s")
-    time.sleep(down_s)
-    stack.up()
-    return Drill("InfluxDB stopped", time.monotonic() - t0, "sink retried until it was back")
+    return _outage(stack, "influxdb", "stop", down_s, "InfluxDB stopped", "sink retried until it was back")
 
 
 def savepoint_and_resume(job: Job, resubmit) -> tuple[Drill, Job]:

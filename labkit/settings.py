@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     @field_validator("bind_host")
     @classmethod
-    def _no_wildcard_by_accident(cls, v: str) -> str:
+    def _not_empty(cls, v: str) -> str:
         if not v:
             raise ValueError("must not be empty")
         return v
@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     @property
     def influx_for_flink(self) -> str:
         return (self.influx_url_for_flink or self.influx).rstrip("/")
+
+    def dlq_topic_for(self, topic: str) -> str:
+        """The dead-letter topic of `topic`: the configured one for the lab's topic, `<topic>_dlq` otherwise."""
+        return self.dlq_topic if topic == self.topic else f"{topic}_dlq"
 
     def ports(self) -> dict[str, int]:
         """Ports the local stack binds, by the setting that controls each."""

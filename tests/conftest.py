@@ -29,5 +29,7 @@ def unique_topic(settings, stack):
     from labkit.stack.kafka import ensure_topics
 
     topic = f"t_{uuid.uuid4().hex[:10]}"
-    ensure_topics(settings.kafka, settings.model_copy(update={"topic": topic, "dlq_topic": f"{topic}_dlq"}))
+    ensure_topics(
+        settings.kafka, settings.model_copy(update={"topic": topic, "dlq_topic": settings.dlq_topic_for(topic)})
+    )
     return topic

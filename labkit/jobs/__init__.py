@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
@@ -72,7 +71,7 @@ def pipeline_params(
     return JobParams(
         bootstrap=settings.kafka_for_flink,
         topic=topic,
-        dlq_topic=settings.dlq_topic if topic == settings.topic else f"{topic}_dlq",
+        dlq_topic=settings.dlq_topic_for(topic),
         group_id=group_id or f"labkit-{topic}",
         startup="earliest-offset" if from_earliest else "group-offsets",
         watermark_delay_s=watermark_delay_s,
@@ -137,4 +136,4 @@ def running(name: str = PIPELINE, settings: Settings | None = None) -> Job | Non
     return None
 
 
-__all__ = ["Job", "Path", "get_job", "list_jobs", "root_cause", "running", "submit_pipeline"]
+__all__ = ["Job", "get_job", "list_jobs", "root_cause", "running", "submit_pipeline"]

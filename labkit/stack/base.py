@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 
 from labkit.settings import Settings
 
-SERVICES = ("kafka", "jobmanager", "taskmanager", "influxdb")
-
 
 @dataclass
 class ServiceStatus:

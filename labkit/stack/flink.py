@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 
@@ -56,6 +57,7 @@ def write_conf(service: LocalService) -> None:
     (conf / "workers").write_text(f"{h}\n")
 
 
+@functools.cache
 def _default_java_opts() -> str:
     import yaml
 

@@ -44,6 +44,6 @@ def test_every_bad_class_gets_its_reason_and_valid_counts_stay_exact(settings, p
     expected = Counter()
     for c in badinput.CLASSES:
         expected[c.reason] += per_class
-    found = dead_letters(topic, f"{topic}_dlq", settings)
+    found = dead_letters(topic, settings.dlq_topic_for(topic), settings)
     assert found == expected
     assert job.state == "RUNNING"
