@@ -18,7 +18,9 @@ class JobParams:
     group_id: str = "labkit-clickstream"
     window_s: int = 10
     watermark_delay_s: int = 5
-    idle_timeout_s: int = 5
+    # Long enough that a broker restart (seconds) never marks partitions idle: an idle subtask is left out
+    # of the window operator's watermark, and its records would then arrive behind that watermark.
+    idle_timeout_s: int = 30
     startup: str = "group-offsets"  # or earliest-offset, latest-offset, timestamp
     startup_timestamp_ms: int | None = None
     bounded: bool = False  # stop at the offsets that are latest when the job starts (previews)
