@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from labkit.influx import LATE_EVENTS_FLUX
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
@@ -27,6 +28,13 @@ _BASE = """from(bucket: v.defaultBucket)
 
 def _q(measurement: str, rest: str = "") -> str:
     return _BASE.format(m=measurement) + ("\n" + rest if rest else "")
+
+
+# late_events is derived from two measurements (labkit.influx.LATE_EVENTS_FLUX), so it filters by stream only
+LATE_EVENTS = (
+    "from(bucket: v.defaultBucket)\n  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
+    '  |> filter(fn: (r) => r.stream == "${stream}")' + LATE_EVENTS_FLUX
+)
 
 
 def _top(measurement: str, field: str, n: int) -> str:
@@ -300,9 +308,9 @@ ENGAGEMENT = Dashboard(
         Panel(
             6,
             "Late events",
-            _q("late_events"),
+            LATE_EVENTS,
             grid=(12, 19, 12, 8),
-            description="Valid events that arrived behind the watermark, per window they belonged to",
+            description="Valid events read after their window had closed (read minus counted), per window",
         ),
     ),
 )

@@ -17,13 +17,32 @@ MEASUREMENTS = {
     "active_users": "distinct users and sessions per window",
     "url_counts": "events, errors and 5xx per URL per window (tag url)",
     "latency": "latency p50/p95/p99 per URL per window (tag url; url=ALL for the whole site)",
-    "late_events": "valid events that arrived behind the watermark, by their window",
+    "valid_events": "valid events read by the job, by the window their event time falls in (updating)",
+    "late_events": "derived: valid events read but in no window's count (arrived after it fired), by window",
     "dlq_events": "dead-lettered messages by reason (tag reason), by Kafka-time window",
 }
 
 
 def flux_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Late is measured, not decided upstream (see labkit.jobs.sql.arrival_views): per window, the valid
+# events read minus those counted in the window. Only windows at least two fired windows old: the
+# read counts arrive in 1 s slices and may trail the window's own count for a moment.
+LATE_EVENTS_FLUX = """
+  |> filter(fn: (r) => (r._measurement == "valid_events" or r._measurement == "http_counts") and r._field == "count")
+  |> group(columns: ["stream", "_measurement", "_time"])
+  |> sum()
+  |> group(columns: ["stream"])
+  |> pivot(rowKey: ["_time"], columnKey: ["_measurement"], valueColumn: "_value")
+  |> sort(columns: ["_time"], desc: true)
+  |> map(fn: (r) => ({r with fired: if exists r.http_counts then 1 else 0}))
+  |> cumulativeSum(columns: ["fired"])
+  |> filter(fn: (r) => r.fired >= 2 and exists r.valid_events)
+  |> map(fn: (r) => ({_time: r._time, stream: r.stream, _field: "count",
+      _value: r.valid_events - (if exists r.http_counts then r.http_counts else 0)}))
+  |> sort(columns: ["_time"])"""
 
 
 @dataclass(frozen=True)
@@ -41,13 +60,16 @@ class Query:
         # The default stop is an hour ahead, not now(): a full-speed run back-fills or runs ahead of the
         # wall clock, and Kafka accepts timestamps up to an hour in the future.
         rng = f"start: {self.start}, stop: {self.stop or '1h'}"
-        parts = [
-            f"from(bucket: {flux_string(self.bucket)})",
-            f"  |> range({rng})",
-            f"  |> filter(fn: (r) => r._measurement == {flux_string(self.measurement)})",
-        ]
-        for tag, value in self.where:
-            parts.append(f"  |> filter(fn: (r) => r[{flux_string(tag)}] == {flux_string(value)})")
+        parts = [f"from(bucket: {flux_string(self.bucket)})", f"  |> range({rng})"]
+        where = [f"  |> filter(fn: (r) => r[{flux_string(tag)}] == {flux_string(value)})" for tag, value in self.where]
+        if self.measurement == "late_events":
+            return (
+                "\n".join([*parts, *where])
+                + LATE_EVENTS_FLUX
+                + '\n  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
+            )
+        parts.append(f"  |> filter(fn: (r) => r._measurement == {flux_string(self.measurement)})")
+        parts += where
         if self.fields:
             cond = " or ".join(f"r._field == {flux_string(f)}" for f in self.fields)
             parts.append(f"  |> filter(fn: (r) => {cond})")
@@ -157,6 +179,10 @@ def latency(
 
 def late_events(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
     return _q("late_events", start, stream, settings)
+
+
+def valid_events(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:
+    return _q("valid_events", start, stream, settings)
 
 
 def dlq_events(start: str = "-15m", stream: str | None = None, settings: Settings | None = None) -> pd.DataFrame:

@@ -100,20 +100,30 @@ def _iso(ms: int) -> str:
 
 
 def counted_per_window(ledger: Ledger, settings: Settings) -> tuple[pd.Series, int]:
-    """(counts per (window_end, status) in InfluxDB, late events counted) for the ledger's time span."""
+    """(counts per (window_end, status) in InfluxDB, late events counted) for the ledger's time span.
+
+    Late is what the job read but no window counted: valid events read minus events in windows,
+    over the windows that have closed (an open window's events are read but not yet counted)."""
     from labkit.influx import Influx
 
+    open_windows = {w for w, _ in ledger.on_time} - ledger.closed_windows()
     windows = [w for w, _ in ledger.on_time] + list(ledger.late)
-    start, stop = _iso(min(windows) - ledger.window_ms), _iso(max(windows) + ledger.window_ms)
+    # points are stamped with their window's end: exactly the ledger's windows, none of a neighbour run's
+    start, stop = _iso(min(windows)), _iso(max(windows) + 1000)
     with Influx(settings) as db:
         df = db.query("http_counts", start=start, stop=stop, stream=ledger.topic)
-        late = db.query("late_events", start=start, stop=stop, stream=ledger.topic)
-    late_n = int(late["count"].sum()) if not late.empty else 0
+        read = db.query("valid_events", start=start, stop=stop, stream=ledger.topic)
+    read_n = 0
+    if not read.empty:
+        ends = read["time"].astype("int64") // 10**6
+        read_n = int(read.loc[~ends.isin(open_windows), "count"].sum())
     if df.empty:
         idx = pd.MultiIndex.from_arrays([[], []], names=["window_end", "status_code"])
-        return pd.Series([], index=idx, dtype="int64", name="counted"), late_n
+        return pd.Series([], index=idx, dtype="int64", name="counted"), read_n
     df = df.assign(window_end=df["time"].astype("int64") // 10**6, status_code=df["status_code"].astype(int))
-    return df.set_index(["window_end", "status_code"])["count"].rename("counted"), late_n
+    counted = df.set_index(["window_end", "status_code"])["count"].rename("counted")
+    in_closed = ~counted.index.get_level_values(0).isin(open_windows)
+    return counted, read_n - int(counted[in_closed].sum())
 
 
 WINDOW_MEASUREMENTS = ("error_rate", "active_users", "url_counts", "latency")
@@ -189,6 +199,7 @@ def verify(
     dlq_topic = settings.dlq_topic_for(topic)
     expected = ledger.frame().set_index(["window_end", "status_code"])["expected"]
     closed = ledger.closed_windows()
+    open_windows = {w for w, _ in ledger.on_time} - closed
     expected_closed = expected[expected.index.get_level_values(0).isin(closed)]
     late_expected = sum(ledger.late.values())
     dlq_expected = Counter({r: n for r, n in ledger.malformed.items() if n})
@@ -199,7 +210,8 @@ def verify(
     while True:
         last_try = time.monotonic() >= deadline
         counted, late_n = counted_per_window(ledger, settings)
-        counted_closed = counted[counted.index.get_level_values(0).isin(closed)] if len(counted) else counted
+        # every window but the open ones: a count in a window the ledger has only late events for is an error too
+        counted_closed = counted[~counted.index.get_level_values(0).isin(open_windows)] if len(counted) else counted
         j = expected_closed.to_frame().join(counted_closed, how="outer").fillna(0).astype("int64")
         j["diff"] = j["counted"] - j["expected"]
         done = bool((j["diff"] == 0).all()) and late_n == late_expected

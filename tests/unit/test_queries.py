@@ -15,6 +15,14 @@ def test_flux_query_filters_and_pivots():
     assert "pivot(" in q
 
 
+def test_late_events_is_read_minus_counted_over_closed_windows():
+    q = Query("late_events", start="-5m", where=(("stream", "clicks"),), bucket="b").flux()
+    assert 'r["stream"] == "clicks"' in q
+    assert 'r._measurement == "valid_events" or r._measurement == "http_counts"' in q
+    assert "r.valid_events - (if exists r.http_counts then r.http_counts else 0)" in q
+    assert "r.fired >= 2" in q
+
+
 def test_flux_strings_are_escaped():
     assert flux_string('a"b\\c') == '"a\\"b\\\\c"'
 
@@ -26,12 +34,14 @@ def test_sql_literals_are_escaped():
 def test_pipeline_statements_cover_every_metric_and_the_dlq():
     ddl, inserts = pipeline_statements(JobParams(bootstrap="k:9092", topic="clicks", dlq_topic="dead"))
     text = "\n".join(ddl + inserts)
-    for m in ("http_counts", "error_rate", "active_users", "url_counts", "latency", "late_events", "dlq_events"):
+    for m in ("http_counts", "error_rate", "active_users", "url_counts", "latency", "valid_events", "dlq_events"):
         assert f"'{m}'" in text
     assert "'topic' = 'clicks'" in text and "'topic' = 'dead'" in text
     assert "WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND" in text
     assert "INTERVAL '10' SECOND" in text
-    assert "CURRENT_WATERMARK(rowtime)" in text
+    assert "CURRENT_WATERMARK(rowtime)" in text  # the on-time filter ahead of the windows
+    # ...but late is measured (read minus counted): every drop is seen, including the window operator's own
+    assert "DESCRIPTOR(pt), INTERVAL '1' SECOND" in text
     assert len(inserts) == 2  # one InfluxDB writer, one dead-letter writer
 
 
