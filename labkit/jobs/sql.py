@@ -21,6 +21,7 @@ class JobParams:
     # Long enough that a broker restart (seconds) never marks partitions idle: an idle subtask is left out
     # of the window operator's watermark, and its records would then arrive behind that watermark.
     idle_timeout_s: int = 30
+    max_drift_s: int = 20  # watermark alignment across partitions; well under the producer's late offsets (45-90 s)
     startup: str = "group-offsets"  # or earliest-offset, latest-offset, timestamp
     startup_timestamp_ms: int | None = None
     bounded: bool = False  # stop at the offsets that are latest when the job starts (previews)
@@ -75,6 +76,11 @@ CREATE TEMPORARY TABLE {name} (
   'properties.auto.offset.reset' = 'earliest',
   'scan.startup.mode' = {lit(p.startup)},{extra}
   'scan.watermark.idle-timeout' = '{p.idle_timeout_s} s',
+  -- No partition may read more than {p.max_drift_s} s of event time ahead of the slowest: reading a backlog,
+  -- a fast partition would otherwise let an event that was late when it was sent pass as on time.
+  'scan.watermark.alignment.group' = {lit('labkit-' + p.topic)},
+  'scan.watermark.alignment.max-drift' = '{p.max_drift_s} s',
+  'scan.watermark.alignment.update-interval' = '50 ms',  -- a split advances at most max-drift per update
   -- Watermarks are per partition and a fetch is emitted partition by partition: small fetches keep
   -- the partitions' event times close, so "late" means late in event time, not in fetch order.
   'properties.max.partition.fetch.bytes' = '65536',
