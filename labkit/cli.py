@@ -93,7 +93,6 @@ def produce(
     topic: str | None = None,
     close_windows: Annotated[bool, typer.Option(help="send end markers so the last windows fire")] = False,
     engine: Annotated[str, typer.Option(help="kafka-python | confluent")] = "kafka-python",
-    workers: Annotated[int, typer.Option(help="producer processes, each owning a share of the partitions")] = 1,
 ) -> None:
     """Send clickstream events to Kafka and print the summary."""
     from labkit.produce import produce as produce_
@@ -109,7 +108,6 @@ def produce(
         topic=topic,
         close_windows=close_windows,
         engine=engine,
-        workers=workers,
     )
     typer.echo(summary)
 

@@ -11,7 +11,6 @@ import html
 import json
 import time
 import uuid
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -79,6 +78,8 @@ class _Confluent:
                 "queue.buffering.max.messages": 1_000_000,
                 "client.id": "labkit-producer",
                 "message.timeout.ms": 300_000,
+                # a delivery report (a call into Python) only for a failed send: the ledger undoes those
+                "delivery.report.only.error": True,
             }
         )
         self.n = 0
@@ -184,7 +185,6 @@ def produce(
     start_ms: int | None = None,
     close_windows: bool = False,
     engine: str = "kafka-python",
-    workers: int = 1,
     settings: Settings | None = None,
     progress: bool = True,
     generator: EventGenerator | None = None,
@@ -195,8 +195,6 @@ def produce(
     wall-clock second (None: full speed). Event time follows the wall clock when paced; at full speed
     a bounded run is back-dated so its last event is about now (`sim_rate` events per event-time second).
     `close_windows` sends an end marker to every partition afterwards, so the last windows fire.
-    `workers` > 1 (bounded runs): that many processes, each owning a share of the partitions, so
-    every partition still sees event time from one clock and late stays exactly what the ledger says.
     """
     settings = settings or get_settings()
     topic = topic or settings.topic
@@ -206,74 +204,30 @@ def produce(
         raise ConfigError(f"rate must be positive (got {rate}).", "pass e.g. rate=500, or rate=None for full speed")
     if engine not in ("kafka-python", "confluent"):
         raise ConfigError(f"unknown producer engine {engine!r}.", "use engine='kafka-python' or engine='confluent'")
-    if workers < 1 or (workers > 1 and (count is None or generator is not None)):
-        raise ConfigError(
-            f"workers={workers} needs a bounded run (count) and the built-in generator.",
-            "pass count=N with workers >= 1, or workers=1",
-        )
     sim = sim_rate or rate or 1000.0
     if start_ms is None:
         now = int(time.time() * 1000)
         start_ms = now - int(count / sim * 1000) if (rate is None and count) else now
         start_ms = max(start_ms, _clock_floor(topic, settings))
-    run = dict(
+    gen = generator or EventGenerator(
         seed=seed,
-        scenario=scenario,
+        rate=sim,
+        start_ms=start_ms,
         late_fraction=late_fraction,
         malformed_fraction=malformed_fraction,
-        start_ms=start_ms,
-        engine=engine,
+        scenario=scenario,
     )
     sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings.kafka)
-    bar = Progress(count, f"producing to {topic}") if progress else None
-    t0 = time.monotonic()
-    try:
-        if workers == 1:
-            gen = generator or EventGenerator(
-                seed=seed,
-                rate=sim,
-                start_ms=start_ms,
-                late_fraction=late_fraction,
-                malformed_fraction=malformed_fraction,
-                scenario=scenario,
-            )
-            ledger, n, by_kind, by_status = _send(sender, gen, topic, count, duration, rate, bar)
-        else:
-            ledger, n, by_kind, by_status = _send_parallel(
-                workers, sender.partitions(topic), topic, count, rate, sim, run, settings, bar
-            )
-    finally:
-        if bar is not None:
-            bar.close()
-    if close_windows and ledger.last_event_ms is not None:
-        send_end_markers(sender, topic, ledger)
-        sender.flush()
-    sender.close()
-    summary = ProduceSummary(
-        uuid.uuid4().hex[:8],
-        topic,
-        n,
-        time.monotonic() - t0,
-        by_status,
-        by_kind,
-        ledger,
-        scenario.name if isinstance(scenario, Scenario) else scenario,
-    )
-    ledger.save(settings.home / "runs" / f"{summary.run_id}.json")
-    ledger.save(settings.home / "runs" / f"last-{topic}.json")
-    return summary
-
-
-def _send(sender, gen, topic, count, duration, rate, bar, partitions=None, tick=None):
-    """The send loop: (ledger, events sent, by kind, by status). `partitions`: only these, chosen by key."""
     ledger = Ledger(topic)
+    by_status: Counter = Counter()
+    by_kind: Counter = Counter()
+    run_id = uuid.uuid4().hex[:8]
+    bar = Progress(count, f"producing to {topic}") if progress else None
     t0 = time.monotonic()
     deadline = t0 + duration if duration else None
     n = 0
     counts: dict[tuple[str, int], int] = {}
     send = sender.send
-    crc32 = zlib.crc32
-    nparts = len(partitions) if partitions else 0
 
     def failed(e, _exc) -> None:  # the broker never acknowledged e: nobody should count it
         ledger.remove(e.kind, e.event_ms, e.status, e.reason)
@@ -289,88 +243,38 @@ def _send(sender, gen, topic, count, duration, rate, bar, partitions=None, tick=
             e = next(gen)
             ledger.add(e.kind, e.event_ms, e.status, e.reason, e.timestamp_ms)
             counts[(e.kind, e.status)] = counts.get((e.kind, e.status), 0) + 1
-            part = partitions[crc32(e.key) % nparts] if nparts else None
-            send(topic, e.key, e.value, e.timestamp_ms, partition=part, on_error=partial(failed, e))
+            send(topic, e.key, e.value, e.timestamp_ms, on_error=partial(failed, e))
             n += 1
-            if (n & 1023) == 0:
-                if bar is not None:
-                    bar.update(1024)
-                if tick is not None:
-                    tick(1024)
+            if bar is not None and (n & 1023) == 0:
+                bar.update(1024)
     except KeyboardInterrupt:
         pass
     finally:
         sender.flush()
         if bar is not None:
             bar.update(n - bar.n)
-    by_status: Counter = Counter()
-    by_kind: Counter = Counter()
+            bar.close()
     for (kind, status), k in counts.items():
         by_kind[kind] += k
         if kind != "malformed":
             by_status[status] += k
-    return ledger, n, by_kind, by_status
-
-
-_progress_counter = None
-
-
-def _worker_init(counter) -> None:
-    global _progress_counter
-    _progress_counter = counter
-
-
-def _tick(k: int) -> None:
-    with _progress_counter.get_lock():
-        _progress_counter.value += k
-
-
-def _worker(i, workers, partitions, topic, count, rate, sim, run, settings):
-    """One producer process: its own generator (seed + i, 1/workers of the rate) and its own partitions."""
-    gen = EventGenerator(
-        seed=run["seed"] * 1000 + i,
-        rate=sim / workers,
-        start_ms=run["start_ms"],
-        late_fraction=run["late_fraction"],
-        malformed_fraction=run["malformed_fraction"],
-        scenario=run["scenario"],
+    if close_windows and ledger.last_event_ms is not None:
+        send_end_markers(sender, topic, ledger)
+        sender.flush()
+    sender.close()
+    summary = ProduceSummary(
+        run_id,
+        topic,
+        n,
+        time.monotonic() - t0,
+        by_status,
+        by_kind,
+        ledger,
+        scenario.name if isinstance(scenario, Scenario) else scenario,
     )
-    sender = (_KafkaPython if run["engine"] == "kafka-python" else _Confluent)(settings.kafka)
-    try:
-        return _send(sender, gen, topic, count, None, rate / workers if rate else None, None, partitions, _tick)
-    finally:
-        sender.close()
-
-
-def _send_parallel(workers, all_partitions, topic, count, rate, sim, run, settings, bar):
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    workers = min(workers, len(all_partitions))
-    ctx = mp.get_context("spawn")  # no fork: the parent may hold Kafka client threads (or be a Jupyter kernel)
-    counter = ctx.Value("q", 0)
-    shares = [count // workers + (1 if i < count % workers else 0) for i in range(workers)]
-    owned = [all_partitions[i::workers] for i in range(workers)]
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(counter,)) as pool:
-        futs = [
-            pool.submit(_worker, i, workers, owned[i], topic, shares[i], rate, sim, run, settings)
-            for i in range(workers)
-        ]
-        while not all(f.done() for f in futs):
-            time.sleep(0.2)
-            if bar is not None:
-                bar.update(counter.value - bar.n)
-        results = [f.result() for f in futs]
-    ledger = Ledger(topic)
-    by_kind: Counter = Counter()
-    by_status: Counter = Counter()
-    for led, _n, kinds, statuses in results:
-        ledger.merge(led)
-        by_kind.update(kinds)
-        by_status.update(statuses)
-    if bar is not None:
-        bar.update(sum(r[1] for r in results) - bar.n)
-    return ledger, sum(r[1] for r in results), by_kind, by_status
+    ledger.save(settings.home / "runs" / f"{run_id}.json")
+    ledger.save(settings.home / "runs" / f"last-{topic}.json")
+    return summary
 
 
 def send_end_markers(sender, topic: str, ledger: Ledger, watermark_delay_ms: int = 5000) -> None:

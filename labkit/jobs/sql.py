@@ -78,7 +78,7 @@ CREATE TEMPORARY TABLE {name} (
   'scan.watermark.idle-timeout' = '{p.idle_timeout_s} s',
   -- No partition may read more than {p.max_drift_s} s of event time ahead of the slowest: reading a backlog,
   -- a fast partition would otherwise let an event that was late when it was sent pass as on time.
-  'scan.watermark.alignment.group' = {lit('labkit-' + p.topic)},
+  'scan.watermark.alignment.group' = {lit("labkit-" + p.topic)},
   'scan.watermark.alignment.max-drift' = '{p.max_drift_s} s',
   'scan.watermark.alignment.update-interval' = '50 ms',  -- a split advances at most max-drift per update
   -- Watermarks are per partition and a fetch is emitted partition by partition: small fetches keep
