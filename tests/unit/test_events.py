@@ -111,6 +111,7 @@ def test_late_and_malformed_fractions():
         if e.kind == "late":
             behind = e.timestamp_ms - e.event_ms
             assert gen.late_min_s * 1000 <= behind <= gen.late_max_s * 1000
+            assert e.timestamp_ms - START > gen.late_warmup_s * 1000
         if e.kind == "malformed":
             assert e.reason in {c.reason for c in badinput.CLASSES}
 
