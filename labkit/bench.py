@@ -155,7 +155,7 @@ def end_to_end(settings: Settings, count: int = 1_000_000, parallelism: int | No
     job = jobs.submit_pipeline(settings, topic=topic, from_earliest=True, parallelism=parallelism)
     t0 = time.monotonic()
     try:
-        acc = verify(s.ledger, settings=settings, wait_s=900)
+        acc = verify(s.ledger, settings=settings, wait_s=900, poll_s=0.5)  # finer end-of-run resolution
         dt = time.monotonic() - t0
     finally:
         job.cancel()

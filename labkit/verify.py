@@ -188,6 +188,7 @@ def verify(
     settings: Settings | None = None,
     wait_s: float = 60,
     check_dlq: bool = True,
+    poll_s: float = 2.0,
 ) -> Accounting:
     """Compare the ledger with InfluxDB and the DLQ; waits up to `wait_s` for windows still in flight."""
     settings = settings or get_settings()
@@ -224,7 +225,7 @@ def verify(
         done = done and not any(missing.values())
         if done or last_try:
             break
-        time.sleep(2)
+        time.sleep(poll_s)
     mism = j[j["diff"] != 0].reset_index()
     if not mism.empty:
         mism["window_end"] = pd.to_datetime(mism["window_end"], unit="ms", utc=True)

@@ -81,9 +81,9 @@ CREATE TEMPORARY TABLE {name} (
   'scan.watermark.alignment.group' = {lit("labkit-" + p.topic)},
   'scan.watermark.alignment.max-drift' = '{p.max_drift_s} s',
   'scan.watermark.alignment.update-interval' = '50 ms',  -- a split advances at most max-drift per update
-  -- Watermarks are per partition and a fetch is emitted partition by partition: small fetches keep
-  -- the partitions' event times close, so "late" means late in event time, not in fetch order.
-  'properties.max.partition.fetch.bytes' = '65536',
+  -- 1 MB per partition and fetch (Kafka's default): with the alignment above keeping partitions close,
+  -- small fetches are not needed for that any more, and larger ones gave +10% (93k -> 101-110k ev/s).
+  'properties.max.partition.fetch.bytes' = '1048576',
   'format' = 'raw'
 )"""
 
