@@ -230,9 +230,10 @@ def freshness(settings: Settings, rate: float = 2000, seconds: float = 60, engin
 def _consumer_lag(settings: Settings, topic: str) -> int | None:
     """Records written to `topic` but not yet committed by the job's consumer group (committed at checkpoints)."""
     from labkit import kafka_info
+    from labkit.jobs import pipeline_params
 
     try:
-        return int(kafka_info.lag(f"labkit-{topic}", topic, settings)["lag"].sum())
+        return int(kafka_info.lag(pipeline_params(settings, topic=topic).group_id, topic, settings)["lag"].sum())
     except Exception:
         return None
 

@@ -21,9 +21,13 @@ DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
 GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
 ERROR_RATE_THRESHOLD = 0.05
 
-_BASE = """from(bucket: v.defaultBucket)
-  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
+_SOURCE = """from(bucket: v.defaultBucket)
+  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)"""
+_BASE = (
+    _SOURCE
+    + """
   |> filter(fn: (r) => r._measurement == "{m}" and r.stream == "${{stream}}")"""
+)
 
 
 def _q(measurement: str, rest: str = "") -> str:
@@ -31,10 +35,7 @@ def _q(measurement: str, rest: str = "") -> str:
 
 
 # late_events is derived from two measurements (labkit.influx.LATE_EVENTS_FLUX), so it filters by stream only
-LATE_EVENTS = (
-    "from(bucket: v.defaultBucket)\n  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-    '  |> filter(fn: (r) => r.stream == "${stream}")' + LATE_EVENTS_FLUX
-)
+LATE_EVENTS = _SOURCE + '\n  |> filter(fn: (r) => r.stream == "${stream}")' + LATE_EVENTS_FLUX
 
 
 def _top(measurement: str, field: str, n: int) -> str:

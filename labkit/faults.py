@@ -37,7 +37,10 @@ def _outage(stack: Stack, service: str, how: str, down_s: float, what: str, deta
     stack = _local(stack)
     t0 = time.monotonic()
     proc = stack.service(service).process
-    proc.kill() if how == "kill" else proc.stop()
+    if how == "kill":
+        proc.kill()
+    else:
+        proc.stop()
     say(f"{service}: {how} for {down_s:.0f}s")
     time.sleep(down_s)
     stack.up()

@@ -99,14 +99,13 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def counted_per_window(ledger: Ledger, settings: Settings) -> tuple[pd.Series, int]:
+def counted_per_window(ledger: Ledger, open_windows: set[int], settings: Settings) -> tuple[pd.Series, int]:
     """(counts per (window_end, status) in InfluxDB, late events counted) for the ledger's time span.
 
     Late is what the job read but no window counted: valid events read minus events in windows,
     over the windows that have closed (an open window's events are read but not yet counted)."""
     from labkit.influx import Influx
 
-    open_windows = {w for w, _ in ledger.on_time} - ledger.closed_windows()
     windows = [w for w, _ in ledger.on_time] + list(ledger.late)
     # points are stamped with their window's end: exactly the ledger's windows, none of a neighbour run's
     start, stop = _iso(min(windows)), _iso(max(windows) + 1000)
@@ -210,10 +209,10 @@ def verify(
     deadline = time.monotonic() + wait_s
     while True:
         last_try = time.monotonic() >= deadline
-        counted, late_n = counted_per_window(ledger, settings)
+        counted, late_n = counted_per_window(ledger, open_windows, settings)
         # every window but the open ones: a count in a window the ledger has only late events for is an error too
-        counted_closed = counted[~counted.index.get_level_values(0).isin(open_windows)] if len(counted) else counted
-        j = expected_closed.to_frame().join(counted_closed, how="outer").fillna(0).astype("int64")
+        counted_final = counted[~counted.index.get_level_values(0).isin(open_windows)] if len(counted) else counted
+        j = expected_closed.to_frame().join(counted_final, how="outer").fillna(0).astype("int64")
         j["diff"] = j["counted"] - j["expected"]
         done = bool((j["diff"] == 0).all()) and late_n == late_expected
         # the costlier checks (a scan of the whole DLQ topic, four queries) only once the counts agree
@@ -232,7 +231,7 @@ def verify(
     return Accounting(
         topic=topic,
         windows=len(closed),
-        open_windows=len({w for w, _ in ledger.on_time}) - len(closed),
+        open_windows=len(open_windows),
         expected=int(expected_closed.sum()),
         counted=int(j["counted"].sum()),
         lost=int(-j["diff"].clip(upper=0).sum()),

@@ -25,8 +25,6 @@ class JobParams:
     startup: str = "group-offsets"  # or earliest-offset, latest-offset, timestamp
     startup_timestamp_ms: int | None = None
     bounded: bool = False  # stop at the offsets that are latest when the job starts (previews)
-    max_past_days: int = 7
-    max_future_h: int = 1
 
     @property
     def stream(self) -> str:
@@ -140,8 +138,8 @@ SELECT win_end, SUM(n) AS n FROM (
 def aggregate_views(p: JobParams) -> list[str]:
     """Three window aggregations (by window, by URL, by status) that every window metric reads.
 
-    Registered as views from Table objects (see runner.py), each is computed once in the job graph,
-    however many measurements read it."""
+    Registered as views from Table objects (see runner.py) and each read by one query (`points_select`),
+    so each is computed once in the job graph."""
     w = window(p)
     err4 = "SUM(CASE WHEN http_status BETWEEN 400 AND 499 THEN 1 ELSE 0 END)"
     err5 = "SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END)"
@@ -190,16 +188,19 @@ def window(p: JobParams, source: str = "events_on_time") -> str:
     return f"TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rowtime), INTERVAL '{p.window_s}' SECOND))"
 
 
+def json_object(items: dict[str, str]) -> str:
+    """JSON_OBJECT of names to SQL expressions."""
+    return "JSON_OBJECT(" + ", ".join(f"KEY {lit(k)} VALUE {v}" for k, v in items.items()) + ")"
+
+
 def point_select(measurement: str, tags: dict[str, str], fields: dict[str, str], ts: str, rest: str) -> str:
     """A SELECT producing InfluxDB points (measurement, tags JSON, fields JSON, time ms) from one query.
 
     `tags`/`fields` map names to SQL expressions.
     """
-    tag_json = ", ".join(f"KEY {lit(k)} VALUE {v}" for k, v in tags.items())
-    field_json = ", ".join(f"KEY {lit(k)} VALUE {v}" for k, v in fields.items())
     return (
-        f"SELECT CAST({lit(measurement)} AS STRING) AS measurement, JSON_OBJECT({tag_json}) AS tags, "
-        f"JSON_OBJECT({field_json}) AS fields, CAST({ts} AS BIGINT) AS ts {rest}"
+        f"SELECT CAST({lit(measurement)} AS STRING) AS measurement, {json_object(tags)} AS tags, "
+        f"{json_object(fields)} AS fields, CAST({ts} AS BIGINT) AS ts {rest}"
     )
 
 
@@ -208,11 +209,7 @@ def points_select(points: list[tuple[str, dict[str, str], dict[str, str]]], ts: 
 
     One reader of an aggregate view, not one per measurement: separate readers each prune the view
     to the columns they use, so the planner computes a separate aggregation for each."""
-    rows = []
-    for measurement, tags, fields in points:
-        tag_json = ", ".join(f"KEY {lit(k)} VALUE {v}" for k, v in tags.items())
-        field_json = ", ".join(f"KEY {lit(k)} VALUE {v}" for k, v in fields.items())
-        rows.append(f"ROW(CAST({lit(measurement)} AS STRING), JSON_OBJECT({tag_json}), JSON_OBJECT({field_json}))")
+    rows = [f"ROW(CAST({lit(m)} AS STRING), {json_object(t)}, {json_object(f)})" for m, t, f in points]
     return (
         f"SELECT pt.measurement, pt.tags, pt.fields, CAST({ts} AS BIGINT) AS ts {rest}\n"
         f"  CROSS JOIN UNNEST(ARRAY[{', '.join(rows)}]) AS pt (measurement, tags, fields)"
@@ -271,8 +268,8 @@ def metric_inserts(p: JobParams) -> list[str]:
             end,
             f"FROM {by_url}",
         ),
-        # Updating counts (not windows): a late row or a dead letter may arrive at any time. Each
-        # update overwrites the same point, so the last write is the current total.
+        # Updating counts (not windows): reads of a window and dead letters go on after it has fired.
+        # Each update overwrites the same point, so the last write is the current total.
         point_select("valid_events", {"stream": s}, {"count": "n"}, "win_end", "FROM arrivals"),
         point_select(
             "dlq_events",

@@ -22,13 +22,11 @@ def provision_all() -> None:
         _provision_all()
 
 
+COMPONENTS = (("Kafka", kafka), ("Flink Kafka connector", flink), ("Java functions", udf), ("InfluxDB", influxdb))
+
+
 def _provision_all() -> None:
-    for name, mod in (
-        ("Kafka", kafka),
-        ("Flink Kafka connector", flink),
-        ("Java functions", udf),
-        ("InfluxDB", influxdb),
-    ):
+    for name, mod in COMPONENTS:
         if mod.is_provisioned():
             say(f"{name}: cached")
         else:
@@ -36,7 +34,7 @@ def _provision_all() -> None:
 
 
 def is_provisioned() -> bool:
-    return kafka.is_provisioned() and flink.is_provisioned() and udf.is_provisioned() and influxdb.is_provisioned()
+    return all(mod.is_provisioned() for _, mod in COMPONENTS)
 
 
 def provision_client() -> None:
