@@ -128,6 +128,7 @@ class Influx:
         df = self.flux(q.flux())
         if not df.empty:
             df = df.rename(columns={"_time": "time"}).sort_values("time").reset_index(drop=True)
+            df = df[_column_order(df)]
         return df
 
     def close(self) -> None:
@@ -138,6 +139,13 @@ class Influx:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _column_order(df: pd.DataFrame) -> list[str]:
+    """time, then tags, then fields, each sorted: Flux's column order depends on the plan (pivot, map)."""
+    rest = [c for c in df.columns if c != "time"]
+    tags = sorted(c for c in rest if df[c].dtype == object)
+    return ["time", *tags, *sorted(c for c in rest if c not in tags)]
 
 
 def _message(e) -> str:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import time
 
+import pandas as pd
 import pytest
 
 from labkit import jobs
@@ -61,7 +62,7 @@ def test_100k_events_are_accounted_for_exactly_and_a_replay_changes_nothing(sett
         replay.cancel()
     assert acc2.exact
     for m, df in before.items():
-        assert df.equals(after[m]), f"{m} changed after the replay"
+        pd.testing.assert_frame_equal(df, after[m], obj=f"{m} after the replay")
 
 
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat not installed (make system installs it)")
