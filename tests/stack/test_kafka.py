@@ -4,6 +4,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from labkit import kafka_info
+from labkit.events import EventGenerator
+from labkit.produce import produce
+
 pytestmark = pytest.mark.stack
 
 
@@ -37,3 +41,30 @@ def test_lab_topics_exist(settings, stack):
     topics = admin.list_topics()
     admin.close()
     assert settings.topic in topics and settings.dlq_topic in topics
+
+
+@pytest.mark.parametrize("engine", ["confluent", "kafka-python"])
+def test_records_the_broker_refuses_leave_the_ledger(settings, stack, engine):
+    # The broker refuses record batches over the topic's max.message.bytes. Which neighbours share a batch
+    # with an oversized record is up to the client, so the test does not predict the failures: it checks that
+    # the ledger holds exactly what the topic holds.
+    topic = f"t_{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
+    admin.create_topics(
+        [NewTopic(topic, num_partitions=1, replication_factor=1, topic_configs={"max.message.bytes": "4000"})]
+    )
+    admin.close()
+    gen = EventGenerator(seed=5, rate=100)
+    events = []
+    for i in range(300):
+        e = next(gen)
+        if e.kind == "valid" and i % 50 == 7:
+            e.value = e.value[:-1] + b', "pad": "' + b"x" * 20_000 + b'"}'
+        events.append(e)
+    summary = produce(
+        len(events), topic=topic, engine=engine, settings=settings, progress=False, generator=iter(events)
+    )
+    in_topic = sum(o.end - o.start for o in kafka_info.offsets(topic, settings).itertuples())
+    assert summary.ledger.failed >= 6
+    assert summary.acknowledged == in_topic == 300 - summary.ledger.failed
+    assert summary.ledger.valid + sum(summary.ledger.late.values()) + sum(summary.ledger.malformed.values()) == in_topic
