@@ -23,7 +23,7 @@ def run_demo(count: int = 50_000, seed: int = 42) -> int:
         say("submitting the clickstream job to Flink")
         job = jobs.submit_pipeline(s)
     say(f"job {job.name} {job.id} is running")
-    sim_rate = 1000.0
+    sim_rate = 500.0  # 100 s of event time for 50k events: late events need 45 s of a run behind them
     span = count / sim_rate
     summary = produce(
         count,

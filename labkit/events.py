@@ -180,6 +180,8 @@ class EventGenerator:
     # No late events in the first seconds of a run: a job that reads the topic from its first offset has no
     # watermark yet while it reads them, so "late" is undefined there (Flink would count them on time).
     late_warmup_s: float = 30.0
+    # Nor does a late event reach back before the run's start: the windows before it belong to the previous
+    # run on the topic (produce() starts a run in the window after it), whose counts must not mix with ours.
     site: Site = field(init=False)
 
     def __post_init__(self) -> None:
@@ -334,9 +336,11 @@ class EventGenerator:
             status = 429 if r.random() < 0.2 else status
 
         kind, event_ms = "valid", now
-        if self.late_fraction and rnd() < self.late_fraction and now - self._start > self.late_warmup_s * 1000:
-            kind = "late"
-            event_ms = now - int(r.uniform(self.late_min_s, self.late_max_s) * 1000)
+        if self.late_fraction and rnd() < self.late_fraction:
+            since_start_s = (now - self._start) / 1000
+            if since_start_s > self.late_warmup_s and since_start_s >= self.late_min_s:
+                kind = "late"
+                event_ms = now - int(r.uniform(self.late_min_s, min(self.late_max_s, since_start_s)) * 1000)
         value = (
             prefix + self._ep_head[ep_i] + b'%d,"latency_ms":%.1f,"event_timestamp":%d}' % (status, latency, event_ms)
         )
