@@ -54,7 +54,7 @@ class _KafkaPython:
         return sorted(self.p.partitions_for(topic) or [0])
 
     def flush(self) -> None:
-        from kafka.errors import KafkaError
+        from kafka.errors import KafkaError, KafkaTimeoutError
 
         # kafka-python returns from flush() early when it split a batch the broker refused as too large
         # (the Java client had the same bug, KAFKA-9312): flush again until every record has its answer.
@@ -62,9 +62,11 @@ class _KafkaPython:
             try:
                 self.p.flush(timeout=300)
                 return
-            except KafkaError as e:
-                err = e
-        raise ServiceError(f"Kafka did not acknowledge every record: {err}", "see `labkit logs kafka`")
+            except KafkaTimeoutError:
+                break
+            except KafkaError:
+                continue
+        raise ServiceError("Kafka did not acknowledge every record within 300 s.", "see `labkit logs kafka`")
 
     def close(self) -> None:
         self.p.close()
@@ -266,9 +268,11 @@ def produce(
     except KeyboardInterrupt:
         pass
     finally:
-        sender.flush()
-        if gc_was_enabled:
-            gc.enable()
+        try:
+            sender.flush()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         if bar is not None:
             bar.update(n - bar.n)
             bar.close()
