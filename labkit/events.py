@@ -294,7 +294,7 @@ class EventGenerator:
         active = self.scenario is not None and self._active(self.clock_ms)
         sc_name = self.scenario.name if active else None
 
-        if sc_name == "bot_burst" and r.random() < 0.5:
+        if sc_name == "bot_burst" and rnd() < 0.5:
             ep_i = r.choice(self._by_kind["product"])
             sid, prefix = (
                 "s_bot",
@@ -313,8 +313,7 @@ class EventGenerator:
             ep_i = eps[int(rnd() * len(eps))]
             if sc_name == "not_found_storm" and rnd() < 0.3:
                 ep_i = self._target
-            sid = s.sid
-            prefix = self._prefix.get(sid) or self._session_prefix(s)
+            prefix, sid = self._session_prefix(s), s.sid
             s.left -= 1
             if s.left <= 0:
                 self._prefix.pop(s.sid, None)
@@ -325,7 +324,7 @@ class EventGenerator:
         status = codes[bisect.bisect(cum, rnd() * cum[-1])]
         latency = ep.median_ms * math.exp(ep.sigma * r.gauss(0, 1))
         if active and ep_i == self._target:
-            if sc_name == "incident" and r.random() < 0.45:
+            if sc_name == "incident" and rnd() < 0.45:
                 status = r.choice((500, 500, 502, 503))
                 latency *= 3
             elif sc_name == "not_found_storm":
@@ -333,7 +332,7 @@ class EventGenerator:
             elif sc_name == "latency_regression":
                 latency *= 6
         if sc_name == "bot_burst" and sid == "s_bot":
-            status = 429 if r.random() < 0.2 else status
+            status = 429 if rnd() < 0.2 else status
 
         kind, event_ms = "valid", now
         if self.late_fraction and rnd() < self.late_fraction:

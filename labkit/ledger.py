@@ -31,18 +31,16 @@ class Ledger:
             if self.first_record_ms is None:
                 self.first_record_ms = record_ms
             self.last_record_ms = record_ms
-        w = self.window_ms
         if kind == "valid":
-            self.on_time[(event_ms - event_ms % w + w, status)] += 1  # window_end, inlined: once per event
+            self.on_time[(window_end(event_ms, self.window_ms), status)] += 1
         elif kind == "late":
-            self.late[event_ms - event_ms % w + w] += 1
+            self.late[window_end(event_ms, self.window_ms)] += 1
         else:
             self.malformed[reason] += 1
             return
-        first, last = self.first_event_ms, self.last_event_ms
-        if first is None or event_ms < first:
+        if self.first_event_ms is None or event_ms < self.first_event_ms:
             self.first_event_ms = event_ms
-        if last is None or event_ms > last:
+        if self.last_event_ms is None or event_ms > self.last_event_ms:
             self.last_event_ms = event_ms
 
     def remove(self, kind: str, event_ms: int, status: int, reason: str) -> None:
