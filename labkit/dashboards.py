@@ -328,3 +328,32 @@ def write_grafana(dest: Path = GRAFANA_DIR / "dashboards") -> list[Path]:
         p.write_text(json.dumps(d.grafana(), indent=2) + "\n")
         out.append(p)
     return out
+
+
+def publish(dashboard: Dashboard, settings: Settings | None = None) -> str | None:
+    """Docker mode: create or update `dashboard` in the running Grafana (its HTTP API, admin login from
+    compose/.env); returns the dashboard's URL, or None when Grafana is not running (local mode)."""
+    import httpx
+
+    from labkit.errors import ServiceError
+
+    settings = settings or get_settings()
+    env_file = Path(__file__).resolve().parents[1] / "compose" / ".env"
+    password = None
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            if line.startswith("GRAFANA_ADMIN_PASSWORD="):
+                password = line.split("=", 1)[1].strip()
+    try:
+        httpx.get(f"{settings.grafana_url}/api/health", timeout=2).raise_for_status()
+    except httpx.HTTPError:
+        return None
+    r = httpx.post(
+        f"{settings.grafana_url}/api/dashboards/db",
+        json={"dashboard": dashboard.grafana(), "overwrite": True},
+        auth=("admin", password or ""),
+        timeout=10,
+    )
+    if r.status_code >= 400:
+        raise ServiceError(f"Grafana refused the dashboard (HTTP {r.status_code}): {r.text[:200]}")
+    return settings.grafana_url + r.json().get("url", "")

@@ -52,7 +52,7 @@ def run_demo(count: int = 50_000, seed: int = 42) -> int:
         overall = rates["errors_4xx"].sum() + rates["errors_5xx"].sum()
         print(
             f"error rate           {overall / rates['total'].sum():.2%} overall; peak {peak['error_rate']:.1%} "
-            f"at {peak['time']:%H:%M:%S} (the incident on /checkout)"
+            f"at {peak['time']:%H:%M:%S} (the incident on {summary.ledger.scenario['target']})"
         )
     print(f"accounting           {acc.verdict}")
     print(acc)

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from labkit import badinput
+from labkit.timing import WINDOW_MS  # noqa: F401 (re-exported: the ledger and tests use it from here)
 
-WINDOW_MS = 10_000
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEVICES = (("desktop", 0.52), ("mobile", 0.41), ("tablet", 0.07))
 COUNTRIES = (
@@ -132,6 +132,9 @@ class Scenario:
     start_s: float = 20.0
     duration_s: float = 30.0
     target: str | None = None  # the endpoint path affected (chosen from the site when None)
+    # incident: the share of the target's requests that fail. 0.6 on /api/recommendations (~10% of traffic)
+    # lifts the site's error rate from ~1.3% to ~7%: over the 5% alert threshold, as an incident should be.
+    intensity: float = 0.6
 
     NAMES = ("incident", "not_found_storm", "latency_regression", "bot_burst")
 
@@ -248,7 +251,7 @@ class EventGenerator:
                 raise ConfigError(f"scenario target {sc.target!r} is not a page of the site.", "pick one of site paths")
             return paths.index(sc.target)
         if sc.name == "incident":
-            return paths.index("/checkout")
+            return paths.index("/api/recommendations")
         if sc.name == "latency_regression":
             return paths.index("/search")
         return self._by_kind["product"][0]
@@ -272,6 +275,18 @@ class EventGenerator:
                 self._prefix.clear()
             self._prefix[s.sid] = p
         return p
+
+    def scenario_info(self) -> dict | None:
+        """What the scenario did, in event time: the answer key the drills' checkers grade against."""
+        sc = self.scenario
+        if sc is None:
+            return None
+        return {
+            "name": sc.name,
+            "target": self.site.endpoints[self._target].path if sc.name != "bot_burst" else "u_bot",
+            "start_ms": int(self._start + sc.start_s * 1000),
+            "end_ms": int(self._start + (sc.start_s + sc.duration_s) * 1000),
+        }
 
     def _active(self, now_ms: float) -> bool:
         sc = self.scenario
@@ -324,7 +339,7 @@ class EventGenerator:
         status = codes[bisect.bisect(cum, rnd() * cum[-1])]
         latency = ep.median_ms * math.exp(ep.sigma * r.gauss(0, 1))
         if active and ep_i == self._target:
-            if sc_name == "incident" and rnd() < 0.45:
+            if sc_name == "incident" and rnd() < self.scenario.intensity:
                 status = r.choice((500, 500, 502, 503))
                 latency *= 3
             elif sc_name == "not_found_storm":
@@ -357,10 +372,12 @@ class EventGenerator:
             e = next(self)
             row = json.loads(e.value) if e.kind != "malformed" else {"raw": repr(e.value)[:80]}
             row["kind"] = e.kind
+            row["sent_ms"] = e.timestamp_ms
             rows.append(row)
         df = pd.DataFrame(rows)
         if "event_timestamp" in df:
             df.insert(0, "event_time", pd.to_datetime(df["event_timestamp"], unit="ms", utc=True, errors="coerce"))
+            df.insert(1, "sent_time", pd.to_datetime(df.pop("sent_ms"), unit="ms", utc=True))
         return df
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from labkit.errors import LabkitError
@@ -32,29 +33,45 @@ def _local(stack: Stack):
     return stack
 
 
-def _outage(stack: Stack, service: str, how: str, down_s: float, what: str, detail: str) -> Drill:
-    """Take `service` down (`how`: "kill" = SIGKILL like a crash, "stop" = clean), wait, bring it back."""
+def _outage(
+    stack: Stack, service: str, how: str, down_s: float, what: str, detail: str, mark: Callable | None = None
+) -> Drill:
+    """Take `service` down (`how`: "kill" = SIGKILL like a crash, "stop" = clean), wait, bring it back.
+    `mark(text)` is called at each moment worth drawing on a timeline (e.g. LagRecorder.mark)."""
     stack = _local(stack)
+    mark = mark or (lambda _text: None)
     t0 = time.monotonic()
     proc = stack.service(service).process
     if how == "kill":
         proc.kill()
     else:
         proc.stop()
+    mark(f"{service} {'killed' if how == 'kill' else 'stopped'}")
     say(f"{service}: {how} for {down_s:.0f}s")
     time.sleep(down_s)
     stack.up()
+    mark(f"{service} back")
     return Drill(what, time.monotonic() - t0, detail)
 
 
-def kill_taskmanager(stack: Stack, job: Job | None = None, down_s: float = 3.0, timeout: float = 120) -> Drill:
+def kill_taskmanager(
+    stack: Stack, job: Job | None = None, down_s: float = 3.0, timeout: float = 120, mark: Callable | None = None
+) -> Drill:
     """SIGKILL the TaskManager (a crash, no clean shutdown), start a new one; the job restarts from its
     last checkpoint once the new TaskManager offers slots."""
     drill = _outage(
-        stack, "taskmanager", "kill", down_s, "TaskManager killed", "restarted; job recovered from its last checkpoint"
+        stack,
+        "taskmanager",
+        "kill",
+        down_s,
+        "TaskManager killed",
+        "restarted; job recovered from its last checkpoint",
+        mark,
     )
     if job is not None:
         job.wait_running(timeout=timeout)
+        if mark:
+            mark("job running again")
     return drill
 
 
@@ -63,9 +80,9 @@ def restart_kafka(stack: Stack, down_s: float = 2.0) -> Drill:
     return _outage(stack, "kafka", "stop", down_s, "Kafka broker restarted", "producer retried; source reconnected")
 
 
-def pause_influxdb(stack: Stack, down_s: float = 30.0) -> Drill:
+def pause_influxdb(stack: Stack, down_s: float = 30.0, mark: Callable | None = None) -> Drill:
     """Stop InfluxDB for `down_s` seconds; the job's sink blocks and retries meanwhile."""
-    return _outage(stack, "influxdb", "stop", down_s, "InfluxDB stopped", "sink retried until it was back")
+    return _outage(stack, "influxdb", "stop", down_s, "InfluxDB stopped", "sink retried until it was back", mark)
 
 
 def savepoint_and_resume(job: Job, resubmit) -> tuple[Drill, Job]:
@@ -77,13 +94,31 @@ def savepoint_and_resume(job: Job, resubmit) -> tuple[Drill, Job]:
     return Drill("stop with savepoint, resume", time.monotonic() - t0, location), new
 
 
-def in_background(fn, *args, delay_s: float = 0.0, **kwargs) -> threading.Thread:
+class Background(threading.Thread):
+    """A drill on a thread; `join()` returns its result and re-raises what it raised, so a failed drill
+    cannot pass unnoticed."""
+
+    def __init__(self, fn, args, kwargs, delay_s: float) -> None:
+        super().__init__(daemon=True)
+        self.fn, self.args_, self.kwargs_, self.delay_s = fn, args, kwargs, delay_s
+        self.result, self.error = None, None
+
+    def run(self) -> None:
+        time.sleep(self.delay_s)
+        try:
+            self.result = self.fn(*self.args_, **self.kwargs_)
+        except BaseException as e:  # handed to join()
+            self.error = e
+
+    def join(self, timeout: float | None = None):
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def in_background(fn, *args, delay_s: float = 0.0, **kwargs) -> Background:
     """Run a drill after `delay_s` seconds on a thread, e.g. while the producer is sending."""
-
-    def run():
-        time.sleep(delay_s)
-        fn(*args, **kwargs)
-
-    t = threading.Thread(target=run, daemon=True)
+    t = Background(fn, args, kwargs, delay_s)
     t.start()
     return t

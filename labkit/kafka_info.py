@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pandas as pd
@@ -119,3 +120,150 @@ def dead_letters(n: int = 10, settings: Settings | None = None) -> pd.DataFrame:
         return df
     parsed = pd.DataFrame([json.loads(v) for v in df["value"]])
     return parsed[["reason", "source_partition", "source_offset", "payload"]]
+
+
+def records(
+    topic: str | None = None,
+    *,
+    since_ms: int | None = None,
+    limit: int = 50_000,
+    settings: Settings | None = None,
+) -> pd.DataFrame:
+    """Records of `topic` (from `since_ms` by Kafka timestamp, else from the start), at most `limit`:
+    partition, offset, Kafka timestamp (arrival, in labkit's producer the send time) and the event's own
+    `event_timestamp` where the value is a JSON click event (NaN otherwise: malformed or control records)."""
+    from kafka import TopicPartition
+
+    settings = settings or get_settings()
+    topic = topic or settings.topic
+    c = _consumer(settings, consumer_timeout_ms=3000, max_poll_records=5000)
+    rows = []
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
+        c.assign(parts)
+        end = c.end_offsets(parts)
+        if since_ms is not None:
+            found = c.offsets_for_times({tp: since_ms for tp in parts})
+            for tp in parts:
+                c.seek(tp, found[tp].offset if found.get(tp) else end[tp])
+        else:
+            c.seek_to_beginning(*parts)
+        remaining = {tp for tp in parts if c.position(tp) < end[tp]}
+        per_part = max(1, limit // max(1, len(parts)))
+        taken: dict[int, int] = {}
+        while remaining:
+            batch = c.poll(timeout_ms=2000)
+            if not batch:
+                break
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    if m.offset >= end[tp] or taken.get(tp.partition, 0) >= per_part:
+                        remaining.discard(tp)
+                        break
+                    taken[tp.partition] = taken.get(tp.partition, 0) + 1
+                    rows.append((m.partition, m.offset, m.timestamp, _event_ms(m.value, m.timestamp)))
+                if c.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+    finally:
+        c.close()
+    df = pd.DataFrame(rows, columns=["partition", "offset", "kafka_ms", "event_ms"])
+    df["arrival"] = pd.to_datetime(df["kafka_ms"], unit="ms", utc=True)
+    df["event_time"] = pd.to_datetime(df["event_ms"], unit="ms", utc=True)
+    return df.sort_values(["kafka_ms", "partition", "offset"]).reset_index(drop=True)
+
+
+_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+
+
+def _event_ms(value: bytes | None, kafka_ms: int) -> float:
+    """The event time of a valid click event, NaN for anything the job would dead-letter or ignore.
+
+    A Python reading of the job's rules (lab.clickstream.ParseClick, which stays authoritative) for pictures
+    of a run: required fields and types, the status and latency ranges, and the event time within 7 days
+    before and 1 hour after the record's Kafka timestamp."""
+    if not value:
+        return float("nan")
+    try:
+        d = json.loads(value)
+    except ValueError:
+        return float("nan")
+    if not isinstance(d, dict) or d.get("event_type") == "watermark":
+        return float("nan")
+    ts, st, lat = d.get("event_timestamp"), d.get("http_status"), d.get("latency_ms")
+    ok = (
+        all(isinstance(d.get(k), str) for k in ("user_id", "session_id", "url"))
+        and str(d.get("url", "")).startswith("/")
+        and d.get("http_method") in _METHODS
+        and type(st) is int
+        and 100 <= st <= 599
+        and type(lat) in (int, float)
+        and 0 <= lat <= 600_000
+        and type(ts) is int
+        and kafka_ms - 7 * 86_400_000 <= ts <= kafka_ms + 3_600_000
+    )
+    return float(ts) if ok else float("nan")
+
+
+def fresh_topic(name: str, settings: Settings | None = None) -> str:
+    """A scratch topic for an experiment: deleted if it exists, created empty (with its dead-letter topic),
+    and its previous producer ledger forgotten. Returns the name."""
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    from labkit.stack.kafka import ensure_topics
+
+    settings = settings or get_settings()
+    dlq = settings.dlq_topic_for(name)
+    admin = _admin(settings)
+    try:
+        existing = [t for t in (name, dlq) if t in admin.list_topics()]
+        if existing:
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                admin.delete_topics(existing, timeout_ms=30_000)
+            import time
+
+            deadline = time.monotonic() + 30
+            while any(t in admin.list_topics() for t in existing) and time.monotonic() < deadline:
+                time.sleep(0.5)
+    finally:
+        admin.close()
+    (settings.home / "runs" / f"last-{name}.json").unlink(missing_ok=True)
+    ensure_topics(settings.kafka, settings.model_copy(update={"topic": name, "dlq_topic": dlq}))
+    return name
+
+
+class LagRecorder:
+    """Samples a consumer group's total lag every `every_s` seconds on a thread, for a lag-over-time chart:
+    `with LagRecorder(group) as rec: ...` then `rec.frame()`; `rec.mark("TaskManager killed")` notes a moment."""
+
+    def __init__(self, group: str, topic: str | None = None, every_s: float = 1.0, settings: Settings | None = None):
+        import threading
+
+        self.group, self.topic, self.every_s = group, topic, every_s
+        self.settings = settings or get_settings()
+        self.samples: list[tuple[pd.Timestamp, int, int]] = []
+        self.marks: list[tuple[pd.Timestamp, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                lg = lag(self.group, self.topic, self.settings)
+                self.samples.append((pd.Timestamp.now(tz="UTC"), int(lg["lag"].sum()), int(lg["end"].sum())))
+            except Exception:  # a broker restart drill: a missing sample is a gap in the chart, not an error
+                pass
+            self._stop.wait(self.every_s)
+
+    def mark(self, what: str) -> None:
+        self.marks.append((pd.Timestamp.now(tz="UTC"), what))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.samples, columns=["time", "lag", "end_offsets"])
+
+    def __enter__(self) -> LagRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

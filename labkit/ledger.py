@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from labkit.events import WINDOW_MS, window_end
+from labkit.timing import WATERMARK_DELAY_MS
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Ledger:
     closed_until_ms: int | None = None  # windows ending at or before this have fired (end markers sent)
     first_record_ms: int | None = None  # Kafka timestamps of this run's records (to find its dead letters)
     last_record_ms: int | None = None
+    scenario: dict | None = None  # name, target, start_ms, end_ms (EventGenerator.scenario_info)
 
     def add(self, kind: str, event_ms: int, status: int, reason: str, record_ms: int | None = None) -> None:
         if record_ms is not None:
@@ -57,7 +59,7 @@ class Ledger:
     def valid(self) -> int:
         return sum(self.on_time.values())
 
-    def closed_windows(self, watermark_delay_ms: int = 5000) -> set[int]:
+    def closed_windows(self, watermark_delay_ms: int = WATERMARK_DELAY_MS) -> set[int]:
         """Windows whose results must be final in InfluxDB by now."""
         if self.closed_until_ms is not None:
             limit = self.closed_until_ms
@@ -100,6 +102,7 @@ class Ledger:
                 "closed_until_ms": self.closed_until_ms,
                 "first_record_ms": self.first_record_ms,
                 "last_record_ms": self.last_record_ms,
+                "scenario": self.scenario,
             }
         )
 
@@ -118,6 +121,7 @@ class Ledger:
             closed_until_ms=d["closed_until_ms"],
             first_record_ms=d.get("first_record_ms"),
             last_record_ms=d.get("last_record_ms"),
+            scenario=d.get("scenario"),
         )
 
     def save(self, path: Path) -> Path:

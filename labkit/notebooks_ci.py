@@ -1,12 +1,19 @@
-"""Run every course notebook top to bottom with papermill (the CI smoke test).
+"""Run every course notebook with papermill, twice, as CI's smoke test of the course.
 
-Executed copies go to build/notebooks/; a cell error fails the run. Parameters keep CI runs short.
-Usage: python -m labkit.notebooks_ci [names...]
+1. **As an attendee first runs it**: default parameters, solutions off. Every checker must give "not yet"
+   feedback on the starter code (and so must not raise: an exception fails the cell, and the run).
+2. **With the solutions** (`use_solution=True`) and CI's parameters: every checker must pass.
+
+Executed copies go to build/notebooks/<pass>/, each also as HTML with plotly.js embedded (viewable offline);
+every chart in them must carry data, and no secret may appear in them.
+Usage: python -m labkit.notebooks_ci [--pass attendee|solution] [names...]
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,60 +21,124 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 OUT = ROOT / "build" / "notebooks"
-TIMEOUT_S = 600  # per notebook
+TIMEOUT_S = 600  # per cell
 
+# The solution pass: small counts keep CI short; the attendee pass uses each notebook's defaults unchanged.
 CI_PARAMETERS: dict[str, dict] = {
     "00_start_here": {},
-    "01_producing_events": {"count": 10_000},
-    "02_kafka": {},
+    "01_producing_events": {"count": 10_000, "sim_rate": 100},
+    "02_kafka": {"my_group": "ci-solution-group"},
     "03_flink": {"count": 10_000},
     "04_influxdb": {},
     "05_grafana": {},
-    "06_incident_drill": {"count": 40_000},
-    "07_metric_design": {"count": 10_000, "use_solution": True},
-    "08_failure_and_recovery": {"count": 45_000, "rate": 3_000},
+    "06_incident_drill": {},
+    "07_metric_design": {"count": 10_000},
+    "08_failure_and_recovery": {},
+    "09_capstone": {},
 }
+PASSES = {
+    "attendee": {"expect": "fail", "params": lambda name: {}},
+    "solution": {"expect": "pass", "params": lambda name: {**CI_PARAMETERS.get(name, {}), "use_solution": True}},
+}
+# checkers with no starter answer: they grade the run itself (verify's accounts), so they pass in both passes
+ALWAYS_PASS = {"accounts"}
+CHECK = re.compile(r"class='labkit-check' data-exercise='([^']*)' data-state='(pass|fail)'")
 
 
-def run(names: list[str] | None = None) -> int:
+def run(names: list[str] | None = None, passes: list[str] | None = None) -> int:
     import papermill as pm
 
     os.environ.setdefault("LABKIT_PROGRESS", "lines")
-    OUT.mkdir(parents=True, exist_ok=True)
+    # plotly.js inline in the first chart of each notebook: the HTML copies work offline
+    os.environ.setdefault("LABKIT_PLOTLY_RENDERER", "notebook+plotly_mimetype")
     books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if names:
         books = [b for b in books if any(b.stem.startswith(n) for n in names)]
-    failures, timings = [], []
+    failures: list[tuple[str, str]] = []
     t_all = time.monotonic()
-    for nb in books:
-        t0 = time.monotonic()
-        print(f"[notebooks] {nb.name} ...", flush=True)
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(OUT / nb.name),
-                parameters=CI_PARAMETERS.get(nb.stem, {}),
-                kernel_name="python3",
-                execution_timeout=TIMEOUT_S,
-                progress_bar=False,
-                cwd=str(NOTEBOOKS),
-            )
-            status = "ok"
-        except Exception as e:  # papermill raises PapermillExecutionError with the failing cell
-            status = "FAILED"
-            failures.append((nb.name, str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__))
-        dt = time.monotonic() - t0
-        timings.append((nb.name, dt, status))
-        print(f"[notebooks] {nb.name}: {status} in {dt:.0f}s", flush=True)
+    for pass_name in passes or list(PASSES):
+        spec = PASSES[pass_name]
+        out = OUT / pass_name
+        out.mkdir(parents=True, exist_ok=True)
+        for nb in books:
+            t0 = time.monotonic()
+            label = f"{pass_name}/{nb.name}"
+            print(f"[notebooks] {label} ...", flush=True)
+            target = out / nb.name
+            try:
+                pm.execute_notebook(
+                    str(nb),
+                    str(target),
+                    parameters=spec["params"](nb.stem),
+                    kernel_name="python3",
+                    execution_timeout=TIMEOUT_S,
+                    progress_bar=False,
+                    cwd=str(NOTEBOOKS),
+                )
+                problems = check_executed(target, spec["expect"])
+            except Exception as e:  # papermill raises PapermillExecutionError with the failing cell
+                msg = str(e).strip()
+                problems = [msg.splitlines()[-1][:300] if msg else type(e).__name__]
+            if target.exists():
+                _to_html(target)
+            failures += [(label, p) for p in problems]
+            print(f"[notebooks] {label}: {'FAILED' if problems else 'ok'} in {time.monotonic() - t0:.0f}s", flush=True)
     leaked = _secrets_in_outputs(OUT)
     if leaked:
         failures.append(("outputs", f"a secret appears in the executed copies: {', '.join(leaked)}"))
-    total = time.monotonic() - t_all
-    print(f"[notebooks] {len(books)} notebooks in {total:.0f}s; executed copies in {OUT}")
+    print(f"[notebooks] {len(books)} notebooks, {len(passes or PASSES)} pass(es) in {time.monotonic() - t_all:.0f}s")
     for name, err in failures:
         print(f"[notebooks] {name}: {err}")
-    print(f"{len(books) - len(failures)} passed, {len(failures)} failed")
+    print(f"{'FAILED' if failures else 'ok'}: {len(failures)} problem(s)")
     return 1 if failures else 0
+
+
+def check_executed(path: Path, expect: str) -> list[str]:
+    """What is wrong with an executed notebook: a checker in the wrong state, a `check` cell without a
+    checker's feedback, a chart without data (solution pass)."""
+    nb = json.loads(path.read_text())
+    problems = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        outs = cell.get("outputs", [])
+        text = "".join("".join(o.get("data", {}).get("text/html", "")) for o in outs)
+        if "check" in cell.get("metadata", {}).get("tags", []):
+            found = CHECK.findall(text)
+            if not found:
+                problems.append(f"a check cell shows no checker feedback: {''.join(cell['source'])[:80]!r}")
+            for exercise, state in found:
+                if state != ("pass" if exercise in ALWAYS_PASS else expect):
+                    problems.append(f"checker {exercise!r} gave {state!r}, expected {expect!r}")
+        for o in outs:
+            fig = o.get("data", {}).get("application/vnd.plotly.v1+json")
+            # the attendee pass runs starter answers, whose charts may rightly be empty ("no data yet")
+            if fig is not None and expect == "pass" and not _has_data(fig):
+                title = (fig.get("layout", {}).get("title") or {}).get("text", "?")
+                problems.append(f"chart without data: {title!r}")
+    return problems
+
+
+def _has_data(fig: dict) -> bool:
+    for trace in fig.get("data", []):
+        for axis in ("x", "y", "values"):
+            vals = trace.get(axis)
+            if isinstance(vals, dict):  # plotly >= 6 may encode arrays as {"dtype", "bdata"}
+                if vals.get("bdata"):
+                    return True
+            elif vals is not None and len(vals) > 0 and any(v is not None for v in vals):
+                return True
+    return False
+
+
+def _to_html(path: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
+    html_path = path.with_suffix(".html")
+    html_path.write_text(body)
+    return html_path
 
 
 def _secrets_in_outputs(folder: Path) -> list[str]:
@@ -80,8 +151,21 @@ def _secrets_in_outputs(folder: Path) -> list[str]:
         return []
     c = credentials.load_or_create(s.home)
     secrets = [x for x in (c.influx_admin_token, c.influx_password, c.influx_write_token, c.influx_read_token) if x]
-    return [p.name for p in folder.glob("*.ipynb") if any(x in p.read_text(errors="ignore") for x in secrets)]
+    return [
+        str(p.relative_to(folder))
+        for p in list(folder.rglob("*.ipynb")) + list(folder.rglob("*.html"))
+        if any(x in p.read_text(errors="ignore") for x in secrets)
+    ]
+
+
+def main(argv: list[str]) -> int:
+    passes = None
+    if "--pass" in argv:
+        i = argv.index("--pass")
+        passes = [argv[i + 1]]
+        argv = argv[:i] + argv[i + 2 :]
+    return run(argv or None, passes)
 
 
 if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:] or None))
+    sys.exit(main(sys.argv[1:]))

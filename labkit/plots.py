@@ -10,6 +10,56 @@ import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
 
+WINDOW = pd.Timedelta(seconds=10)
+
+# One colour per status family, the same in every chart (and Grafana's palette names): 2xx green, 3xx blue,
+# 4xx orange, 5xx red; codes within a family are shades of it.
+FAMILY_COLORS = {"2xx": "#2ca02c", "3xx": "#1f77b4", "4xx": "#ff7f0e", "5xx": "#d62728"}
+STATUS_COLORS = {
+    "200": "#2ca02c",
+    "201": "#98df8a",
+    "204": "#5fbf5f",
+    "301": "#1f77b4",
+    "302": "#6baed6",
+    "304": "#9ecae1",
+    "400": "#ffbb78",
+    "401": "#ff9f4a",
+    "403": "#e377c2",
+    "404": "#ff7f0e",
+    "429": "#c4690d",
+    "500": "#d62728",
+    "502": "#a50f15",
+    "503": "#ff6961",
+}
+SERIES_COLORS = {
+    "error_rate": "#7f7f7f",
+    "rate_4xx": FAMILY_COLORS["4xx"],
+    "rate_5xx": FAMILY_COLORS["5xx"],
+    "errors_4xx": FAMILY_COLORS["4xx"],
+    "errors_5xx": FAMILY_COLORS["5xx"],
+}
+
+
+def status_color(code) -> str:
+    code = str(code)
+    return STATUS_COLORS.get(code) or FAMILY_COLORS.get(code[:1] + "xx", "#7f7f7f")
+
+
+def with_gaps(df: pd.DataFrame, by: str | None = None, step: pd.Timedelta = WINDOW) -> pd.DataFrame:
+    """Every window between the first and the last, per series: a missing window becomes a NaN row, which
+    plotly draws as a gap instead of a line across it."""
+    if df is None or df.empty or "time" not in df.columns:
+        return df
+    times = pd.date_range(df["time"].min(), df["time"].max(), freq=step)
+    if by is None:
+        return df.set_index("time").reindex(times.union(df["time"])).rename_axis("time").reset_index()
+    parts = []
+    for key, g in df.groupby(by, sort=False):
+        g = g.set_index("time").reindex(times.union(g["time"])).rename_axis("time").reset_index()
+        g[by] = key
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True)
+
 
 def setup_notebook_renderer() -> None:
     """Charts that show in JupyterLab and stay in papermill's executed copies."""
@@ -47,7 +97,12 @@ def line(
         return _empty(title)
     if y is None:
         y = [c for c in df.columns if c not in ("time", "stream") and pd.api.types.is_numeric_dtype(df[c])]
-    fig = px.line(df, x="time", y=y, color=color, title=title, markers=True)
+    ys = [y] if isinstance(y, str) else list(y)
+    colors = {k: v for k, v in SERIES_COLORS.items() if k in ys}
+    fig = px.line(
+        with_gaps(df, color), x="time", y=y, color=color, title=title, markers=True, color_discrete_map=colors
+    )
+    fig.update_traces(connectgaps=False)
     if percent:
         fig.update_yaxes(tickformat=".1%")
     if threshold is not None:
@@ -72,8 +127,20 @@ def bars(
 def status_counts(df: pd.DataFrame, title: str = "Events per HTTP status (10 s windows)") -> go.Figure:
     if df is None or df.empty:
         return _empty(title)
-    df = df.assign(status_code=df["status_code"].astype(str))
-    return px.bar(df, x="time", y="count", color="status_code", title=title)
+    df = df.assign(status_code=df["status_code"].astype(str)).sort_values(["status_code", "time"])
+    codes = sorted(df["status_code"].unique())
+    fig = px.bar(
+        df,
+        x="time",
+        y="count",
+        color="status_code",
+        title=title,
+        color_discrete_map={c: status_color(c) for c in codes},
+        category_orders={"status_code": codes},
+    )
+    # bars are one window wide, so a window without a point is an empty slot, not a stretched bar
+    fig.update_traces(width=WINDOW.total_seconds() * 1000 * 0.9)
+    return fig.update_layout(legend_title_text="status")
 
 
 def error_rate(df: pd.DataFrame, threshold: float = 0.05, title: str = "Error rate (4xx + 5xx share)") -> go.Figure:
@@ -96,3 +163,123 @@ def active_users(df: pd.DataFrame, title: str = "Active users and sessions per w
 
 def top_urls(df: pd.DataFrame, value: str = "errors", title: str = "Top failing URLs") -> go.Figure:
     return bars(df, "url", value, title=title, horizontal=True)
+
+
+def event_time_picture(trace: pd.DataFrame, delay_s: float, title: str = "", max_points: int = 3000) -> go.Figure:
+    """Event time against arrival for a run (labkit.eventtime.watermark_trace): the watermark line, the 10 s
+    window bands, late events in red. On-time points are thinned to `max_points` (every late one is kept)."""
+    if trace is None or trace.empty:
+        return _empty(title or "event time vs arrival")
+    late = trace[trace["late"]]
+    ok = trace[~trace["late"]]
+    if len(ok) > max_points:
+        ok = ok.sample(max_points, random_state=0).sort_values("arrival")
+    fig = go.Figure()
+    lo, hi = trace["event_time"].min().floor("10s"), trace["event_time"].max().ceil("10s")
+    t = lo
+    while t < min(hi, lo + 300 * WINDOW):  # window bands: alternate shading, each a 10 s event-time window
+        if ((t - pd.Timestamp(0, tz="UTC")) // WINDOW) % 2 == 0:
+            fig.add_hrect(y0=t, y1=t + WINDOW, fillcolor="#9ecae1", opacity=0.18, line_width=0, layer="below")
+        t += WINDOW
+    fig.add_scattergl(
+        x=ok["arrival"], y=ok["event_time"], mode="markers", name="on time", marker={"size": 3, "color": "#1f77b4"}
+    )
+    wm = trace.dropna(subset=["watermark"])
+    fig.add_scatter(
+        x=wm["arrival"],
+        y=wm["watermark"],
+        mode="lines",
+        name=f"watermark (newest event time − {delay_s:g} s, min over partitions)",
+        line={"color": "black", "width": 2, "shape": "hv"},
+    )
+    fig.add_scatter(
+        x=late["arrival"],
+        y=late["event_time"],
+        mode="markers",
+        name=f"late ({len(late)}): behind the watermark on arrival",
+        marker={"size": 8, "color": FAMILY_COLORS["5xx"], "symbol": "x"},
+    )
+    fig.update_layout(
+        title=title or "Event time against arrival",
+        xaxis_title="arrival (Kafka timestamp)",
+        yaxis_title="event time (event_timestamp); bands = 10 s windows",
+        legend={"orientation": "h", "y": -0.25},
+        height=520,
+    )
+    return fig
+
+
+def lag_timeline(frame: pd.DataFrame, marks: list[tuple] | None = None, title: str = "Consumer lag") -> go.Figure:
+    """Consumer lag (messages) over time, with the moments of a drill marked."""
+    if frame is None or frame.empty:
+        return _empty(title)
+    fig = px.line(frame, x="time", y="lag", title=title, markers=True)
+    for i, (t, what) in enumerate(marks or []):
+        fig.add_vline(x=t, line_dash="dot", line_color=FAMILY_COLORS["5xx"] if i % 2 == 0 else "#2ca02c")
+        fig.add_annotation(x=t, y=1 - 0.08 * (i % 4), yref="paper", text=what, showarrow=False, xanchor="left")
+    fig.update_yaxes(title="lag (messages not yet committed)", rangemode="tozero")
+    return fig
+
+
+def watermark_experiment(result: pd.DataFrame, title: str = "Watermark delay: late events vs waiting") -> go.Figure:
+    from plotly.subplots import make_subplots
+
+    if result is None or result.empty:
+        return _empty(title)
+    x = [f"{d} s" for d in result["delay_s"]]
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("late events (not in any window)", "seconds until a window's result appears")
+    )
+    fig.add_bar(x=x, y=result["late"], marker_color=FAMILY_COLORS["5xx"], name="late events", row=1, col=1)
+    fig.add_bar(x=x, y=result["wait_s"], marker_color=FAMILY_COLORS["3xx"], name="wait (median)", row=1, col=2)
+    fig.update_xaxes(title_text="watermark delay")
+    return fig.update_layout(title=title, showlegend=False)
+
+
+def alert_timeline(timeline, df: pd.DataFrame | None = None, title: str | None = None) -> go.Figure:
+    """An alert rule replayed on a metric: the per-window value, the rule's reduced value, its threshold, and
+    when the condition started to hold and when the alert fired."""
+    ev = timeline.evaluations
+    rule = timeline.rule
+    title = title or f"Alert '{rule.title}' replayed on the data"
+    if ev.empty:
+        return _empty(title)
+    fig = go.Figure()
+    if df is not None and not df.empty and rule.field in df.columns:
+        d = with_gaps(df[["time", rule.field]])
+        fig.add_scatter(
+            x=d["time"],
+            y=d[rule.field],
+            name=f"{rule.field} per window",
+            mode="lines+markers",
+            line={"color": "#7f7f7f"},
+            connectgaps=False,
+        )
+    fig.add_scatter(
+        x=ev["time"],
+        y=ev["value"],
+        name=f"mean over last {rule.lookback_s} s (what the rule compares)",
+        line={"color": "#1f77b4", "width": 3},
+    )
+    fig.add_hline(
+        y=rule.threshold,
+        line_dash="dash",
+        line_color=FAMILY_COLORS["5xx"],
+        annotation_text=f"threshold {rule.threshold:g}",
+    )
+    firing = ev[ev["state"] == "firing"]
+    if not firing.empty:
+        fig.add_vrect(
+            x0=firing["time"].min(), x1=firing["time"].max(), fillcolor=FAMILY_COLORS["5xx"], opacity=0.12, line_width=0
+        )
+    if timeline.started is not None:
+        fig.add_vline(x=timeline.started, line_dash="dot", line_color=FAMILY_COLORS["4xx"])
+        fig.add_annotation(
+            x=timeline.started, y=1, yref="paper", text="condition holds", showarrow=False, xanchor="right"
+        )
+    if timeline.fired is not None:
+        fig.add_vline(x=timeline.fired, line_dash="dot", line_color=FAMILY_COLORS["5xx"])
+        fig.add_annotation(
+            x=timeline.fired, y=0.92, yref="paper", text=f"FIRING (+{rule.for_s} s)", showarrow=False, xanchor="left"
+        )
+    return fig.update_layout(title=title, hovermode="x unified", legend={"orientation": "h", "y": -0.2})

@@ -22,6 +22,7 @@ from labkit.ledger import Ledger
 from labkit.progress import Progress
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
+from labkit.timing import WATERMARK_DELAY_MS
 
 
 class _KafkaPython:
@@ -226,7 +227,7 @@ def produce(
         scenario=scenario,
     )
     sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings.kafka)
-    ledger = Ledger(topic)
+    ledger = Ledger(topic, scenario=gen.scenario_info())
     by_status: Counter = Counter()
     by_kind: Counter = Counter()
     run_id = uuid.uuid4().hex[:8]
@@ -299,7 +300,7 @@ def produce(
     return summary
 
 
-def send_end_markers(sender, topic: str, ledger: Ledger, watermark_delay_ms: int = 5000) -> None:
+def send_end_markers(sender, topic: str, ledger: Ledger, watermark_delay_ms: int = WATERMARK_DELAY_MS) -> None:
     """A control event per partition, one window past the last event: moves every partition's
     watermark past the last window so it fires. The job counts control events nowhere."""
     ts = ledger.last_event_ms + watermark_delay_ms + WINDOW_MS + 1000
@@ -309,7 +310,7 @@ def send_end_markers(sender, topic: str, ledger: Ledger, watermark_delay_ms: int
     ledger.closed_until_ms = ts - watermark_delay_ms
 
 
-def _clock_floor(topic: str, settings: Settings, watermark_delay_ms: int = 5000) -> int:
+def _clock_floor(topic: str, settings: Settings, watermark_delay_ms: int = WATERMARK_DELAY_MS) -> int:
     """Event time never goes backwards on a topic: a new run starts in the window after the last one
     (and after its end markers), or its events would be late or share a window with the previous run."""
     try:

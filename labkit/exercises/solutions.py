@@ -1,8 +1,61 @@
-"""Solutions to the notebook exercises. Try first; `show("error_rate_per_url")` when stuck."""
+"""Answers to every exercise of the course, for instructors and CI. Attendees: try first!
+
+`show(name)` prints one. Notebooks take these only when run with `use_solution=True` (CI's second pass).
+docs/instructor.md has the answer key with explanations.
+"""
 
 from __future__ import annotations
 
-SOLUTIONS = {
+SOLUTIONS: dict[str, object] = {
+    # 00
+    "pipeline_order": ["producer", "kafka", "flink", "influxdb", "grafana"],
+    "first_check": "b",
+    # 01
+    "error_share": "(df['http_status'] >= 400).mean()",
+    "broken_url": "storm[storm['http_status'] == 404]['url'].value_counts().index[0]",
+    # 02
+    "keying_by_session": "c",
+    # 03
+    "first_tumble": """SELECT window_end, http_status, COUNT(*) AS events
+FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end, http_status""",
+    "watermark_prediction": {"fewest_late": 30, "fastest_results": 0},
+    "watermark_in_ui": "b",
+    # 04
+    "tags_or_fields": {
+        "status_code": "tag",
+        "count": "field",
+        "url": "tag",
+        "p95": "field",
+        "stream": "tag",
+        "reason": "tag",
+    },
+    "error_pivot": """from(bucket: "{bucket}")
+  |> range(start: {start}, stop: 1h)
+  |> filter(fn: (r) => r._measurement == "error_rate" and r.stream == "{stream}")
+  |> filter(fn: (r) => r._field == "errors_4xx" or r._field == "errors_5xx")
+  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+  |> keep(columns: ["_time", "errors_4xx", "errors_5xx"])""",
+    "top_5xx_urls": """from(bucket: "{bucket}")
+  |> range(start: {start}, stop: 1h)
+  |> filter(fn: (r) => r._measurement == "url_counts" and r._field == "errors_5xx" and r.stream == "{stream}")
+  |> group(columns: ["url"])
+  |> sum()
+  |> group()
+  |> sort(columns: ["_value"], desc: true)
+  |> limit(n: 5)""",
+    # 05
+    "checkout_p95_panel": """from(bucket: v.defaultBucket)
+  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
+  |> filter(fn: (r) => r._measurement == "latency" and r.stream == "${stream}")
+  |> filter(fn: (r) => r.url == "/checkout" and r._field == "p95")""",
+    "alert_condition": "c",
+    # 06
+    "failing_endpoint": """during = urls[urls["time"].isin(worst)].groupby("url")["errors_5xx"].mean()
+before = urls[~urls["time"].isin(worst)].groupby("url")["errors_5xx"].mean()
+(during - before.reindex(during.index).fillna(0)).idxmax()""",
+    "latency_regression": {"metric": "p95", "endpoint": "/search"},
+    # 07
     "error_rate_per_url": """SELECT window_end, url,
        COUNT(*) AS requests,
        CAST(SUM(CASE WHEN http_status >= 400 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS error_rate
@@ -11,15 +64,79 @@ GROUP BY window_start, window_end, url""",
     "sessions_per_minute": """SELECT window_end, COUNT(DISTINCT session_id) AS sessions
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end""",
+    # 08
+    "dlq_exactly_once": "b",
+    "exactly_once_scope": "a",
+    "rescaled_readers": 4,
+    # 09
+    "bot_metric": """SELECT window_end,
+       MAX(requests) AS max_requests_per_user
+FROM (
+  SELECT window_start, window_end, user_id, COUNT(*) AS requests
+  FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND))
+  GROUP BY window_start, window_end, user_id
+)
+GROUP BY window_start, window_end""",
+    "bot_panel": """from(bucket: v.defaultBucket)
+  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
+  |> filter(fn: (r) => r._measurement == "custom_bot_activity" and r.stream == "${stream}")
+  |> filter(fn: (r) => r._field == "max_requests_per_user")""",
+    "bot_threshold": 100,
 }
 
 
-def show(name: str) -> str:
+# The pandas and Python exercises as functions, for CI's solution pass (the strings above are what to type).
+def error_share(df):
+    return float((df["http_status"] >= 400).mean())
+
+
+def broken_url(storm):
+    return storm[storm["http_status"] == 404]["url"].value_counts().index[0]
+
+
+def failing_endpoint(urls, rates, n_worst: int = 3):
+    worst = rates.nlargest(n_worst, "error_rate")["time"]
+    during = urls[urls["time"].isin(worst)].groupby("url")["errors_5xx"].mean()
+    before = urls[~urls["time"].isin(worst)].groupby("url")["errors_5xx"].mean()
+    return (during - before.reindex(during.index).fillna(0)).idxmax()
+
+
+def my_consumer(group: str, n: int = 500, settings=None) -> int:
+    """Read `n` messages of the lab's topic in consumer group `group` and commit: the 02 exercise."""
+    from kafka import KafkaConsumer
+
+    from labkit.settings import get
+
+    s = settings or get()
+    consumer = KafkaConsumer(
+        s.topic,
+        bootstrap_servers=s.kafka,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
+    read = 0
+    for _ in consumer:
+        read += 1
+        if read >= n:
+            break
+    consumer.commit()
+    consumer.close()
+    return read
+
+
+def show(name: str) -> object:
+    """Print (and return) the solution of exercise `name`."""
+    if name not in SOLUTIONS:
+        print(f"no exercise called {name!r}; exercises: {', '.join(SOLUTIONS)}")
+        return None
     print(SOLUTIONS[name])
     return SOLUTIONS[name]
 
 
 def reference(name: str, settings=None, topic=None):
+    """The solution of a SQL exercise as a CustomMetric (checkers compare attendees' results with it)."""
     from labkit.jobs.custom import CustomMetric
 
-    return CustomMetric(f"ref_{name}", SOLUTIONS[name], topic=topic, settings=settings)
+    return CustomMetric(f"ref_{name}", str(SOLUTIONS[name]), topic=topic, settings=settings)

@@ -10,6 +10,7 @@ from labkit.jobs.control import Flink, Job, root_cause, submit_spec
 from labkit.jobs.sql import JobParams, pipeline_statements
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
+from labkit.timing import WATERMARK_DELAY_S
 
 PIPELINE = "clickstream-metrics"
 TOKEN_ENV = "LABKIT_INFLUX_WRITE_TOKEN"
@@ -65,7 +66,7 @@ def pipeline_params(
     topic: str | None = None,
     group_id: str | None = None,
     from_earliest: bool = False,
-    watermark_delay_s: int = 5,
+    watermark_delay_s: int = WATERMARK_DELAY_S,
 ) -> JobParams:
     topic = topic or settings.topic
     return JobParams(

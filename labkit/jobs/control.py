@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pandas as pd
 
 from labkit.errors import JobError, ServiceError
 from labkit.settings import Settings
@@ -109,6 +110,16 @@ class Flink:
         raise JobError(f"the savepoint of {job_id} did not complete in {timeout:.0f}s.", "see `labkit logs jobmanager`")
 
 
+def _short(name: str, width: int = 90) -> str:
+    """A vertex name without Flink's long operator descriptions: 'Source: events_raw -> Calc -> ...'."""
+    import re
+
+    name = re.sub(r"\[\d+\]:?", "", name)
+    name = re.sub(r"\((?:[^()]|\([^()]*\))*\)", "", name)  # drop argument lists
+    name = re.sub(r"\s+", " ", name).strip()
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 @dataclass
 class Job:
     """A submitted job; renders as a small card in notebooks."""
@@ -167,6 +178,60 @@ class Job:
 
     def checkpoints(self) -> dict:
         return self.flink.checkpoints(self.id)
+
+    def graph(self) -> pd.DataFrame:
+        """The job graph as the Flink UI draws it: one row per vertex (chained operators), with parallelism,
+        status and the records it read and wrote so far."""
+        rows = []
+        for v in self.info().get("vertices", []):
+            m = v.get("metrics", {})
+            rows.append(
+                {
+                    "vertex": _short(v["name"]),
+                    "parallelism": v["parallelism"],
+                    "status": v["status"],
+                    "records_in": m.get("read-records", 0),
+                    "records_out": m.get("write-records", 0),
+                    "id": v["id"],
+                }
+            )
+        return pd.DataFrame(rows, columns=["vertex", "parallelism", "status", "records_in", "records_out", "id"])
+
+    def watermarks(self) -> pd.DataFrame:
+        """Current watermark of every vertex's subtasks (the Flink UI's Watermarks tab)."""
+        rows = []
+        for _, v in self.graph().iterrows():
+            for w in self.flink._req("GET", f"/jobs/{self.id}/vertices/{v['id']}/watermarks").json():
+                val = int(w["value"])
+                rows.append(
+                    {
+                        "vertex": v["vertex"],
+                        "subtask": int(w["id"].split(".")[0]),
+                        "watermark": pd.to_datetime(val, unit="ms", utc=True) if 0 < val < 2**62 else pd.NaT,
+                    }
+                )
+        return pd.DataFrame(rows, columns=["vertex", "subtask", "watermark"])
+
+    def backpressure(self) -> pd.DataFrame:
+        """Back pressure per vertex (the UI's BackPressure tab): ok, low or high; busy/backpressured ratios."""
+        rows = []
+        for _, v in self.graph().iterrows():
+            b = self.flink._req("GET", f"/jobs/{self.id}/vertices/{v['id']}/backpressure").json()
+            subs = b.get("subtasks", [])
+            rows.append(
+                {
+                    "vertex": v["vertex"],
+                    "level": b.get("backpressureLevel", b.get("status", "?")),
+                    "busy_ratio": max((s.get("busyRatio", 0) for s in subs), default=0),
+                    "backpressured_ratio": max((s.get("backPressuredRatio", 0) for s in subs), default=0),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def restarts(self) -> int:
+        """How many times the job restarted (Flink's numRestarts metric)."""
+        r = self.flink._req("GET", f"/jobs/{self.id}/metrics?get=numRestarts").json()
+        return int(float(r[0]["value"])) if r else 0
 
     def _repr_html_(self) -> str:
         st = self.state

@@ -26,6 +26,14 @@ from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
 EVENTS_VIEW = "CREATE TEMPORARY VIEW events AS SELECT * FROM events_on_time"
+
+
+def explore(sql: str, *, topic: str | None = None, seconds: float | None = 300, limit: int = 20) -> pd.DataFrame:
+    """Run any bounded SELECT over the view `events` (e.g. `SELECT * FROM events LIMIT 10`): a look at the
+    stream through Flink SQL before aggregating it. Runs locally on recent events and returns a DataFrame."""
+    return CustomMetric("explore", sql, topic=topic).preview(seconds=seconds, limit=limit)
+
+
 EXAMPLE = """SELECT window_end, url,
        COUNT(*) AS requests,
        CAST(SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS error_rate_5xx
@@ -68,8 +76,10 @@ class CustomMetric:
         spec["custom"] = {"sql": self.sql, "measurement": self.measurement, "stream": params.topic}
         return spec
 
-    def preview(self, seconds: float = 120, limit: int = 50, timeout_s: float = 90) -> pd.DataFrame:
-        """Run the SQL once over the last `seconds` of events (a local, bounded run); rows as a DataFrame."""
+    def preview(self, seconds: float | None = 120, limit: int = 50, timeout_s: float = 90) -> pd.DataFrame:
+        """Run the SQL once over the last `seconds` of events (None: the whole topic) in a local, bounded run;
+        rows as a DataFrame. The run stops at the offsets that are latest when it starts, and its watermark
+        then jumps to the end, so every window of the data fires."""
         from labkit.stack.provision import flink as flink_dist
 
         s = self.settings
@@ -79,9 +89,9 @@ class CustomMetric:
                 **params.__dict__,
                 "bootstrap": s.kafka,
                 "group_id": f"labkit-preview-{self.name}",
-                "startup": "timestamp",
+                "startup": "timestamp" if seconds is not None else "earliest-offset",
                 "bounded": True,
-                "startup_timestamp_ms": int((time.time() - seconds) * 1000),
+                "startup_timestamp_ms": int((time.time() - seconds) * 1000) if seconds is not None else None,
             }
         )
         spec = self._spec(params, f"preview-{self.name}")
@@ -118,15 +128,15 @@ class CustomMetric:
                 df[c] = pd.to_datetime(df[c])
         return df
 
-    def deploy(self, backfill_s: float = 300) -> Job:
+    def deploy(self, backfill_s: float | None = 300) -> Job:
         """Run the metric as its own job (reading from `backfill_s` ago), writing `custom_<name>`."""
         s = self.settings
         params = pipeline_params(s, topic=self.topic, group_id=f"labkit-custom-{self.name}")
         params = JobParams(
             **{
                 **params.__dict__,
-                "startup": "timestamp",
-                "startup_timestamp_ms": int((time.time() - backfill_s) * 1000),
+                "startup": "timestamp" if backfill_s is not None else "earliest-offset",
+                "startup_timestamp_ms": int((time.time() - backfill_s) * 1000) if backfill_s is not None else None,
             }
         )
         from labkit import stack
@@ -145,6 +155,16 @@ class CustomMetric:
 
         df = self.query(start)
         return line(df, field, title=f"custom metric: {self.name}")
+
+    def panel(self, field: str, title: str | None = None, panel_id: int = 100):
+        """A dashboard panel (Grafana and inline) for one field of this metric."""
+        from labkit.dashboards import Panel, _q
+
+        return Panel(
+            panel_id,
+            title or f"{self.name}: {field}",
+            _q(self.measurement, f'  |> filter(fn: (r) => r._field == "{field}")'),
+        )
 
     def _repr_html_(self) -> str:
         return (

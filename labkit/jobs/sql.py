@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labkit.timing import WATERMARK_DELAY_S, WINDOW_S
+
 
 @dataclass(frozen=True)
 class JobParams:
@@ -16,8 +18,8 @@ class JobParams:
     topic: str = "clickstream_events"
     dlq_topic: str = "clickstream_dlq"
     group_id: str = "labkit-clickstream"
-    window_s: int = 10
-    watermark_delay_s: int = 5
+    window_s: int = WINDOW_S
+    watermark_delay_s: int = WATERMARK_DELAY_S
     # Long enough that a broker restart (seconds) never marks partitions idle: an idle subtask is left out
     # of the window operator's watermark, and its records would then arrive behind that watermark.
     idle_timeout_s: int = 30
@@ -25,6 +27,11 @@ class JobParams:
     startup: str = "group-offsets"  # or earliest-offset, latest-offset, timestamp
     startup_timestamp_ms: int | None = None
     bounded: bool = False  # stop at the offsets that are latest when the job starts (previews)
+    alignment_group: str | None = None  # default: one group per topic
+
+    @property
+    def alignment(self) -> str:
+        return self.alignment_group or "labkit-" + self.topic
 
     @property
     def stream(self) -> str:
@@ -76,7 +83,7 @@ CREATE TEMPORARY TABLE {name} (
   'scan.watermark.idle-timeout' = '{p.idle_timeout_s} s',
   -- No partition may read more than {p.max_drift_s} s of event time ahead of the slowest: reading a backlog,
   -- a fast partition would otherwise let an event that was late when it was sent pass as on time.
-  'scan.watermark.alignment.group' = {lit("labkit-" + p.topic)},
+  'scan.watermark.alignment.group' = {lit(p.alignment)},
   'scan.watermark.alignment.max-drift' = '{p.max_drift_s} s',
   'scan.watermark.alignment.update-interval' = '50 ms',  -- a split advances at most max-drift per update
   -- 1 MB per partition and fetch (Kafka's default): with the alignment above keeping partitions close,
@@ -286,6 +293,16 @@ def metric_inserts(p: JobParams) -> list[str]:
 SELECT reason, payload_text, {lit(p.topic)}, kafka_partition, kafka_offset, kafka_ts
 FROM events_checked WHERE reason IS NOT NULL AND reason <> 'control'""",
     ]
+
+
+def statement(p: JobParams, name: str) -> str:
+    """One statement of the job by the view or table it creates (e.g. "agg_status"), as the job runs it."""
+    ddl, _ = pipeline_statements(p)
+    for s in ddl:
+        head = s.strip().split("(")[0].split(" AS")[0].split()
+        if head and head[-1] == name:
+            return s.strip()
+    raise KeyError(f"no statement creates {name!r}")
 
 
 def pipeline_statements(p: JobParams) -> tuple[list[str], list[str]]:
