@@ -21,6 +21,7 @@ class BadClass:
     reason: str  # the exact reason the job writes to the DLQ
     description: str
     make: Callable[[random.Random, dict], bytes | None]
+    in_mix: bool = True  # part of the producer's malformed_fraction (huge payloads only in the bad-input test)
 
 
 def _dump(d: object) -> bytes:
@@ -136,4 +137,44 @@ CLASSES: list[BadClass] = [
     ),
 ]
 
+CLASSES += [
+    BadClass(
+        "non_integer_status",
+        "http_status must be an integer",
+        "a status with a fraction (200.5); it was counted as 200 before",
+        _with("http_status", 200.5),
+    ),
+    BadClass(
+        "duplicate_key",
+        "duplicate JSON key",
+        "the same field twice (which one would count?)",
+        lambda rng, ev: _dump(ev)[:-1] + b',"http_status":500}',
+    ),
+    BadClass(
+        "long_user_id",
+        "user_id longer than 64 characters",
+        "a 200-character user_id",
+        _with("user_id", lambda rng, ev: "u_" + "x" * 198),
+    ),
+    BadClass(
+        "long_url",
+        "url longer than 1024 characters",
+        "a 2,000-character URL (unbounded tag values)",
+        _with("url", lambda rng, ev: "/search/" + "q" * 2000),
+    ),
+    BadClass(
+        "timestamp_ahead",
+        "event_timestamp ahead of the record's Kafka timestamp (> 10 s)",
+        "an event time 30 s after its record was sent: untrustworthy, and it would run its partition ahead",
+        lambda rng, ev: _dump({**ev, "event_timestamp": ev["event_timestamp"] + 30_000}),
+    ),
+    BadClass(
+        "huge_payload",
+        "oversized payload (> 16384 bytes)",
+        "a 900 kB message: its dead letter is truncated so it fits the DLQ topic",
+        _with("referrer", lambda rng, ev: "https://example.com/?q=" + "x" * 900_000),
+        in_mix=False,
+    ),
+]
+MIX = [c for c in CLASSES if c.in_mix]  # what the producer's malformed_fraction draws from
 BY_NAME = {c.name: c for c in CLASSES}

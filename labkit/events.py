@@ -359,7 +359,7 @@ class EventGenerator:
             prefix + self._ep_head[ep_i] + b'%d,"latency_ms":%.1f,"event_timestamp":%d}' % (status, latency, event_ms)
         )
         if self.malformed_fraction and rnd() < self.malformed_fraction:
-            bad = r.choice(badinput.CLASSES)
+            bad = r.choice(badinput.MIX)
             return Emitted(sid.encode(), bad.make(r, json.loads(value)), now, "malformed", 0, now, bad.reason)
         return Emitted(sid.encode(), value, now, kind, status, event_ms)
 

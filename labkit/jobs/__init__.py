@@ -6,10 +6,12 @@ import os
 
 import pandas as pd
 
+from labkit.jobs import resume
 from labkit.jobs.control import Flink, Job, root_cause, submit_spec
 from labkit.jobs.sql import JobParams, pipeline_statements
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
+from labkit.stack.provision._run import say
 from labkit.timing import WATERMARK_DELAY_S
 
 PIPELINE = "clickstream-metrics"
@@ -49,6 +51,24 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
             "python.fn-execution.arrow.batch.size": 1000,
             "pipeline.auto-watermark-interval": "20 ms",  # small: the on-time filter follows it
             "pipeline.object-reuse": "true",  # SQL operators are safe with it; saves a copy per branch
+            # Recovery travels with the job, so it holds on any cluster (external ones included).
+            # Exponential delay, as Flink itself defaults to with checkpointing: it waits for resources as
+            # long as an outage lasts (a TaskManager down for minutes, a laptop asleep) instead of giving up
+            # after a fixed number of attempts; the delay resets after 5 minutes of running.
+            "restart-strategy.type": "exponential-delay",
+            "restart-strategy.exponential-delay.initial-backoff": "1 s",
+            "restart-strategy.exponential-delay.max-backoff": "20 s",
+            "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+            "restart-strategy.exponential-delay.reset-backoff-threshold": "5 min",
+            "restart-strategy.exponential-delay.jitter-factor": "0.1",
+            "restart-strategy.exponential-delay.attempts-before-reset-backoff": "2147483647",
+            "execution.checkpointing.interval": "10 s",
+            "execution.checkpointing.mode": "EXACTLY_ONCE",
+            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+            # An InfluxDB outage blocks the sink, so checkpoints time out meanwhile: that must delay the
+            # job, never fail it.
+            "execution.checkpointing.timeout": "2 min",
+            "execution.checkpointing.tolerable-failed-checkpoints": "2147483647",
         },
         "influx": {
             "url": settings.influx_for_flink,
@@ -89,19 +109,34 @@ def submit_pipeline(
     parallelism: int | None = None,
     wait: bool = True,
     name: str | None = None,
+    fresh: bool = False,
 ) -> Job:
-    """Submit the clickstream metrics job; returns when its tasks run (unless `wait=False`)."""
+    """Submit the clickstream metrics job; returns when its tasks run (unless `wait=False`).
+
+    By default it resumes from the pipeline's latest retained checkpoint or savepoint (state and offsets
+    together). `fresh=True` starts from the consumer group's committed offsets with empty state instead:
+    windows that were open at the last stop then get a partial count. `from_earliest` reads the whole topic."""
     settings = settings or get_settings()
     params = pipeline_params(settings, topic=topic, group_id=group_id, from_earliest=from_earliest)
     from labkit.stack.kafka import ensure_topics
 
     ensure_topics(settings.kafka, settings.model_copy(update={"topic": params.topic, "dlq_topic": params.dlq_topic}))
     ddl, inserts = pipeline_statements(params)
-    spec = base_spec(
-        settings, name or (PIPELINE if params.topic == settings.topic else f"{PIPELINE}-{params.topic}"), parallelism
-    )
+    job_name = name or (PIPELINE if params.topic == settings.topic else f"{PIPELINE}-{params.topic}")
+    spec = base_spec(settings, job_name, parallelism)
     spec.update(ddl=ddl, inserts=inserts)
+    if savepoint is None and not fresh and not from_earliest:
+        point = resume.latest(settings, job_name)
+        if point:
+            savepoint = point[0]
+            say(f"resuming {job_name} from {savepoint}")
+    elif fresh and resume.latest(settings, job_name):
+        say(
+            f"starting {job_name} fresh from the committed offsets: windows that were open when it last stopped "
+            "will be counted partially (resume instead: submit without fresh)"
+        )
     job = submit_spec(spec, settings, _stack(settings).mode, savepoint=savepoint)
+    resume.record_job(settings, job_name, job.id)
     return job.wait_running() if wait else job
 
 

@@ -173,8 +173,13 @@ class Job:
         self.wait_for("CANCELED", "FAILED", "FINISHED", timeout=60)
 
     def stop(self, savepoint_dir: str | None = None) -> str:
-        """Stop with a savepoint; returns its location (resume with `submit(..., savepoint=...)`)."""
-        return self.flink.stop_with_savepoint(self.id, savepoint_dir)
+        """Stop with a savepoint; returns its location. Submitting the pipeline again resumes from it."""
+        from labkit.jobs import resume
+        from labkit.settings import get
+
+        location = self.flink.stop_with_savepoint(self.id, savepoint_dir)
+        resume.record_savepoint(get(), self.name, location)
+        return location
 
     def checkpoints(self) -> dict:
         return self.flink.checkpoints(self.id)

@@ -40,9 +40,10 @@ def write_conf(service: LocalService) -> None:
         # The TaskManager must run this venv's Python, or jobs loop on "No module named pyflink".
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
-        "restart-strategy.type": "fixed-delay",
-        "restart-strategy.fixed-delay.attempts": 20,
-        "restart-strategy.fixed-delay.delay": "3 s",
+        # Jobs carry their own restart strategy and checkpointing (labkit.jobs.base_spec); these are the
+        # cluster's defaults for anything else submitted here, the same exponential delay.
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.max-backoff": "20 s",
         "execution.checkpointing.interval": "10 s",
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "state.checkpoints.dir": f"file://{root / 'checkpoints'}",

@@ -28,7 +28,22 @@ from labkit.exercises.solutions import SOLUTIONS
 from labkit.ledger import Ledger
 
 # answers an attendee may hand in by mistake, whatever the exercise
-ODD_SHAPES = [None, "", "?", 42, -1.5, math.nan, [], {}, (), set(), object(), pd.DataFrame(), pd.Series(dtype=float), b"x"]
+ODD_SHAPES = [
+    None,
+    "",
+    "?",
+    42,
+    -1.5,
+    math.nan,
+    [],
+    {},
+    (),
+    set(),
+    object(),
+    pd.DataFrame(),
+    pd.Series(dtype=float),
+    b"x",
+]
 
 
 def not_yet(fb):
@@ -114,8 +129,13 @@ def test_watermark_prediction_against_a_measured_result():
     result = pd.DataFrame({"delay_s": [0, 5, 30], "late": [375, 354, 0], "wait_s": [0.5, 4.5, 30.5]})
     fb = passed(check_watermark_prediction(SOLUTIONS["watermark_prediction"], result))
     assert "trade-off" in fb.message
-    assert "fastest_results" in not_yet(check_watermark_prediction({"fewest_late": 30, "fastest_results": 30}, result)).message
-    assert "fewest_late" in not_yet(check_watermark_prediction({"fewest_late": 0, "fastest_results": 0}, result)).message
+    assert (
+        "fastest_results"
+        in not_yet(check_watermark_prediction({"fewest_late": 30, "fastest_results": 30}, result)).message
+    )
+    assert (
+        "fewest_late" in not_yet(check_watermark_prediction({"fewest_late": 0, "fastest_results": 0}, result)).message
+    )
     not_yet(check_watermark_prediction({"fewest_late": 10, "fastest_results": 0}, result))  # not a delay of the run
     not_yet(check_watermark_prediction(SOLUTIONS["watermark_prediction"], None))  # before the experiment ran
     not_yet(check_watermark_prediction({"fewest_late": None, "fastest_results": None}, result))
@@ -141,7 +161,9 @@ def test_failing_endpoint_and_latency_regression():
     led2 = _ledger("latency_regression", "/search")
     passed(check_latency_regression(SOLUTIONS["latency_regression"], led2))
     passed(check_latency_regression({"metric": "P99", "endpoint": "/search"}, led2))
-    assert "error_rate" in not_yet(check_latency_regression({"metric": "error_rate", "endpoint": "/search"}, led2)).message
+    assert (
+        "error_rate" in not_yet(check_latency_regression({"metric": "error_rate", "endpoint": "/search"}, led2)).message
+    )
     assert "tail" in not_yet(check_latency_regression({"metric": "p50", "endpoint": "/search"}, led2)).message
     not_yet(check_latency_regression({"metric": "p95", "endpoint": "/cart"}, led2))
     not_yet(check_latency_regression({"metric": "p95"}, led2))
@@ -154,11 +176,16 @@ def test_bot_alert_fires_in_the_burst_only():
     times = pd.date_range("2026-01-01", periods=30, freq="10s", tz="UTC")
     values = pd.DataFrame({"time": times, "m": [5.0] * 10 + [900.0] * 6 + [6.0] * 14})
     start_ms = int(times[10].value // 10**6) - 10_000
-    led = Ledger("t", scenario={"name": "bot_burst", "target": "u_bot", "start_ms": start_ms, "end_ms": start_ms + 60_000})
+    led = Ledger(
+        "t", scenario={"name": "bot_burst", "target": "u_bot", "start_ms": start_ms, "end_ms": start_ms + 60_000}
+    )
     fb = passed(check_bot_alert(AlertRule("bot", "custom_x", "m", 100, lookback_s=20, for_s=10), values, led))
     assert "after the burst began" in fb.message
     assert "never fires" in not_yet(check_bot_alert(AlertRule("bot", "custom_x", "m", 10_000), values, led)).message
-    assert "false alarm" in not_yet(check_bot_alert(AlertRule("bot", "custom_x", "m", 1, lookback_s=20, for_s=0), values, led)).message
+    assert (
+        "false alarm"
+        in not_yet(check_bot_alert(AlertRule("bot", "custom_x", "m", 1, lookback_s=20, for_s=0), values, led)).message
+    )
     not_yet(check_bot_alert(AlertRule("bot", "custom_x", "nope", 100), values, led))
     for odd in ODD_SHAPES:
         not_yet(check_bot_alert(odd, values, led))
