@@ -156,6 +156,11 @@ class Emitted:
     status: int = 0
     event_ms: int = 0
     reason: str = ""
+    # what the event says, for the ledger's per-metric accounts (valid events only)
+    url: str = ""
+    user: str = ""
+    session: str = ""
+    latency: float = 0.0
 
 
 @dataclass
@@ -311,6 +316,7 @@ class EventGenerator:
 
         if sc_name == "bot_burst" and rnd() < 0.5:
             ep_i = r.choice(self._by_kind["product"])
+            uid = "u_bot"
             sid, prefix = (
                 "s_bot",
                 (
@@ -328,7 +334,7 @@ class EventGenerator:
             ep_i = eps[int(rnd() * len(eps))]
             if sc_name == "not_found_storm" and rnd() < 0.3:
                 ep_i = self._target
-            prefix, sid = self._session_prefix(s), s.sid
+            prefix, sid, uid = self._session_prefix(s), s.sid, self.users[s.user][0]
             s.left -= 1
             if s.left <= 0:
                 self._prefix.pop(s.sid, None)
@@ -355,13 +361,14 @@ class EventGenerator:
             if since_start_s > self.late_warmup_s and since_start_s >= self.late_min_s:
                 kind = "late"
                 event_ms = now - int(r.uniform(self.late_min_s, min(self.late_max_s, since_start_s)) * 1000)
+        latency = round(latency, 1)  # what the JSON carries (%.1f), so the ledger's percentiles are the job's
         value = (
             prefix + self._ep_head[ep_i] + b'%d,"latency_ms":%.1f,"event_timestamp":%d}' % (status, latency, event_ms)
         )
         if self.malformed_fraction and rnd() < self.malformed_fraction:
             bad = r.choice(badinput.MIX)
             return Emitted(sid.encode(), bad.make(r, json.loads(value)), now, "malformed", 0, now, bad.reason)
-        return Emitted(sid.encode(), value, now, kind, status, event_ms)
+        return Emitted(sid.encode(), value, now, kind, status, event_ms, "", ep.path, uid, sid, latency)
 
     def sample(self, n: int = 20):
         """`n` events as a pandas DataFrame (for looking at, not for producing)."""

@@ -19,6 +19,9 @@ class Drill:
     fault: str
     downtime_s: float
     detail: str = ""
+    pid_before: int | None = None
+    pid_after: int | None = None
+    confirmed_down: bool = False  # the service was seen down (not ready) while the fault lasted
 
     def __str__(self) -> str:
         return f"{self.fault}: {self.detail} ({self.downtime_s:.1f}s)"
@@ -41,17 +44,21 @@ def _outage(
     stack = _local(stack)
     mark = mark or (lambda _text: None)
     t0 = time.monotonic()
-    proc = stack.service(service).process
+    svc = stack.service(service)
+    proc = svc.process
+    before = proc.pid
     if how == "kill":
         proc.kill()
     else:
         proc.stop()
     mark(f"{service} {'killed' if how == 'kill' else 'stopped'}")
     say(f"{service}: {how} for {down_s:.0f}s")
+    # a drill must prove its fault happened: the process is gone and the service does not answer
+    confirmed = proc.state() != "running" and not svc.readiness().safe_check().ok
     time.sleep(down_s)
     stack.up()
     mark(f"{service} back")
-    return Drill(what, time.monotonic() - t0, detail)
+    return Drill(what, time.monotonic() - t0, detail, before, proc.pid, confirmed)
 
 
 def kill_taskmanager(

@@ -1,4 +1,10 @@
-"""What the producer sent, per 10 s event-time window and status: the expected side of the accounts."""
+"""What the producer sent, per 10 s event-time window: the expected side of the accounts.
+
+Per window and status (http_counts, and from it error_rate), and, for valid on-time events, the detail every
+other built-in measurement needs (`Detail`): per-URL counts, errors and 5xx (url_counts), distinct users and
+sessions (active_users) and the latencies per URL (latency: the job's PERCENTILE is exact, with linear
+interpolation between the two nearest values, which `numpy.percentile`'s default method computes too).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,52 @@ import pandas as pd
 
 from labkit.events import WINDOW_MS, window_end
 from labkit.timing import WATERMARK_DELAY_MS
+
+
+@dataclass
+class Detail:
+    """Valid on-time events per window, as the job's other measurements see them. Counters (not sets), so a
+    send the broker refused can be taken out again."""
+
+    url: Counter = field(default_factory=Counter)  # (window_end, url) -> events
+    url_errors: Counter = field(default_factory=Counter)  # (window_end, url) -> 4xx + 5xx
+    url_5xx: Counter = field(default_factory=Counter)
+    users: Counter = field(default_factory=Counter)  # (window_end, user_id) -> events
+    sessions: Counter = field(default_factory=Counter)
+    latencies: dict = field(default_factory=dict)  # (window_end, url) -> [latency_ms, ...]
+
+    def add(self, w: int, status: int, url: str, user: str, session: str, latency: float, sign: int = 1) -> None:
+        k = (w, url)
+        self.url[k] += sign
+        if status >= 400:
+            self.url_errors[k] += sign
+            if status >= 500:
+                self.url_5xx[k] += sign
+        self.users[(w, user)] += sign
+        self.sessions[(w, session)] += sign
+        lat = self.latencies.setdefault(k, [])
+        if sign > 0:
+            lat.append(latency)
+        elif latency in lat:
+            lat.remove(latency)
+
+    def to_json(self) -> dict:
+        return {
+            "url": [[w, u, n, self.url_errors[(w, u)], self.url_5xx[(w, u)]] for (w, u), n in self.url.items() if n],
+            "users": [[w, u, n] for (w, u), n in self.users.items() if n],
+            "sessions": [[w, u, n] for (w, u), n in self.sessions.items() if n],
+            "latencies": [[w, u, v] for (w, u), v in self.latencies.items() if v],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> Detail:
+        det = cls()
+        for w, u, n, e, e5 in d["url"]:
+            det.url[(w, u)], det.url_errors[(w, u)], det.url_5xx[(w, u)] = n, e, e5
+        det.users = Counter({(w, u): n for w, u, n in d["users"]})
+        det.sessions = Counter({(w, u): n for w, u, n in d["sessions"]})
+        det.latencies = {(w, u): v for w, u, v in d["latencies"]}
+        return det
 
 
 @dataclass
@@ -27,6 +79,7 @@ class Ledger:
     first_record_ms: int | None = None  # Kafka timestamps of this run's records (to find its dead letters)
     last_record_ms: int | None = None
     scenario: dict | None = None  # name, target, start_ms, end_ms (EventGenerator.scenario_info)
+    detail: Detail | None = field(default_factory=Detail)  # None: status counts only (e.g. other clients' runs)
 
     def add(self, kind: str, event_ms: int, status: int, reason: str, record_ms: int | None = None) -> None:
         if record_ms is not None:
@@ -44,6 +97,15 @@ class Ledger:
             self.first_event_ms = event_ms
         if self.last_event_ms is None or event_ms > self.last_event_ms:
             self.last_event_ms = event_ms
+
+    def add_event(self, e, sign: int = 1) -> None:
+        """An `events.Emitted`, with the detail of a valid event (`sign=-1` takes a refused send out again)."""
+        if sign > 0:
+            self.add(e.kind, e.event_ms, e.status, e.reason, e.timestamp_ms)
+        else:
+            self.remove(e.kind, e.event_ms, e.status, e.reason)
+        if e.kind == "valid" and self.detail is not None and e.url:
+            self.detail.add(window_end(e.event_ms, self.window_ms), e.status, e.url, e.user, e.session, e.latency, sign)
 
     def remove(self, kind: str, event_ms: int, status: int, reason: str) -> None:
         """Undo `add` for a send that failed: the broker never had it, so nobody should count it."""
@@ -76,6 +138,13 @@ class Ledger:
         return df.sort_values(["window_end", "status_code"]).reset_index(drop=True)
 
     def merge(self, other: Ledger) -> Ledger:
+        if self.detail is not None and other.detail is not None:
+            for a in ("url", "url_errors", "url_5xx", "users", "sessions"):
+                getattr(self.detail, a).update(getattr(other.detail, a))
+            for k, v in other.detail.latencies.items():
+                self.detail.latencies.setdefault(k, []).extend(v)
+        else:
+            self.detail = None
         self.on_time.update(other.on_time)
         self.late.update(other.late)
         self.malformed.update(other.malformed)
@@ -103,6 +172,7 @@ class Ledger:
                 "first_record_ms": self.first_record_ms,
                 "last_record_ms": self.last_record_ms,
                 "scenario": self.scenario,
+                "detail": self.detail.to_json() if self.detail is not None else None,
             }
         )
 
@@ -122,6 +192,7 @@ class Ledger:
             first_record_ms=d.get("first_record_ms"),
             last_record_ms=d.get("last_record_ms"),
             scenario=d.get("scenario"),
+            detail=Detail.from_json(d["detail"]) if d.get("detail") else None,
         )
 
     def save(self, path: Path) -> Path:

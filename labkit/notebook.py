@@ -19,11 +19,19 @@ def setup(start_stack: bool = True):
 
 
 def ensure_pipeline(settings=None):
-    """The clickstream job, submitted if it is not running yet."""
+    """The clickstream job, submitted if it is not running yet (resuming from its last checkpoint or
+    savepoint), and back at the default parallelism if a drill (08) left it rescaled."""
     from labkit import jobs
 
     settings = settings or get_settings()
-    return jobs.running(settings=settings) or jobs.submit_pipeline(settings)
+    job = jobs.running(settings=settings)
+    if job is None:
+        return jobs.submit_pipeline(settings)
+    vertices = job.info().get("vertices", [])
+    if vertices and max(v["parallelism"] for v in vertices) != settings.flink_parallelism and job.state == "RUNNING":
+        location = job.stop()
+        job = jobs.submit_pipeline(settings, savepoint=location)
+    return job
 
 
 class Links:

@@ -238,9 +238,13 @@ def produce(
     counts: dict[tuple[str, int], int] = {}
     send = sender.send
 
+    # Delivery callbacks run on the client's I/O thread: they only queue the refused events (list.append is
+    # atomic), and the ledger, which this thread writes, takes them out after the final flush.
+    refused: list = []
+
     def failed(e, err, _msg=None) -> None:  # the broker never acknowledged e: nobody should count it
         if err is not None:
-            ledger.remove(e.kind, e.event_ms, e.status, e.reason)
+            refused.append(e)
 
     # Every in-flight record holds a delivery callback until the broker acknowledges it: hundreds of
     # thousands of live, GC-tracked objects that the cyclic collector rescans over and over (about a third
@@ -257,7 +261,7 @@ def produce(
                 if ahead > 0.002:
                     time.sleep(ahead)
             e = next(gen)
-            ledger.add(e.kind, e.event_ms, e.status, e.reason, e.timestamp_ms)
+            ledger.add_event(e)
             counts[(e.kind, e.status)] = counts.get((e.kind, e.status), 0) + 1
             send(topic, e.key, e.value, e.timestamp_ms, on_error=partial(failed, e))
             n += 1
@@ -274,6 +278,8 @@ def produce(
         finally:
             if gc_was_enabled:
                 gc.enable()
+            for e in refused:
+                ledger.add_event(e, sign=-1)
         if bar is not None:
             bar.update(n - bar.n)
             bar.close()

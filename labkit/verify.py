@@ -1,7 +1,11 @@
 """Accounting: the producer's ledger against what the pipeline wrote (InfluxDB) and dead-lettered (Kafka).
 
 Per closed 10 s window and status: lost = expected but not counted, duplicated = counted beyond
-expected. Late events and dead letters are compared by total and by reason.
+expected. Late events and dead letters are compared by total and by reason. Then every other measurement
+the job writes, per closed window, against the ledger's detail (`metric_values`): error_rate (totals, 4xx,
+5xx, shares), url_counts (count, errors, 5xx per URL), active_users (distinct users and sessions, exact) and
+latency (p50/p95/p99 and count per URL and site-wide; the job's PERCENTILE is exact with linear interpolation,
+so they must agree to rounding, 1e-6 ms). A window missing from any measurement is a mismatch too.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 
 from labkit.ledger import Ledger
@@ -35,6 +40,9 @@ class Accounting:
     dlq_found: Counter
     mismatches: pd.DataFrame = field(repr=False)
     missing_windows: dict = field(default_factory=dict)  # measurement -> closed windows without a point
+    # measurement -> (window, key, field) values that differ from the ledger; None: not checked (no detail)
+    value_mismatches: dict | None = None
+    value_diffs: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # the first differing values
 
     @property
     def exact(self) -> bool:
@@ -43,6 +51,8 @@ class Accounting:
             and self.duplicated == 0
             and self.late_expected == self.late_counted
             and self.dlq_expected == self.dlq_found
+            and not any(self.missing_windows.values())
+            and not any((self.value_mismatches or {}).values())
         )
 
     @property
@@ -61,6 +71,9 @@ class Accounting:
                 parts.append(f"{m} missing {n} window(s)")
         if self.dlq_expected != self.dlq_found:
             parts.append(f"dead letters {sum(self.dlq_found.values())} found vs {sum(self.dlq_expected.values())} sent")
+        for m, n in (self.value_mismatches or {}).items():
+            if n:
+                parts.append(f"{m}: {n} value(s) differ from the ledger")
         return "MISMATCH: " + ", ".join(parts)
 
     def as_dict(self) -> dict:
@@ -76,6 +89,9 @@ class Accounting:
             "late counted": self.late_counted,
             "dead letters sent": sum(self.dlq_expected.values()),
             "dead letters in DLQ": sum(self.dlq_found.values()),
+            "values checked": "every measurement"
+            if self.value_mismatches is not None
+            else "http_counts only (no detail in the ledger)",
             "verdict": self.verdict,
         }
 
@@ -92,6 +108,8 @@ class Accounting:
             if k != "verdict"
         )
         extra = self.mismatches.head(20).to_html() if not self.mismatches.empty else ""
+        if not self.value_diffs.empty:
+            extra += "<p>values that differ from the ledger (first few):</p>" + self.value_diffs.head(12).to_html()
         return f"<b style='color:{color}'>{html.escape(self.verdict)}</b><table>{rows}</table>{extra}"
 
 
@@ -126,6 +144,87 @@ def counted_per_window(ledger: Ledger, open_windows: set[int], settings: Setting
 
 
 WINDOW_MEASUREMENTS = ("error_rate", "active_users", "url_counts", "latency")
+PERCENTILES = {"p50": 50, "p95": 95, "p99": 99}
+
+
+def expected_values(ledger: Ledger, windows: set[int]) -> dict[str, pd.DataFrame]:
+    """What each window measurement must hold for `windows`, computed from the ledger's detail."""
+    import numpy as np
+
+    det = ledger.detail
+    status = pd.DataFrame(
+        [(w, s, n) for (w, s), n in ledger.on_time.items() if n and w in windows], columns=["w", "s", "n"]
+    )
+    er = status.assign(
+        e4=status["n"].where(status["s"].between(400, 499), 0), e5=status["n"].where(status["s"] >= 500, 0)
+    )
+    er = er.groupby("w")[["n", "e4", "e5"]].sum()
+    er = pd.DataFrame(
+        {
+            "total": er["n"],
+            "errors_4xx": er["e4"],
+            "errors_5xx": er["e5"],
+            "rate_4xx": er["e4"] / er["n"],
+            "rate_5xx": er["e5"] / er["n"],
+            "error_rate": (er["e4"] + er["e5"]) / er["n"],
+        }
+    )
+    urls = pd.DataFrame(
+        [(w, u, n, det.url_errors[(w, u)], det.url_5xx[(w, u)]) for (w, u), n in det.url.items() if n and w in windows],
+        columns=["w", "url", "count", "errors", "errors_5xx"],
+    ).set_index(["w", "url"])
+    users = pd.Series(Counter(w for (w, _u), n in det.users.items() if n and w in windows), name="users")
+    sessions = pd.Series(Counter(w for (w, _s), n in det.sessions.items() if n and w in windows), name="sessions")
+    active = pd.concat([users, sessions], axis=1).rename_axis("w")
+    lat_rows, site = [], {}
+    for (w, u), vals in det.latencies.items():
+        if w not in windows or not vals:
+            continue
+        site.setdefault(w, []).extend(vals)
+        lat_rows.append((w, u, vals))
+    lat_rows += [(w, "ALL", v) for w, v in site.items()]
+    latency = pd.DataFrame(
+        [
+            {"w": w, "url": u, "count": len(v), **{k: float(np.percentile(v, q)) for k, q in PERCENTILES.items()}}
+            for w, u, v in lat_rows
+        ],
+        columns=["w", "url", "count", *PERCENTILES],
+    ).set_index(["w", "url"])
+    return {"error_rate": er, "url_counts": urls, "active_users": active, "latency": latency}
+
+
+def metric_values(ledger: Ledger, windows: set[int], settings: Settings) -> tuple[dict[str, int], pd.DataFrame]:
+    """Per measurement, how many values in `windows` differ from the ledger, and the first differences."""
+    from labkit.influx import Influx
+
+    if ledger.detail is None or not windows:
+        return {}, pd.DataFrame()
+    want = expected_values(ledger, windows)
+    start, stop = _iso(min(windows) - ledger.window_ms), _iso(max(windows) + ledger.window_ms)
+    counts, diffs = {}, []
+    with Influx(settings) as db:
+        for m, exp in want.items():
+            got = db.query(m, start=start, stop=stop, stream=ledger.topic)
+            if got.empty:
+                counts[m] = int(exp.size)
+                continue
+            got = got.assign(w=got["time"].astype("int64") // 10**6)
+            got = got[got["w"].isin(windows)]
+            keys = ["w", *[k for k in exp.index.names if k != "w"]]
+            got = got.set_index(keys)[list(exp.columns)]
+            both = exp.join(got, how="outer", rsuffix="__got")
+            n = 0
+            for c in exp.columns:
+                a, b = both[c].astype(float), both[c + "__got"].astype(float)
+                bad = ~(np.isclose(a, b, rtol=0, atol=1e-6) | (a.isna() & b.isna()))
+                n += int(bad.sum())
+                if bad.any():
+                    d = both.loc[bad, [c, c + "__got"]].head(3).reset_index()
+                    diffs.append(
+                        d.rename(columns={c: "expected", c + "__got": "written"}).assign(measurement=m, field=c)
+                    )
+            counts[m] = n
+    return counts, pd.concat(diffs, ignore_index=True) if diffs else pd.DataFrame()
 
 
 def missing_windows(ledger: Ledger, closed: set[int], settings: Settings) -> dict[str, int]:
@@ -222,6 +321,8 @@ def verify(
         done = done and dlq_found == dlq_expected
         missing = missing_windows(ledger, with_events, settings) if done else {}
         done = done and not any(missing.values())
+        values, value_diffs = metric_values(ledger, with_events, settings) if (done or last_try) else ({}, None)
+        done = done and not any(values.values())
         if done or last_try:
             break
         time.sleep(poll_s)
@@ -242,4 +343,6 @@ def verify(
         dlq_found=dlq_found,
         mismatches=mism,
         missing_windows=missing,
+        value_mismatches=values if ledger.detail is not None else None,
+        value_diffs=value_diffs if value_diffs is not None else pd.DataFrame(),
     )

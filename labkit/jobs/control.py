@@ -271,6 +271,28 @@ def client_env(settings: Settings, stack_mode: str) -> dict[str, str]:
     return env
 
 
+def require_slots(flink: Flink, needed: int, name: str, wait_s: float = 15) -> None:
+    """A job needs as many free task slots as its parallelism (slot sharing puts one of each operator in a
+    slot). Without them it would wait in RESTARTING forever (the restart strategy waits for resources), so
+    say which jobs hold the slots instead. Slots freed a moment ago (a stop, a cancel) are waited for."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        o = flink.overview()
+        if o.get("slots-available", 0) >= needed or o.get("slots-total", 0) == 0:
+            return  # no TaskManager registered yet: it will bring its slots (the job waits for them)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    holders = [
+        f"{j['name']} ({j['jid'][:8]})" for j in flink.jobs() if j["state"] in ("RUNNING", "RESTARTING", "CREATED")
+    ]
+    raise JobError(
+        f"{name} needs {needed} free task slot(s) but only {o.get('slots-available', 0)} of "
+        f"{o.get('slots-total', 0)} are free; running: {', '.join(holders) or 'nothing'}.",
+        "cancel a job you no longer need (`labkit jobs`, then `labkit cancel ID`), or submit with a lower parallelism",
+    )
+
+
 def submit_spec(
     spec: dict,
     settings: Settings,
@@ -285,6 +307,7 @@ def submit_spec(
 
     flink = Flink(settings.flink)
     flink.overview()  # a cluster that is down is reported before the slow client starts
+    require_slots(flink, int(spec["config"].get("parallelism.default", 1)), spec["config"]["pipeline.name"])
     provision_client()
     jobs_dir = settings.home / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,9 @@ def write_conf(service: LocalService) -> None:
         "env.log.dir": str(s.home / "logs"),
         "env.pid.dir": str(s.home / "run"),
         "web.cancel.enable": "true",
+        # flink-python sits in lib/ behind the loopback gRPC patch (provision/loopback.py); every job also
+        # ships it as a user jar. Beam's and PemJa's classes must come from one place, the patched one.
+        "classloader.parent-first-patterns.additional": "org.apache.beam.;pemja.",
     }
     (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
     (conf / "masters").write_text(f"{h}:{s.flink_rest_port}\n")

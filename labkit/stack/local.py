@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import time
@@ -37,6 +38,52 @@ def port_holder(host: str, port: int) -> str | None:
     except psutil.Error:
         pass
     return "another program"
+
+
+_WORKER_MARKS = ("pyflink-udf-runner.sh", "pyflink.fn_execution.beam.beam_boot")
+
+
+def _is_worker(p: psutil.Process) -> bool:
+    try:
+        return any(m in " ".join(p.cmdline()) for m in _WORKER_MARKS)
+    except psutil.Error:
+        return False
+
+
+def orphaned_python_workers() -> list[psutil.Process]:
+    """PyFlink Python workers of this venv whose TaskManager is gone.
+
+    A TaskManager starts each worker through a shell runner; killed with SIGKILL, it cannot stop them, and
+    they live on (about 200 MB each), adopted by init. A worker chain whose top is no longer a child of a
+    JVM or of a Python process (a local preview) is an orphan."""
+    import sys
+
+    prefix = sys.prefix
+    out = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if not _is_worker(p) or not any(prefix in part for part in (p.info["cmdline"] or [])):
+            continue
+        top = p
+        try:
+            while (parent := top.parent()) is not None and _is_worker(parent):
+                top = parent
+            name = parent.name() if parent is not None else ""
+        except psutil.Error:
+            continue
+        if not (name.startswith("java") or name.startswith("python")):
+            out.append(p)
+    return out
+
+
+def reap_orphaned_python_workers() -> int:
+    procs = orphaned_python_workers()
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(procs, timeout=5)
+    if procs:
+        say(f"stopped {len(procs)} Python worker process(es) left behind by a crashed TaskManager")
+    return len(procs)
 
 
 class LocalStack(Stack):
@@ -82,6 +129,7 @@ class LocalStack(Stack):
         if not provision.is_provisioned():
             provision.provision_all()
         t0 = time.monotonic()  # the readiness budget starts after provisioning
+        reap_orphaned_python_workers()
         to_start = [s for s in self.services if s.process.state() != "running"]
         self.check_ports(to_start)
         for svc in to_start:
@@ -102,6 +150,7 @@ class LocalStack(Stack):
             if svc.process.state() != "stopped":
                 say(f"stopping {svc.name}")
             svc.process.stop()
+        reap_orphaned_python_workers()
         if wipe:
             for name in ("kafka", "influxdb", "flink", "logs", "run", "secrets.json", "jobs"):
                 p = self.settings.home / name

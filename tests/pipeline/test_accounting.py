@@ -49,6 +49,8 @@ def test_100k_events_are_accounted_for_exactly_and_a_replay_changes_nothing(sett
     assert acc.counted == summary.by_kind["valid"]
     assert acc.late_counted == summary.by_kind["late"]
     assert acc.dlq_found == acc.dlq_expected and sum(acc.dlq_found.values()) == summary.by_kind["malformed"]
+    # every built-in measurement's values, per window, equal what the ledger computes from the events sent
+    assert acc.value_mismatches == {"error_rate": 0, "url_counts": 0, "active_users": 0, "latency": 0}
 
     before = _snapshot(settings, topic)
     job.cancel()
@@ -121,3 +123,55 @@ def test_events_from_kcat_are_processed_the_same(settings, pipeline):
     acc = verify(ledger, settings=settings, wait_s=90)
     assert acc.exact, f"{acc}\n{acc.mismatches}"
     assert acc.counted == n
+
+
+def test_verify_catches_a_wrong_value_in_every_measurement_and_a_missing_window(settings, stack, pipeline):
+    """verify must not say EXACT while any built-in measurement holds a wrong value or lacks a window:
+    overwrite one point per measurement with a wrong field value, delete one window of another, and
+    both the library and `labkit verify` (exit code) report it."""
+    from influxdb_client import InfluxDBClient, Point, WritePrecision
+    from influxdb_client.client.write_api import SYNCHRONOUS
+
+    topic, _job = pipeline
+    summary = produce(4_000, topic=topic, seed=21, sim_rate=100, close_windows=True, settings=settings)
+    acc = verify(summary.ledger, settings=settings, wait_s=120)
+    assert acc.exact, f"{acc}"
+    wrong = {  # measurement: (field to corrupt, which row)
+        "error_rate": ("error_rate", lambda df: df.iloc[0]),
+        "url_counts": ("count", lambda df: df.iloc[0]),
+        "active_users": ("users", lambda df: df.iloc[0]),
+        "latency": ("p95", lambda df: df[df["url"] == "ALL"].iloc[0]),
+    }
+    token = stack.influx_token("admin")
+    with Influx(settings) as db, InfluxDBClient(url=settings.influx, token=token, org=settings.influx_org) as cl:
+        write = cl.write_api(write_options=SYNCHRONOUS)
+        for m, (field, pick) in wrong.items():
+            row = pick(db.query(m, start="-2h", stream=topic))
+            p = Point(m).tag("stream", topic).time(int(row["time"].value // 10**6), WritePrecision.MS)
+            if "url" in row:
+                p = p.tag("url", row["url"])
+            v = row[field]  # keep the field's type: InfluxDB refuses a float into an integer field
+            write.write(
+                bucket=settings.influx_bucket, record=p.field(field, v.item() + 1 if hasattr(v, "item") else v + 1)
+            )
+    acc = verify(summary.ledger, settings=settings, wait_s=3, poll_s=1)
+    assert not acc.exact
+    assert all(acc.value_mismatches[m] >= 1 for m in wrong), acc.value_mismatches
+    assert "value(s) differ" in acc.verdict and not acc.value_diffs.empty
+
+    # a window missing from a measurement (deleted) is a mismatch as well, and the CLI exits non-zero
+    w = max(w for w, _ in summary.ledger.on_time if w <= summary.ledger.closed_until_ms)
+    with InfluxDBClient(url=settings.influx, token=token, org=settings.influx_org) as cl:
+        cl.delete_api().delete(
+            pd.to_datetime(w - 1, unit="ms", utc=True).to_pydatetime(),
+            pd.to_datetime(w + 1, unit="ms", utc=True).to_pydatetime(),
+            f'_measurement="active_users" AND stream="{topic}"',
+            bucket=settings.influx_bucket,
+            org=settings.influx_org,
+        )
+    acc = verify(summary.ledger, settings=settings, wait_s=3, poll_s=1)
+    assert acc.missing_windows.get("active_users", 0) >= 1 and not acc.exact
+    r = subprocess.run(
+        [shutil.which("labkit") or ".venv/bin/labkit", "verify", topic, "--wait", "3"], capture_output=True, text=True
+    )
+    assert r.returncode == 1 and "MISMATCH" in r.stdout, r.stdout + r.stderr

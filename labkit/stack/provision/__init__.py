@@ -5,7 +5,7 @@ from __future__ import annotations
 from filelock import FileLock
 
 from labkit.paths import cache_dir
-from labkit.stack.provision import flink, influxdb, kafka, udf
+from labkit.stack.provision import flink, influxdb, kafka, loopback, udf
 from labkit.stack.provision._run import say
 
 
@@ -22,7 +22,13 @@ def provision_all() -> None:
         _provision_all()
 
 
-COMPONENTS = (("Kafka", kafka), ("Flink Kafka connector", flink), ("Java functions", udf), ("InfluxDB", influxdb))
+COMPONENTS = (
+    ("Kafka", kafka),
+    ("Flink Kafka connector", flink),
+    ("Java functions", udf),
+    ("loopback gRPC for Python workers", loopback),
+    ("InfluxDB", influxdb),
+)
 
 
 def _provision_all() -> None:

@@ -62,6 +62,11 @@ def lib_dir(home: Path) -> Path:
     from labkit.stack.provision import udf
 
     wanted["clickstream-udf.jar"] = udf.jar_path()
+    from labkit.stack.provision import loopback
+
+    # flink-python on the TaskManager's own classpath, behind the loopback gRPC patch that precedes it
+    wanted[loopback.python_jar().name] = loopback.python_jar()
+    wanted[loopback.JAR_NAME] = loopback.jar_path()
     for link in lib.iterdir():
         if link.name not in wanted or link.resolve() != wanted[link.name].resolve():
             link.unlink()

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from labkit.errors import LabkitError
@@ -43,33 +44,33 @@ def provision() -> Path:
     from labkit.stack.provision.flink import flink_home
 
     target = jar_path()
-    if target.is_file():
-        return target
+    if not target.is_file():
+        say("compiling the lab's Java functions (javac)")
+        compile_jar(_sources(), str(flink_home() / "lib" / "*"), target)
+    return target
+
+
+def compile_jar(
+    sources: list[Path], classpath: str, target: Path, *, release: str = "17", keep: Callable[[str], bool] | None = None
+) -> Path:
+    """javac `sources` against `classpath` into the jar `target` (written atomically); `keep` filters which
+    compiled classes (by their path in the jar) go in."""
     javac = require("javac")
-    say("compiling the lab's Java functions (javac)")
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run(
-            [
-                javac,
-                "--release",
-                "17",
-                "-nowarn",
-                "-cp",
-                str(flink_home() / "lib" / "*"),
-                "-d",
-                tmp,
-                *map(str, _sources()),
-            ],
+            [javac, "--release", release, "-nowarn", "-cp", classpath, "-d", tmp, *map(str, sources)],
             capture_output=True,
             text=True,
         )
         if r.returncode != 0:
-            raise LabkitError(f"javac failed on {SOURCES}: {r.stderr.strip()[-800:]}")
+            raise LabkitError(f"javac failed on {sources[0].parent}: {r.stderr.strip()[-800:]}")
         staging = target.with_suffix(".partial")
         staging.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(staging, "w", zipfile.ZIP_DEFLATED) as jar:
             jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: labkit\n\n")
             for cls in sorted(Path(tmp).rglob("*.class")):
-                jar.write(cls, cls.relative_to(tmp).as_posix())
+                rel = cls.relative_to(tmp).as_posix()
+                if keep is None or keep(rel):
+                    jar.write(cls, rel)
         shutil.move(staging, target)
     return target
