@@ -58,8 +58,13 @@ def down(mode: ModeOpt = None, wipe: Annotated[bool, typer.Option(help="also del
 
 @app.command()
 def status(mode: ModeOpt = None) -> None:
-    """Each service's state, address and pid."""
-    typer.echo(_stack(mode).status())
+    """Each service's state, address and pid; the pipeline's state and its last checkpoint."""
+    st = _stack(mode).status()
+    typer.echo(st)
+    if st.all_running:
+        from labkit import jobs
+
+        typer.echo(jobs.pipeline_status())
 
 
 @app.command()
@@ -118,11 +123,17 @@ def submit(
     from_earliest: Annotated[bool, typer.Option(help="read the topic from its first offset")] = False,
     savepoint: Annotated[str | None, typer.Option(help="resume from this savepoint")] = None,
     parallelism: int | None = None,
+    fresh: Annotated[
+        bool,
+        typer.Option(help="start from the committed offsets with empty state (open windows get partial counts)"),
+    ] = False,
 ) -> None:
-    """Submit the clickstream metrics job to the stack's Flink cluster."""
+    """Submit the clickstream metrics job; by default it resumes from its latest checkpoint or savepoint."""
     from labkit import jobs
 
-    job = jobs.submit_pipeline(topic=topic, from_earliest=from_earliest, savepoint=savepoint, parallelism=parallelism)
+    job = jobs.submit_pipeline(
+        topic=topic, from_earliest=from_earliest, savepoint=savepoint, parallelism=parallelism, fresh=fresh
+    )
     typer.echo(f"job {job.name} {job.id} is {job.state}; Flink UI: {job.flink.url}/#/job/running/{job.id}/overview")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 
 from labkit.jobs import resume
@@ -24,22 +22,9 @@ def _stack(settings: Settings):
     return stack.get(settings)
 
 
-def _token_file(settings: Settings) -> str:
-    """The write-only token, in a 0600 file the TaskManager reads (kept out of the job graph)."""
-    if settings.flink_influx_token_file:
-        return settings.flink_influx_token_file
-    st = _stack(settings)
-    if st.mode != "local":
-        return ""  # external clusters: the TaskManagers' LABKIT_INFLUX_WRITE_TOKEN environment variable
-    path = settings.home / "jobs" / "influx-write.token"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(st.influx_token("write"))
-    return str(path)
-
-
 def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> dict:
+    """Config and InfluxDB sink of a job; addresses and the token file as the job sees them (the stack's)."""
+    side = _stack(settings).job_side()
     return {
         "config": {
             "pipeline.name": name,
@@ -71,10 +56,10 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
             "execution.checkpointing.tolerable-failed-checkpoints": "2147483647",
         },
         "influx": {
-            "url": settings.influx_for_flink,
-            "org": settings.influx_org,
-            "bucket": settings.influx_bucket,
-            "token_file": _token_file(settings),
+            "url": side.influx_url,
+            "org": _stack(settings).settings.influx_org,
+            "bucket": _stack(settings).settings.influx_bucket,
+            "token_file": side.token_file,
             "token_env": TOKEN_ENV,
         },
     }
@@ -90,13 +75,31 @@ def pipeline_params(
 ) -> JobParams:
     topic = topic or settings.topic
     return JobParams(
-        bootstrap=settings.kafka_for_flink,
+        bootstrap=_stack(settings).job_side().kafka,
         topic=topic,
         dlq_topic=settings.dlq_topic_for(topic),
         group_id=group_id or f"labkit-{topic}",
         startup="earliest-offset" if from_earliest else "group-offsets",
         watermark_delay_s=watermark_delay_s,
     )
+
+
+def pipeline_spec(
+    settings: Settings,
+    *,
+    topic: str | None = None,
+    group_id: str | None = None,
+    from_earliest: bool = False,
+    parallelism: int | None = None,
+    name: str | None = None,
+) -> tuple[dict, JobParams]:
+    """The clickstream job's spec as it will be submitted, in any mode (pure: nothing is started)."""
+    params = pipeline_params(settings, topic=topic, group_id=group_id, from_earliest=from_earliest)
+    ddl, inserts = pipeline_statements(params)
+    job_name = name or (PIPELINE if params.topic == settings.topic else f"{PIPELINE}-{params.topic}")
+    spec = base_spec(settings, job_name, parallelism)
+    spec.update(ddl=ddl, inserts=inserts)
+    return spec, params
 
 
 def submit_pipeline(
@@ -117,14 +120,17 @@ def submit_pipeline(
     together). `fresh=True` starts from the consumer group's committed offsets with empty state instead:
     windows that were open at the last stop then get a partial count. `from_earliest` reads the whole topic."""
     settings = settings or get_settings()
-    params = pipeline_params(settings, topic=topic, group_id=group_id, from_earliest=from_earliest)
+    spec, params = pipeline_spec(
+        settings, topic=topic, group_id=group_id, from_earliest=from_earliest, parallelism=parallelism, name=name
+    )
+    job_name = spec["config"]["pipeline.name"]
     from labkit.stack.kafka import ensure_topics
 
-    ensure_topics(settings.kafka, settings.model_copy(update={"topic": params.topic, "dlq_topic": params.dlq_topic}))
-    ddl, inserts = pipeline_statements(params)
-    job_name = name or (PIPELINE if params.topic == settings.topic else f"{PIPELINE}-{params.topic}")
-    spec = base_spec(settings, job_name, parallelism)
-    spec.update(ddl=ddl, inserts=inserts)
+    st = _stack(settings)
+    ensure_topics(
+        st.get_bootstrap_server(),
+        settings.model_copy(update={"topic": params.topic, "dlq_topic": params.dlq_topic}),
+    )
     if savepoint is None and not fresh and not from_earliest:
         point = resume.latest(settings, job_name)
         if point:
@@ -138,6 +144,22 @@ def submit_pipeline(
     job = submit_spec(spec, settings, _stack(settings).mode, savepoint=savepoint)
     resume.record_job(settings, job_name, job.id)
     return job.wait_running() if wait else job
+
+
+def pipeline_status(settings: Settings | None = None, name: str = PIPELINE) -> str:
+    """One line on the pipeline: its state, its last completed checkpoint, and where a resubmission resumes."""
+    settings = settings or get_settings()
+    job = running(name, settings)
+    point = resume.latest(settings, name)
+    resume_from = (
+        f"resumes from {point[0]}" if point else "no checkpoint yet: a submission starts from committed offsets"
+    )
+    if job is None:
+        return f"pipeline {name}: not running; {resume_from}"
+    latest = (job.checkpoints().get("latest", {}) or {}).get("completed") or {}
+    when = pd.to_datetime(latest.get("latest_ack_timestamp", 0), unit="ms", utc=True) if latest else None
+    cp = f"last checkpoint #{latest.get('id')} at {when:%H:%M:%S}" if latest else "no completed checkpoint yet"
+    return f"pipeline {name}: {job.state} (job {job.id}); {cp}; restarts {job.restarts()}"
 
 
 def list_jobs(settings: Settings | None = None) -> pd.DataFrame:

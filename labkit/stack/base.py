@@ -59,6 +59,16 @@ class StackStatus:
         )
 
 
+@dataclass(frozen=True)
+class JobSide:
+    """Where the Flink job (running on the cluster, maybe in a container) finds the other services: not
+    always where the host finds them (docker: kafka:19092, not 127.0.0.1:9092)."""
+
+    kafka: str
+    influx_url: str
+    token_file: str  # the write-only InfluxDB token, a path on the TaskManagers ("" = their environment)
+
+
 class Stack(ABC):
     """Start, stop and inspect Kafka, Flink and InfluxDB; usable as a context manager.
 
@@ -85,6 +95,22 @@ class Stack(ABC):
 
     @abstractmethod
     def logs(self, service: str, lines: int = 50) -> str: ...
+
+    # ---- addresses: the stack owns them; callers never work them out themselves -------------------------
+    def get_bootstrap_server(self) -> str:
+        """Kafka, as seen from this machine (producer, notebooks, queries)."""
+        return self.settings.kafka
+
+    def get_influx_url(self) -> str:
+        return self.settings.influx
+
+    def get_flink_url(self) -> str:
+        return self.settings.flink
+
+    def job_side(self) -> JobSide:
+        """Kafka, InfluxDB and the token file as the Flink job sees them."""
+        s = self.settings
+        return JobSide(s.kafka_for_flink, s.influx_for_flink, s.flink_influx_token_file or "")
 
     def is_up(self) -> bool:
         return self.status().all_running

@@ -13,7 +13,7 @@ from labkit import credentials
 from labkit.errors import ConfigError, LabkitError
 from labkit.settings import Settings
 from labkit.stack import provision
-from labkit.stack.base import ServiceStatus, Stack, StackStatus
+from labkit.stack.base import JobSide, ServiceStatus, Stack, StackStatus
 from labkit.stack.flink import LocalJobManager, LocalTaskManager
 from labkit.stack.influxdb import LocalInfluxDB
 from labkit.stack.kafka import LocalKafka
@@ -114,6 +114,20 @@ class LocalStack(Stack):
         if token is None:
             raise LabkitError("InfluxDB has not been onboarded yet.", "run `labkit up` first")
         return token
+
+    def job_side(self) -> JobSide:
+        """Local jobs read the write-only token from a 0600 file (kept out of the job graph and its logs)."""
+        import os
+
+        side = super().job_side()
+        if side.token_file:
+            return side
+        path = self.settings.home / "jobs" / "influx-write.token"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.influx_token("write"))
+        return JobSide(side.kafka, side.influx_url, str(path))
 
     def check_ports(self, services: list[LocalService]) -> None:
         for svc in services:

@@ -63,3 +63,31 @@ def test_credentials_are_random_private_and_hidden(tmp_path):
     assert a.influx_admin_token not in repr(a)
     # stable across loads
     assert credentials.load_or_create(tmp_path / "a").influx_admin_token == a.influx_admin_token
+
+
+def test_the_stack_owns_addresses_and_docker_jobs_get_the_container_side(tmp_path):
+    """`labkit submit` from the host in docker mode used to send the job 127.0.0.1:9092 and the host's
+    InfluxDB URL with no token file: the job runs inside the Flink container, where those are kafka:19092,
+    http://influxdb:8086 and the secrets volume. The job spec must carry the container side."""
+    from labkit import jobs, stack
+    from labkit.settings import load
+
+    s = load(mode="docker", home=tmp_path)
+    st = stack.get(s)
+    assert st.get_bootstrap_server() == "127.0.0.1:9092"  # the host side: producer, notebooks, queries
+    side = st.job_side()
+    assert (side.kafka, side.influx_url, side.token_file) == (
+        "kafka:19092",
+        "http://influxdb:8086",
+        "/secrets/influx-write.token",
+    )
+    spec, params = jobs.pipeline_spec(s)
+    assert params.bootstrap == "kafka:19092"
+    assert any("'properties.bootstrap.servers' = 'kafka:19092'" in stmt for stmt in spec["ddl"])
+    assert not any("127.0.0.1" in stmt for stmt in spec["ddl"] + spec["inserts"])
+    assert spec["influx"]["url"] == "http://influxdb:8086"
+    assert spec["influx"]["token_file"] == "/secrets/influx-write.token"
+
+    # external mode: what the settings say, for both sides unless a job-side address is given
+    ext = stack.get(load(mode="external", kafka_bootstrap="k1:9092,k2:9092", kafka_bootstrap_for_flink="k-int:9092"))
+    assert ext.get_bootstrap_server() == "k1:9092,k2:9092" and ext.job_side().kafka == "k-int:9092"
