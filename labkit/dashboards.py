@@ -139,15 +139,41 @@ class Panel:
                 title=f"{self.title}: {v:.2%}" if self.unit == "percentunit" else f"{self.title}: {v:,.0f}",
             )
         elif self.stacked:
-            fig = px.bar(df, x="time", y="_value", color=series, title=self.title)
+            if series == "status_code":  # the lab's status colours, the same in every chart
+                df = df.assign(status_code=df["status_code"].astype(str))
+            fig = px.bar(
+                df, x="time", y="_value", color=series, title=self.title, color_discrete_map=_colors(df, series)
+            )
+            fig.update_traces(width=plots.WINDOW.total_seconds() * 1000 * 0.9)
         else:
-            fig = px.line(df, x="time", y="_value", color=series, title=self.title, markers=True)
+            keep = [c for c in ("time", "_value", series) if c]
+            df = plots.with_gaps(df[keep], series)  # a missing window is a gap, not a line across it
+            fig = px.line(
+                df,
+                x="time",
+                y="_value",
+                color=series,
+                title=self.title,
+                markers=True,
+                color_discrete_map=_colors(df, series),
+            )
+            fig.update_traces(connectgaps=False)
         if self.unit == "percentunit":
             fig.update_yaxes(tickformat=".1%")
         if self.threshold is not None and self.kind == "timeseries":
             fig.add_hline(y=self.threshold, line_dash="dash", line_color="red")
         fig.update_layout(legend_title_text="")
         return fig
+
+
+def _colors(df: pd.DataFrame, series: str | None) -> dict:
+    from labkit import plots
+
+    if series == "status_code":
+        return {str(c): plots.status_color(c) for c in df["status_code"].dropna().unique()}
+    if series == "_field":
+        return plots.SERIES_COLORS
+    return {}
 
 
 @dataclass(frozen=True)

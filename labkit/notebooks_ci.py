@@ -80,7 +80,10 @@ def run(names: list[str] | None = None, passes: list[str] | None = None) -> int:
                 msg = str(e).strip()
                 problems = [msg.splitlines()[-1][:300] if msg else type(e).__name__]
             if target.exists():
-                _to_html(target)
+                html_path = _to_html(target)
+                has_charts = "application/vnd.plotly.v1+json" in target.read_text()
+                if has_charts and "plotly.js v" not in html_path.read_text():
+                    problems.append("the HTML copy has charts but no inline plotly.js: it would be blank offline")
             failures += [(label, p) for p in problems]
             print(f"[notebooks] {label}: {'FAILED' if problems else 'ok'} in {time.monotonic() - t0:.0f}s", flush=True)
     leaked = _secrets_in_outputs(OUT)

@@ -58,3 +58,25 @@ def test_alert_rule_references_the_datasource():
     rule = yaml.safe_load((ROOT / "grafana/provisioning/alerting/error-rate.yaml").read_text())["groups"][0]["rules"][0]
     assert rule["data"][0]["datasourceUid"] == dashboards.DATASOURCE_UID
     assert rule["condition"] == "C"
+
+
+def test_charts_tell_the_truth_gaps_and_fixed_status_colours():
+    """A missing window is a gap (a NaN row between its neighbours), not a line across it; a status code has
+    the same colour in every chart (its family: 2xx green, 3xx blue, 4xx orange, 5xx red)."""
+    import pandas as pd
+
+    from labkit import plots
+
+    t = pd.date_range("2026-01-01", periods=5, freq="10s", tz="UTC")
+    df = pd.DataFrame({"time": t.delete(2), "error_rate": [0.01, 0.02, 0.03, 0.01]})  # the third window missing
+    gapped = plots.with_gaps(df)
+    assert len(gapped) == 5 and gapped["error_rate"].isna().sum() == 1
+    fig = plots.error_rate(df.assign(rate_4xx=0.01, rate_5xx=0.0))
+    ys = [v for tr in fig.data if tr.name == "error_rate" for v in tr.y]
+    assert any(v is None or v != v for v in ys)  # the gap reaches the chart
+    assert all(tr.connectgaps is False for tr in fig.data)
+
+    counts = pd.DataFrame({"time": [t[0]] * 4, "status_code": ["200", "302", "404", "503"], "count": [90, 5, 4, 1]})
+    colours = {tr.name: tr.marker.color for tr in plots.status_counts(counts).data}
+    assert colours == {"200": "#2ca02c", "302": "#6baed6", "404": "#ff7f0e", "503": "#ff6961"}
+    assert plots.status_color("418") == plots.FAMILY_COLORS["4xx"]  # an unlisted code takes its family's colour
