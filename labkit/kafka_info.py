@@ -206,7 +206,7 @@ def _event_ms(value: bytes | None, kafka_ms: int) -> float:
 
 def fresh_topic(name: str, settings: Settings | None = None) -> str:
     """A scratch topic for an experiment: deleted if it exists, created empty (with its dead-letter topic),
-    and its previous producer ledger forgotten. Returns the name."""
+    its previous producer ledger and its pipeline's restore point forgotten. Returns the name."""
     from kafka.errors import UnknownTopicOrPartitionError
 
     from labkit.stack.kafka import ensure_topics
@@ -227,6 +227,10 @@ def fresh_topic(name: str, settings: Settings | None = None) -> str:
     finally:
         admin.close()
     (settings.home / "runs" / f"last-{name}.json").unlink(missing_ok=True)
+    # a pipeline on the old topic must not resume from offsets of a topic that no longer exists
+    from labkit.jobs import PIPELINE, resume
+
+    resume.forget(settings, PIPELINE if name == settings.topic else f"{PIPELINE}-{name}")
     ensure_topics(settings.kafka, settings.model_copy(update={"topic": name, "dlq_topic": dlq}))
     return name
 

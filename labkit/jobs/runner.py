@@ -60,18 +60,40 @@ class InfluxWrite(ScalarFunction):
                 if v is not None:
                     p = p.field(k, float(v) if isinstance(v, float) else v)
             points.append(p)
-        delay = 0.5
-        while True:
-            try:
-                self.write_api.write(bucket=self.bucket, record=points, write_precision=WritePrecision.MS)
-                break
-            except Exception as e:  # InfluxDB down or restarting: wait and retry (backpressure)
-                status = getattr(e, "status", None)
-                if status in (400, 401, 403, 404, 422):
-                    raise RuntimeError(f"InfluxDB rejected the write (HTTP {status}): {e}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        self._write(points)
         return pd.Series([1] * len(points), dtype="int32")
+
+    def _write(self, points: list) -> None:
+        """Write with retries for as long as InfluxDB is away (tenacity: exponential back-off up to 5 s, no
+        limit): the blocked sink is back pressure, and the job's checkpoints tolerate the wait. A batch that
+        is too large (413) is split in halves; a rejected write (bad request, token, bucket) fails the job
+        with InfluxDB's message. Rewrites after a retry overwrite the same points, so they cannot double count."""
+        from influxdb_client import WritePrecision
+        from tenacity import Retrying, retry_if_exception, stop_never, wait_exponential
+
+        for attempt in Retrying(
+            retry=retry_if_exception(_transient), wait=wait_exponential(multiplier=0.5, max=5), stop=stop_never
+        ):
+            with attempt:
+                try:
+                    self.write_api.write(bucket=self.bucket, record=points, write_precision=WritePrecision.MS)
+                except Exception as e:
+                    status = getattr(e, "status", None)
+                    if status == 413 and len(points) > 1:
+                        self._write(points[: len(points) // 2])
+                        self._write(points[len(points) // 2 :])
+                        return
+                    if status in REJECTED:
+                        raise RuntimeError(f"InfluxDB rejected the write (HTTP {status}): {e}") from None
+                    raise
+
+
+REJECTED = (400, 401, 403, 404, 413, 422)  # the request itself is wrong: retrying cannot help
+
+
+def _transient(e: BaseException) -> bool:
+    """InfluxDB down, restarting or overloaded (connection errors, 5xx, 429): wait and try again."""
+    return not isinstance(e, RuntimeError) and getattr(e, "status", None) not in REJECTED
 
 
 def custom_metric_insert(t_env, measurement: str, stream: str, sql: str) -> str:

@@ -47,7 +47,7 @@ def test_no_secret_in_logs_job_specs_or_notebook_outputs(settings, stack):
         if s
     ]
     places = list((settings.home / "logs").glob("*")) + list((settings.home / "jobs").glob("*.json"))
-    places += list((Path(__file__).resolve().parents[2] / "build" / "notebooks").glob("*.ipynb"))
+    places += list((Path(__file__).resolve().parents[2] / "build" / "notebooks").rglob("*.ipynb"))
     for path in places:
         text = path.read_text(errors="ignore")
         for secret in secrets:
