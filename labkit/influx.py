@@ -207,3 +207,15 @@ def top_failing_urls(
     agg = df.groupby("url")[["count", "errors", "errors_5xx"]].sum()
     agg["error_rate"] = agg["errors"] / agg["count"]
     return agg.sort_values(["errors", "count"], ascending=False).head(n).reset_index()
+
+
+def in_run(df: pd.DataFrame, ledger) -> pd.DataFrame:
+    """The rows of `df` (with a `time` column of window ends) in the windows of the producer run `ledger`
+    describes: a topic keeps the points of its earlier runs, and charts and checks of a drill want this one."""
+    if df is None or df.empty:
+        return df
+    windows = [w for w, _ in ledger.on_time] + list(ledger.late)
+    if not windows:
+        return df.iloc[0:0]
+    ends = df["time"].astype("int64") // 10**6
+    return df[ends.between(min(windows), max(windows))].reset_index(drop=True)

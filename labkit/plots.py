@@ -51,6 +51,8 @@ def with_gaps(df: pd.DataFrame, by: str | None = None, step: pd.Timedelta = WIND
     if df is None or df.empty or "time" not in df.columns:
         return df
     times = pd.date_range(df["time"].min(), df["time"].max(), freq=step)
+    if by is None and df["time"].duplicated().any():
+        return df  # several series without a column that tells them apart: nothing to align
     if by is None:
         return df.set_index("time").reindex(times.union(df["time"])).rename_axis("time").reset_index()
     parts = []

@@ -76,10 +76,13 @@ class CustomMetric:
         spec["custom"] = {"sql": self.sql, "measurement": self.measurement, "stream": params.topic}
         return spec
 
-    def preview(self, seconds: float | None = 120, limit: int = 50, timeout_s: float = 90) -> pd.DataFrame:
+    def preview(
+        self, seconds: float | None = 120, limit: int = 50, timeout_s: float = 90, since_ms: int | None = None
+    ) -> pd.DataFrame:
         """Run the SQL once over the last `seconds` of events (None: the whole topic) in a local, bounded run;
         rows as a DataFrame. The run stops at the offsets that are latest when it starts, and its watermark
-        then jumps to the end, so every window of the data fires."""
+        then jumps to the end, so every window of the data fires. `since_ms` (epoch ms) fixes where reading
+        starts instead, so two previews read the same records."""
         from labkit.stack.provision import flink as flink_dist
 
         s = self.settings
@@ -89,9 +92,11 @@ class CustomMetric:
                 **params.__dict__,
                 "bootstrap": s.kafka,
                 "group_id": f"labkit-preview-{self.name}",
-                "startup": "timestamp" if seconds is not None else "earliest-offset",
+                "startup": "timestamp" if (seconds is not None or since_ms is not None) else "earliest-offset",
                 "bounded": True,
-                "startup_timestamp_ms": int((time.time() - seconds) * 1000) if seconds is not None else None,
+                "startup_timestamp_ms": since_ms
+                if since_ms is not None
+                else (int((time.time() - seconds) * 1000) if seconds is not None else None),
             }
         )
         spec = self._spec(params, f"preview-{self.name}")
@@ -150,11 +155,19 @@ class CustomMetric:
         with Influx(self.settings) as db:
             return db.query(self.measurement, start=start, stream=self.topic)
 
-    def plot(self, field: str | None = None, start: str = "-15m"):
+    def plot(self, field: str | None = None, start: str = "-15m", top: int = 8):
+        """A line per tag value (e.g. per URL), the `top` ones with the highest mean of `field`."""
         from labkit.plots import line
 
         df = self.query(start)
-        return line(df, field, title=f"custom metric: {self.name}")
+        tags = [c for c in df.columns if c not in ("time", "stream") and df[c].dtype == object]
+        if df.empty or not tags:
+            return line(df, field, title=f"custom metric: {self.name}")
+        tag = tags[0]
+        if field:
+            keep = df.groupby(tag)[field].mean().nlargest(top).index
+            df = df[df[tag].isin(keep)]
+        return line(df, field, color=tag, title=f"custom metric: {self.name} (top {top} by {field or 'value'})")
 
     def panel(self, field: str, title: str | None = None, panel_id: int = 100):
         """A dashboard panel (Grafana and inline) for one field of this metric."""

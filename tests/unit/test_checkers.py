@@ -179,6 +179,10 @@ def test_bot_alert_fires_in_the_burst_only():
     led = Ledger(
         "t", scenario={"name": "bot_burst", "target": "u_bot", "start_ms": start_ms, "end_ms": start_ms + 60_000}
     )
+    for t in times:  # the run's windows: points outside them (an earlier run on the topic) are not graded
+        led.on_time[(int(t.value // 10**6), 200)] = 1
+    earlier = pd.DataFrame({"time": times - pd.Timedelta("1h"), "m": [900.0] * 30})
+    assert check_bot_alert(AlertRule("bot", "custom_x", "m", 100, 20, 10), pd.concat([earlier, values]), led).ok
     fb = passed(check_bot_alert(AlertRule("bot", "custom_x", "m", 100, lookback_s=20, for_s=10), values, led))
     assert "after the burst began" in fb.message
     assert "never fires" in not_yet(check_bot_alert(AlertRule("bot", "custom_x", "m", 10_000), values, led)).message

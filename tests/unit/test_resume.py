@@ -1,0 +1,47 @@
+"""Where a resubmitted pipeline resumes from: the newest of its last job's retained checkpoint and its last
+savepoint; nothing after `forget` (a recreated topic, a wipe)."""
+
+import os
+import time
+
+from labkit.jobs import resume
+from labkit.settings import load
+
+
+def _checkpoint(home, job_id, n, age_s=0):
+    d = home / "flink" / "checkpoints" / job_id / f"chk-{n}"
+    d.mkdir(parents=True)
+    (d / "_metadata").write_bytes(b"x")
+    t = time.time() - age_s
+    os.utime(d, (t, t))
+    return d
+
+
+def test_latest_restore_point(tmp_path):
+    s = load(home=tmp_path, flink_rest_url="http://127.0.0.1:1")  # no JobManager knows these jobs: disk only
+    assert resume.latest(s, "p") is None
+    resume.record_job(s, "p", "job1")
+    _checkpoint(tmp_path, "job1", 3, age_s=100)
+    _checkpoint(tmp_path, "job1", 12, age_s=50)
+    (tmp_path / "flink" / "checkpoints" / "job1" / "chk-13").mkdir()  # in progress: no _metadata yet
+    path, _ = resume.latest(s, "p")
+    assert path.endswith("/job1/chk-12")
+
+    # a later savepoint (stop with savepoint) wins over older checkpoints
+    sp = tmp_path / "flink" / "savepoints" / "savepoint-1"
+    sp.mkdir(parents=True)
+    resume.record_savepoint(s, "p", f"file://{sp}")
+    assert resume.latest(s, "p")[0] == f"file://{sp}"
+
+    # the next job's newer checkpoint wins over that savepoint; a job without one falls back to the previous
+    resume.record_job(s, "p", "job2")
+    resume.record_job(s, "p", "job3")  # never checkpointed
+    _checkpoint(tmp_path, "job2", 1)
+    time.sleep(0.01)
+    assert resume.latest(s, "p")[0].endswith("/job2/chk-1")
+
+    # a restore point that was deleted is not offered
+    sp.rmdir()
+    resume.forget(s, "p")
+    assert resume.latest(s, "p") is None
+    assert resume.latest(s, "other") is None
