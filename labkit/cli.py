@@ -224,7 +224,10 @@ def bench(quick: Annotated[bool, typer.Option(help="smaller runs (~5 min)")] = F
 def run() -> None:
     """Entry point: a LabkitError becomes one sentence and a fix, exit code 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode, click returns a command's exit code (typer.Exit) instead of exiting
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except LabkitError as e:
         typer.secho(f"error: {e.message}", err=True, fg="red")
         if e.hint:

@@ -110,7 +110,13 @@ class Ledger:
     scenario: dict | None = None  # name, target, start_ms, end_ms (EventGenerator.scenario_info)
     detail: Detail | None = field(default_factory=Detail)  # None: status counts only (e.g. other clients' runs)
 
-    def add(self, kind: str, event_ms: int, status: int, reason: str, record_ms: int | None = None) -> None:
+    def add(
+        self, kind: str, event_ms: int, status: int, reason: str, record_ms: int | None = None, detail: bool = False
+    ) -> None:
+        """Count one event. Without its detail (`add_event` gives it), a valid event leaves the per-metric
+        detail incomplete, so the ledger stops claiming it: verify then checks status counts only."""
+        if kind == "valid" and not detail:
+            self.detail = None
         if record_ms is not None:
             if self.first_record_ms is None:
                 self.first_record_ms = record_ms
@@ -130,7 +136,7 @@ class Ledger:
     def add_event(self, e, sign: int = 1) -> None:
         """An `events.Emitted`, with the detail of a valid event (`sign=-1` takes a refused send out again)."""
         if sign > 0:
-            self.add(e.kind, e.event_ms, e.status, e.reason, e.timestamp_ms)
+            self.add(e.kind, e.event_ms, e.status, e.reason, e.timestamp_ms, detail=bool(e.url))
         else:
             self.remove(e.kind, e.event_ms, e.status, e.reason)
         if e.kind == "valid" and self.detail is not None and e.url:

@@ -229,8 +229,9 @@ def produce(
     )
     sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings.kafka)
     if wake_partitions:
-        wake(sender, topic, int(gen.clock_ms) - 1)
-    ledger = Ledger(topic, scenario=gen.scenario_info())
+        wake(sender, topic, int(getattr(gen, "clock_ms", start_ms)) - 1)
+    info = getattr(gen, "scenario_info", None)
+    ledger = Ledger(topic, scenario=info() if info else None)
     by_status: Counter = Counter()
     by_kind: Counter = Counter()
     run_id = uuid.uuid4().hex[:8]

@@ -312,11 +312,24 @@ def _since(seconds: float | None) -> int | None:
     return int((time.time() - seconds) // 60 * 60 * 1000)
 
 
-def _mostly(ok: pd.Series, share: float = 0.98) -> bool:
-    """At least `share` of the rows agree. Two bounded runs over the same records can still differ on an event
-    or two at the very start (no watermark yet while the first records are read); a wrong formula misses
-    nearly every row."""
+def _mostly(ok: pd.Series, share: float = 0.9) -> bool:
+    """At least `share` of the rows agree. Two bounded runs over the same records can differ by an event or two
+    per window: whether a late event passes the on-time filter depends on how the reads of the partitions
+    interleave (seen: 2 of 39 one-minute windows off by 1-2 sessions). A wrong formula misses nearly every row."""
     return len(ok) > 0 and float(ok.mean()) >= share
+
+
+def _agrees(got: pd.Series, ref: pd.Series) -> bool:
+    """Mostly equal, over all rows and over the rows where the reference is not 0 (most URLs have no error in
+    most windows: an answer that is always 0 must not pass on those)."""
+    ok = _close(got, ref)
+    nonzero = ref.astype(float) != 0
+    return _mostly(ok) and (not nonzero.any() or _mostly(ok[nonzero]))
+
+
+def _close(a: pd.Series, b: pd.Series, rel: float = 0.02) -> pd.Series:
+    """Equal up to 2% (and float rounding): the run-to-run noise above, far below any wrong formula's error."""
+    return (a.astype(float) - b.astype(float)).abs() <= rel * b.astype(float).abs() + 1e-9
 
 
 def _numeric(s: pd.Series) -> bool:
@@ -547,10 +560,10 @@ def check_error_rate_per_url(metric, seconds: float = 600) -> Feedback:
             "group by window_start, window_end, url",
         )
     for c in numeric:
-        if _mostly((merged[c] - merged["__rate"]).abs() < 1e-9):
+        if _agrees(merged[c], merged["__rate"]):
             return passed(f"`{c}` is the error rate per URL and window: well done!")
     for c in numeric:
-        if _mostly((merged[c] - merged["__rate"] * merged["__requests"]).abs() < 1e-9):
+        if _agrees(merged[c], merged["__rate"] * merged["__requests"]):
             return not_yet("you have the error count, now divide it by the requests (as a DOUBLE)")
         if (merged[c] == 0).all() and (merged["__rate"] > 0).any():
             return not_yet(
@@ -581,7 +594,7 @@ def check_sessions_per_minute(metric, seconds: float = 600) -> Feedback:
     )
     m = got.merge(want.rename(columns={"sessions": "__s"}), on="window_end")
     for c in got.columns:
-        if c != "window_end" and c in m and _numeric(m[c]) and len(m) and _mostly(m[c] == m["__s"]):
+        if c != "window_end" and c in m and _numeric(m[c]) and len(m) and _agrees(m[c], m["__s"]):
             return passed(f"`{c}`: distinct sessions per minute over {len(m)} windows")
     return not_yet("no column equals the distinct sessions per minute", "COUNT(DISTINCT session_id)")
 

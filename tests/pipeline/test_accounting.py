@@ -172,6 +172,8 @@ def test_verify_catches_a_wrong_value_in_every_measurement_and_a_missing_window(
     acc = verify(summary.ledger, settings=settings, wait_s=3, poll_s=1)
     assert acc.missing_windows.get("active_users", 0) >= 1 and not acc.exact
     r = subprocess.run(
-        [shutil.which("labkit") or ".venv/bin/labkit", "verify", topic, "--wait", "3"], capture_output=True, text=True
+        [shutil.which("labkit") or ".venv/bin/labkit", "verify", "--topic", topic, "--wait", "3"],
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 1 and "MISMATCH" in r.stdout, r.stdout + r.stderr

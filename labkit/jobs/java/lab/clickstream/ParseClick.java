@@ -120,7 +120,9 @@ public class ParseClick extends TableFunction<Row> {
         String eventType = scalar(root.get("event_type"));
         if ("watermark".equals(eventType)) {
             Long marker = epochMillis(root.get("event_timestamp"));
-            boolean plausible = marker != null && marker >= kafka - MAX_PAST_MS && marker <= kafka + MAX_AHEAD_MS;
+            // An end marker is meant to move the watermark past a run's last window, so it may lead its record's
+            // timestamp (kcat cannot set one) by up to the general future bound, unlike an event.
+            boolean plausible = marker != null && marker >= kafka - MAX_PAST_MS && marker <= kafka + MAX_FUTURE_MS;
             return new Checked(payload, kafka, Row.of("control", null, null, null, null, null, null, null, null, null, null, null),
                 plausible ? marker : null);
         }
