@@ -53,12 +53,23 @@ def _outage(
         proc.stop()
     mark(f"{service} {'killed' if how == 'kill' else 'stopped'}")
     say(f"{service}: {how} for {down_s:.0f}s")
-    # a drill must prove its fault happened: the process is gone and the service does not answer
-    confirmed = proc.state() != "running" and not svc.readiness().safe_check().ok
+    # a drill must prove its fault happened: the process is gone and its ports refuse connections. (Not the
+    # readiness check: the JobManager keeps listing a killed TaskManager's slots until its heartbeat times out.)
+    confirmed = proc.state() != "running" and not any(
+        _accepts(stack.settings.bind_host, port) for port in svc.ports().values()
+    )
     time.sleep(down_s)
     stack.up()
     mark(f"{service} back")
     return Drill(what, time.monotonic() - t0, detail, before, proc.pid, confirmed)
+
+
+def _accepts(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
 
 
 def kill_taskmanager(
