@@ -110,6 +110,15 @@ class Flink:
         raise JobError(f"the savepoint of {job_id} did not complete in {timeout:.0f}s.", "see `labkit logs jobmanager`")
 
 
+def _ratio(v) -> float:
+    """A back-pressure ratio from the REST API: a number, or "NaN"/absent while a subtask is not sampled yet."""
+    try:
+        r = float(v)
+    except (TypeError, ValueError):
+        return 0.0
+    return r if r == r else 0.0
+
+
 def _short(name: str, width: int = 90) -> str:
     """A vertex name without Flink's long operator descriptions: 'Source: events_raw -> Calc -> ...'."""
     import re
@@ -227,8 +236,8 @@ class Job:
                 {
                     "vertex": v["vertex"],
                     "level": b.get("backpressureLevel", b.get("status", "?")),
-                    "busy_ratio": max((s.get("busyRatio", 0) for s in subs), default=0),
-                    "backpressured_ratio": max((s.get("backPressuredRatio", 0) for s in subs), default=0),
+                    "busy_ratio": max((_ratio(s.get("busyRatio")) for s in subs), default=0.0),
+                    "backpressured_ratio": max((_ratio(s.get("backPressuredRatio")) for s in subs), default=0.0),
                 }
             )
         return pd.DataFrame(rows)
