@@ -24,7 +24,8 @@ def _stack(settings: Settings):
 
 def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> dict:
     """Config and InfluxDB sink of a job; addresses and the token file as the job sees them (the stack's)."""
-    side = _stack(settings).job_side()
+    st = _stack(settings)  # one stack: building it reads the credentials, and job_side() writes the token file
+    side = st.job_side()
     return {
         "config": {
             "pipeline.name": name,
@@ -57,8 +58,8 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
         },
         "influx": {
             "url": side.influx_url,
-            "org": _stack(settings).settings.influx_org,
-            "bucket": _stack(settings).settings.influx_bucket,
+            "org": st.settings.influx_org,
+            "bucket": st.settings.influx_bucket,
             "token_file": side.token_file,
             "token_env": TOKEN_ENV,
         },
@@ -141,7 +142,7 @@ def submit_pipeline(
             f"starting {job_name} fresh from the committed offsets: windows that were open when it last stopped "
             "will be counted partially (resume instead: submit without fresh)"
         )
-    job = submit_spec(spec, settings, _stack(settings).mode, savepoint=savepoint)
+    job = submit_spec(spec, settings, st.mode, savepoint=savepoint)
     resume.record_job(settings, job_name, job.id)
     return job.wait_running() if wait else job
 
