@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     flink_influx_token_file: str | None = None
 
     grafana_url: str = "http://127.0.0.1:3000"
+    # docker mode: a compose file laid over compose/docker-compose.yml (CI: compose/ci/docker-compose.ci.yml,
+    # images built here instead of Docker Hub's); relative to compose/.
+    compose_override: str | None = None
 
     topic: str = "clickstream_events"
     dlq_topic: str = "clickstream_dlq"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 from dotenv import dotenv_values
 
 from labkit.errors import LabkitError, MissingToolError
@@ -40,14 +42,41 @@ class DockerStack(Stack):
             )
         ensure_env_file()
         r = subprocess.run(
-            ["docker", "compose", "--project-directory", str(COMPOSE_DIR), *args],
+            ["docker", "compose", *self._files(), *args],
             capture_output=True,
             text=True,
             check=False,
+            env={**os.environ, **self._ports()},
         )
         if check and r.returncode != 0:
             raise LabkitError(f"docker compose {' '.join(args)} failed: {r.stderr.strip()[-800:]}")
         return r
+
+    def _files(self) -> list[str]:
+        files = ["-f", str(COMPOSE_DIR / "docker-compose.yml")]
+        if self.settings.compose_override:
+            override = COMPOSE_DIR / self.settings.compose_override
+            if not override.is_file():
+                raise LabkitError(
+                    f"LABKIT_COMPOSE_OVERRIDE names {override}, which does not exist.",
+                    "set it to a compose file under compose/ (e.g. ci/docker-compose.ci.yml), or unset it",
+                )
+            files += ["-f", str(override)]
+        return ["--project-directory", str(COMPOSE_DIR), *files]
+
+    def _ports(self) -> dict[str, str]:
+        """The host ports to publish are labkit's settings (one owner), passed over compose/.env's values."""
+        s = self.settings
+        return {
+            "KAFKA_HOST_PORT": str(s.kafka_port),
+            "FLINK_HOST_PORT": str(s.flink_rest_port),
+            "INFLUXDB_HOST_PORT": str(s.influx_port),
+            "GRAFANA_HOST_PORT": str(httpx.URL(s.grafana_url).port or 3000),
+        }
+
+    def services(self) -> list[str]:
+        """The services this compose configuration starts (an override may move Grafana to a profile)."""
+        return self._compose("config", "--services").stdout.split()
 
     def influx_token(self, role: str = "admin") -> str:
         """Admin from compose/.env; the read/write tokens live in the secrets volume (created at first start)."""
@@ -60,8 +89,9 @@ class DockerStack(Stack):
             )
         return r.stdout.strip()
 
-    def up(self, *, timeout: float = 180) -> StackStatus:
-        self._compose("up", "-d", "--wait", "--wait-timeout", str(int(timeout)))
+    def up(self, *, timeout: float = 600) -> StackStatus:
+        # The first start builds the lab's Flink image (PyFlink, the connector, the lab's functions): minutes.
+        self._compose("up", "-d", "--build", "--wait", "--wait-timeout", str(int(timeout)))
         for name, check in self._checks():
             check.wait_until_ready(timeout, service=name)
         from labkit.stack.kafka import ensure_topics
@@ -80,12 +110,14 @@ class DockerStack(Stack):
 
     def _checks(self):
         s = self.settings
-        return [
+        checks = [
             ("kafka", KafkaMetadata(s.kafka)),
             ("flink", FlinkSlots(s.flink)),
             ("influxdb", InfluxBucket(s.influx, self.influx_token("admin"), s.influx_org, s.influx_bucket)),
-            ("grafana", HttpOk(f"{s.grafana_url}/api/health")),
         ]
+        if "grafana" in self.services():
+            checks.append(("grafana", HttpOk(f"{s.grafana_url}/api/health")))
+        return checks
 
     def status(self) -> StackStatus:
         out = StackStatus(self.mode)

@@ -70,7 +70,7 @@ def test_100k_events_are_accounted_for_exactly_and_a_replay_changes_nothing(sett
         acc2 = verify(summary.ledger, settings=settings, wait_s=10)
     finally:
         replay.cancel()
-    assert acc2.exact
+    assert acc2.exact, f"the replay: {acc2}\n{acc2.mismatches}\n{acc2.value_diffs}"
     for m, df in before.items():
         pd.testing.assert_frame_equal(df, after[m], obj=f"{m} after the replay")
 
