@@ -60,33 +60,62 @@ class Panel:
     threshold: float | None = None
     stacked: bool = False
 
-    # ---- Grafana -------------------------------------------------------------------------------
-    def grafana(self) -> dict:
-        x, y, w, h = self.grid
-        defaults: dict = {"custom": {}}
-        if self.unit:
-            defaults["unit"] = self.unit
-        if self.threshold is not None:
-            defaults["thresholds"] = {
-                "mode": "absolute",
-                "steps": [{"color": "green", "value": None}, {"color": "red", "value": self.threshold}],
-            }
-            defaults["custom"]["thresholdsStyle"] = {"mode": "line+area"}
-        if self.stacked:
-            defaults["custom"]["stacking"] = {"mode": "normal", "group": "A"}
-            defaults["custom"]["drawStyle"] = "bars"
-            defaults["custom"]["fillOpacity"] = 80
-        return {
-            "id": self.id,
-            "type": self.kind,
-            "title": self.title,
-            "description": self.description,
-            "datasource": DATASOURCE,
-            "gridPos": {"x": x, "y": y, "w": w, "h": h},
-            "fieldConfig": {"defaults": defaults, "overrides": []},
-            "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
-            "targets": [{"refId": "A", "datasource": DATASOURCE, "query": self.flux}],
+    # ---- Grafana (built with Grafana's own grafana-foundation-sdk) ------------------------------------
+    def grafana_builder(self):
+        """This panel as a grafana-foundation-sdk builder (the SDK's typed model of Grafana's panels)."""
+        from grafana_foundation_sdk.builders import bargauge, barchart, stat, table, timeseries
+        from grafana_foundation_sdk.builders import common as common_b
+        from grafana_foundation_sdk.builders import dashboard as dash_b
+        from grafana_foundation_sdk.models import common as common_m
+        from grafana_foundation_sdk.models import dashboard as dash_m
+
+        kinds = {
+            "timeseries": timeseries.Panel,
+            "stat": stat.Panel,
+            "bargauge": bargauge.Panel,
+            "barchart": barchart.Panel,
+            "table": table.Panel,
         }
+        x, y, w, h = self.grid
+        b = (
+            kinds[self.kind]()
+            .id(self.id)
+            .title(self.title)
+            .description(self.description)
+            .datasource(dash_m.DataSourceRef(type_val=DATASOURCE["type"], uid=DATASOURCE_UID))
+            .grid_pos(dash_m.GridPos(x=x, y=y, w=w, h=h))
+            .with_target(_FluxTarget(self.flux))
+        )
+        if self.unit:
+            b = b.unit(self.unit)
+        if self.threshold is not None:
+            b = b.thresholds(
+                dash_b.ThresholdsConfig()
+                .mode(dash_m.ThresholdsMode.ABSOLUTE)
+                .steps([dash_m.Threshold(None, "green"), dash_m.Threshold(self.threshold, "red")])
+            )
+        if self.kind == "timeseries":
+            b = b.legend(
+                common_b.VizLegendOptions()
+                .display_mode(common_m.LegendDisplayMode.LIST)
+                .placement(common_m.LegendPlacement.BOTTOM)
+                .show_legend(True)
+            ).span_nulls(False)  # a missing window is a gap, as in the notebooks' charts
+            if self.threshold is not None:
+                b = b.thresholds_style(
+                    common_b.GraphThresholdsStyleConfig().mode(common_m.GraphThresholdsStyleMode.LINE_AND_AREA)
+                )
+            if self.stacked:
+                b = (
+                    b.stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL).group("A"))
+                    .draw_style(common_m.GraphDrawStyle.BARS)
+                    .fill_opacity(80)
+                )
+        return b
+
+    def grafana(self) -> dict:
+        """The panel's JSON, as Grafana stores it."""
+        return _json(self.grafana_builder().build())
 
     # ---- the same query, run by labkit -----------------------------------------------------------
     def render_flux(
@@ -187,32 +216,33 @@ class Dashboard:
     def slug(self) -> str:
         return self.uid
 
+    def grafana_builder(self):
+        """The dashboard as a grafana-foundation-sdk builder: stable uid, a `stream` variable (the topic)."""
+        from grafana_foundation_sdk.builders import dashboard as dash_b
+        from grafana_foundation_sdk.models import dashboard as dash_m
+
+        b = (
+            dash_b.Dashboard(self.title)
+            .uid(self.uid)
+            .tags(["clickstream-lab"])
+            .timezone("browser")
+            .editable()
+            .refresh(self.refresh)
+            .time("now-15m", "now")
+            .with_variable(
+                dash_b.TextBoxVariable("stream")
+                .label("Kafka topic")
+                .default_value("clickstream_events")
+                .current(dash_m.VariableOption(text="clickstream_events", value="clickstream_events"))
+            )
+        )
+        for p in self.panels:
+            b = b.with_panel(p.grafana_builder())
+        return b
+
     def grafana(self) -> dict:
-        """Dashboard JSON for file provisioning: stable uid, no id, datasource referenced by uid."""
-        return {
-            "uid": self.uid,
-            "title": self.title,
-            "tags": ["clickstream-lab"],
-            "timezone": "browser",
-            "schemaVersion": 39,
-            "version": 1,
-            "editable": True,
-            "refresh": self.refresh,
-            "time": {"from": "now-15m", "to": "now"},
-            "templating": {
-                "list": [
-                    {
-                        "name": "stream",
-                        "label": "Kafka topic",
-                        "type": "textbox",
-                        "query": "clickstream_events",
-                        "current": {"text": "clickstream_events", "value": "clickstream_events"},
-                    }
-                ]
-            },
-            "annotations": {"list": []},
-            "panels": [p.grafana() for p in self.panels],
-        }
+        """Dashboard JSON for file provisioning (grafana/dashboards/), as the SDK serialises it."""
+        return _json(self.grafana_builder().build())
 
     def panel(self, title_or_id: str | int) -> Panel:
         for p in self.panels:
@@ -225,6 +255,26 @@ class Dashboard:
             f"{grafana_url}/d-solo/{self.uid}/{self.slug}?orgId=1&panelId={panel_id}"
             f"&refresh=5s&from=now-15m&to=now&var-stream={stream}"
         )
+
+
+class _FluxTarget:
+    """A Flux query target for the InfluxDB datasource. The SDK has typed queries for some datasources but
+    not InfluxDB's; a builder only has to produce an object that serialises to the target's JSON."""
+
+    def __init__(self, flux: str) -> None:
+        self.flux = flux
+
+    def build(self) -> _FluxTarget:
+        return self
+
+    def to_json(self) -> dict:
+        return {"refId": "A", "datasource": DATASOURCE, "query": self.flux}
+
+
+def _json(model) -> dict:
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+    return json.loads(json.dumps(model, cls=JSONEncoder))
 
 
 def _rfc3339(t: datetime) -> str:

@@ -1,5 +1,6 @@
-"""Fault drills on the local stack, for the failure notebook and the fault tests. Each returns what it
-did and how long things took, so the accounting afterwards can show nothing was lost or double counted."""
+"""Fault drills on the local or docker stack, for the failure notebook and the fault tests. Each returns what
+it did and how long things took, so the accounting afterwards can show nothing was lost or double counted.
+Locally a service is a process; in docker mode, a container (`docker compose kill/stop/start`)."""
 
 from __future__ import annotations
 
@@ -27,13 +28,27 @@ class Drill:
         return f"{self.fault}: {self.detail} ({self.downtime_s:.1f}s)"
 
 
-def _local(stack: Stack):
-    if stack.mode != "local":
+def _drillable(stack: Stack):
+    if stack.mode not in ("local", "docker"):
         raise LabkitError(
-            f"fault drills run on the local stack, not in {stack.mode} mode.",
-            "use LABKIT_MODE=local (in docker mode: docker compose kill taskmanager)",
+            f"fault drills take services down on a stack labkit runs, not in {stack.mode} mode.",
+            "use LABKIT_MODE=local or docker: an external cluster's services belong to its operators",
         )
     return stack
+
+
+def _docker_outage(stack, service: str, how: str, down_s: float, mark: Callable) -> tuple[int | None, int | None, bool]:
+    before = stack.pid(service)
+    stack.take_down(service, how)
+    mark(f"{service} {'killed' if how == 'kill' else 'stopped'}")
+    say(f"{service}: {how} for {down_s:.0f}s")
+    confirmed = stack.pid(service) is None and not any(
+        _accepts("127.0.0.1", port) for port in stack.host_ports(service)
+    )
+    time.sleep(down_s)
+    stack.bring_back(service)
+    mark(f"{service} back")
+    return before, stack.pid(service), confirmed
 
 
 def _outage(
@@ -41,9 +56,12 @@ def _outage(
 ) -> Drill:
     """Take `service` down (`how`: "kill" = SIGKILL like a crash, "stop" = clean), wait, bring it back.
     `mark(text)` is called at each moment worth drawing on a timeline (e.g. LagRecorder.mark)."""
-    stack = _local(stack)
+    stack = _drillable(stack)
     mark = mark or (lambda _text: None)
     t0 = time.monotonic()
+    if stack.mode == "docker":
+        before, after, confirmed = _docker_outage(stack, service, how, down_s, mark)
+        return Drill(what, time.monotonic() - t0, detail, before, after, confirmed)
     svc = stack.service(service)
     proc = svc.process
     before = proc.pid

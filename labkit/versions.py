@@ -19,3 +19,6 @@ IMAGES = {
     "influxdb": f"influxdb:{INFLUXDB}",
     "grafana": "grafana/grafana-oss:12.2.1",  # runs only in compose (AGPL; not provisioned locally)
 }
+# Grafana's dashboards-as-code library (Apache-2.0), the build for Grafana 11.6's dashboard schema, which
+# Grafana 12 reads (it migrates older schema versions on load).
+GRAFANA_FOUNDATION_SDK = "1769699379!11.6.0"

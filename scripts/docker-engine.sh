@@ -13,7 +13,9 @@ say() { echo "[docker-engine] $*"; }
 
 if ! docker info >/dev/null 2>&1; then
   if ! command -v dockerd >/dev/null; then
-    [ "$(id -u)" = 0 ] || { echo "error: no Docker engine; install Docker (as root this script installs docker.io)" >&2; exit 2; }
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+      echo "no Docker engine: install Docker (as root on Debian this script installs docker.io)" >&2; exit 2
+    fi
     say "installing docker.io and debootstrap with apt-get"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
@@ -58,4 +60,6 @@ if ! docker image inspect labkit-ci/debian:bookworm >/dev/null 2>&1; then
   rm -rf "$root"
 fi
 
+# Images standing in for Docker Hub's, only where the CI override uses them
+[ "${COMPOSE_OVERRIDE-ci/docker-compose.ci.yml}" = ci/docker-compose.ci.yml ] || exit 0
 ./.venv/bin/python -m labkit.stack.provision.docker_ci

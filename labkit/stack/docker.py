@@ -103,6 +103,52 @@ class DockerStack(Stack):
         self._compose("down", *(["--volumes"] if wipe else []))
         return self.status()
 
+    def containers(self) -> list[dict]:
+        """Every container of the project, running or exited: service, state, health, exit code."""
+        import json
+
+        out = self._compose("ps", "-a", "--format", "json").stdout.strip()
+        rows = (
+            [json.loads(line) for line in out.splitlines() if line.strip()]
+            if not out.startswith("[")
+            else json.loads(out)
+        )
+        return [
+            {
+                "service": r["Service"],
+                "state": r["State"],
+                "health": r.get("Health", ""),
+                "exit_code": r.get("ExitCode"),
+            }
+            for r in rows
+        ]
+
+    # Fault drills (labkit.faults): a container is a service's process here.
+    def pid(self, service: str) -> int | None:
+        """The main process of the service's container, as the host sees it (None: not running)."""
+        cid = self._compose("ps", "-q", service).stdout.strip()
+        if not cid:
+            return None
+        r = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid], capture_output=True, text=True)
+        pid = int(r.stdout.strip() or 0) if r.returncode == 0 else 0
+        return pid or None
+
+    def take_down(self, service: str, how: str) -> None:
+        """`kill`: SIGKILL, like a crash; `stop`: a clean shutdown."""
+        self._compose("kill" if how == "kill" else "stop", service)
+
+    def bring_back(self, service: str, timeout: float = 180) -> None:
+        self._compose("start", service)
+        self._compose("up", "-d", "--wait", "--wait-timeout", str(int(timeout)), service)
+        for name, check in self._checks():
+            check.wait_until_ready(timeout, service=name)
+
+    def host_ports(self, service: str) -> list[int]:
+        s = self.settings
+        return {"kafka": [s.kafka_port], "jobmanager": [s.flink_rest_port], "influxdb": [s.influx_port]}.get(
+            service, []
+        )
+
     def logs(self, service: str, lines: int = 50) -> str:
         if service not in SERVICES:
             raise LabkitError(f"there is no service {service!r}.", f"use one of: {', '.join(SERVICES)}")

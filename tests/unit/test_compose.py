@@ -93,7 +93,7 @@ def test_images_are_pinned_and_match_the_local_stack(compose):
     assert images["grafana"] == versions.IMAGES["grafana"]
     for name, img in images.items():
         assert img and ":" in img and not img.endswith(":latest"), f"{name} image not pinned"
-    args = compose["x-flink-common"]["build"]["args"]
+    args = compose["x-flink-build"]["args"]
     assert args["FLINK_VERSION"] == versions.FLINK
     assert args["PYFLINK_VERSION"] == versions.FLINK
     assert args["KAFKA_CONNECTOR_VERSION"] == versions.FLINK_KAFKA_CONNECTOR
@@ -101,9 +101,29 @@ def test_images_are_pinned_and_match_the_local_stack(compose):
     assert f"ARG FLINK_VERSION={versions.FLINK}" in dockerfile
     assert f"ARG PYFLINK_VERSION={versions.FLINK}" in dockerfile
     assert f"ARG KAFKA_CONNECTOR_VERSION={versions.FLINK_KAFKA_CONNECTOR}" in dockerfile
-    assert f"FROM flink:${{FLINK_VERSION}}-java{versions.JAVA_MAJOR}" in dockerfile
+    assert f"ARG FLINK_IMAGE=flink:${{FLINK_VERSION}}-java{versions.JAVA_MAJOR}" in dockerfile
     assert "clickstream-udf.jar" in dockerfile  # the same Java functions as the local stack
     assert versions.IMAGES["flink"] == f"flink:{versions.FLINK}-java{versions.JAVA_MAJOR}"
+
+
+def test_ci_override_only_swaps_images_for_ones_built_here_at_the_same_versions():
+    """CI's override (compose/ci/) may change images and nothing else but Grafana's profile."""
+    from labkit.stack.provision.docker_ci import images
+
+    override = yaml.safe_load((ROOT / "compose" / "ci" / "docker-compose.ci.yml").read_text())
+    tags = images()
+    for name, svc in override["services"].items():
+        extra = set(svc) - {"image", "build", "profiles"}
+        assert not extra, f"the CI override changes {extra} of {name}"
+        if "image" in svc:
+            assert svc["image"] in tags.values(), f"{name}: {svc['image']} is not built by docker_ci"
+        if "build" in svc:
+            assert set(svc["build"]) == {"args"}
+            assert set(svc["build"]["args"].values()) <= set(tags.values())
+        if "profiles" in svc:
+            assert name == "grafana"
+    assert tags["kafka"].endswith(versions.KAFKA) and tags["influxdb"].endswith(versions.INFLUXDB)
+    assert tags["flink"].endswith(f"{versions.FLINK}-java{versions.JAVA_MAJOR}")
 
 
 def test_stack_fits_an_8_gb_laptop(compose):

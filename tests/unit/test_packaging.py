@@ -30,6 +30,7 @@ def test_environment_yml_lists_exactly_pyprojects_deps():
 def test_pyflink_pin_matches_versions():
     deps = _pyproject()["project"]["dependencies"]
     assert f"apache-flink=={versions.FLINK}" in deps
+    assert f"grafana-foundation-sdk=={versions.GRAFANA_FOUNDATION_SDK}" in deps
     # the connector is built for exactly this Flink minor
     assert versions.FLINK_KAFKA_CONNECTOR.endswith("-" + ".".join(versions.FLINK.split(".")[:2]))
 
