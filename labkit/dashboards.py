@@ -63,7 +63,7 @@ class Panel:
     # ---- Grafana (built with Grafana's own grafana-foundation-sdk) ------------------------------------
     def grafana_builder(self):
         """This panel as a grafana-foundation-sdk builder (the SDK's typed model of Grafana's panels)."""
-        from grafana_foundation_sdk.builders import bargauge, barchart, stat, table, timeseries
+        from grafana_foundation_sdk.builders import barchart, bargauge, stat, table, timeseries
         from grafana_foundation_sdk.builders import common as common_b
         from grafana_foundation_sdk.builders import dashboard as dash_b
         from grafana_foundation_sdk.models import common as common_m
