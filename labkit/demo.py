@@ -61,5 +61,8 @@ def run_demo(count: int = 50_000, seed: int = 42) -> int:
     print(f"  Flink UI           {s.flink}/#/job/running/{job.id}/overview")
     print("  metrics            labkit query error_rate   |   labkit query http_counts")
     print("  notebooks          make lab  (then open notebooks/00_start_here.ipynb)")
-    print("  Grafana            docker mode only: labkit up --mode docker, then http://127.0.0.1:3000")
+    if s.mode == "docker":
+        print(f"  Grafana            {s.grafana_url}/d/clickstream-errors (anonymous viewer)")
+    else:
+        print("  Grafana            docker mode only: labkit up --mode docker, then http://127.0.0.1:3000")
     return 0 if acc.exact else 1
