@@ -100,7 +100,7 @@ class DockerStack(Stack):
         return self.status()
 
     def down(self, *, wipe: bool = False) -> StackStatus:
-        self._compose("down", *(["--volumes"] if wipe else []))
+        self._compose("down", "--remove-orphans", *(["--volumes"] if wipe else []))
         return self.status()
 
     def containers(self) -> list[dict]:
