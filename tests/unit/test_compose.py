@@ -166,3 +166,22 @@ def test_docker_mode_without_docker_says_so_and_suggests_local(monkeypatch):
     with pytest.raises(MissingToolError) as e:
         DockerStack(load(mode="docker")).up()
     assert "Docker" in e.value.message and "--mode local" in e.value.hint
+
+
+def test_docker_backend_publishes_the_settings_ports_and_names_a_wrong_override():
+    from labkit.errors import LabkitError
+    from labkit.settings import load
+    from labkit.stack.docker import DockerStack
+
+    st = DockerStack(load(mode="docker", kafka_port=29092, influx_port=28086, grafana_url="http://127.0.0.1:23000"))
+    assert st._ports() == {
+        "KAFKA_HOST_PORT": "29092",
+        "FLINK_HOST_PORT": "8081",
+        "INFLUXDB_HOST_PORT": "28086",
+        "GRAFANA_HOST_PORT": "23000",
+    }
+    files = DockerStack(load(mode="docker", compose_override="ci/docker-compose.ci.yml"))._files()
+    assert files[-2:] == ["-f", str(ROOT / "compose" / "ci" / "docker-compose.ci.yml")]
+    with pytest.raises(LabkitError) as e:
+        DockerStack(load(mode="docker", compose_override="ci/nope.yml"))._files()
+    assert "LABKIT_COMPOSE_OVERRIDE" in e.value.message and "ci/docker-compose.ci.yml" in e.value.hint
