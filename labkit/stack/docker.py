@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -49,7 +50,13 @@ class DockerStack(Stack):
             env={**os.environ, **self._ports()},
         )
         if check and r.returncode != 0:
-            raise LabkitError(f"docker compose {' '.join(args)} failed: {r.stderr.strip()[-800:]}")
+            # compose prints progress lines on stderr too: lead with the ones that say what went wrong
+            lines = r.stderr.strip().splitlines()
+            key = [ln for ln in lines if re.search(r"error|exited \(|unhealthy|failed|denied", ln, re.I)]
+            raise LabkitError(
+                f"docker compose {' '.join(args)} failed: " + "\n".join((key or lines)[-10:]),
+                "see `docker compose ps -a` and `labkit logs SERVICE --mode docker`",
+            )
         return r
 
     def _files(self) -> list[str]:

@@ -68,6 +68,21 @@ def test_dependents_wait_for_health(compose):
             assert cond["condition"] == wanted, f"{name} -> {dep}"
 
 
+def test_every_one_shot_is_awaited_by_a_long_running_service(compose):
+    """`docker compose up --wait` fails on a one-shot's clean exit unless a running service depends on its
+    completion (docker/compose#10596); a CI run hit it with kafka-init."""
+    default = {n: s for n, s in compose["services"].items() if not s.get("profiles")}
+    one_shots = {n for n, s in default.items() if s.get("restart") == "no"}
+    adopted = {
+        dep
+        for n, s in default.items()
+        if n not in one_shots
+        for dep, cond in (s.get("depends_on") or {}).items()
+        if cond.get("condition") == "service_completed_successfully"
+    }
+    assert one_shots and one_shots <= adopted, f"not awaited by a running service: {one_shots - adopted}"
+
+
 def test_ports_are_published_on_loopback_only(compose):
     for name, svc in compose["services"].items():
         for port in svc.get("ports", []):
