@@ -3,9 +3,13 @@
 Submitting the pipeline again (after a cancel, a failure, a `labkit down`) must not start from the consumer
 group's committed offsets with empty state: windows that were open would get a partial count, which then
 overwrites the complete point in InfluxDB. labkit records, per pipeline name, the jobs it submitted and the
-savepoints it took (home/jobs/<name>.restore.json); the restore point is the newest of the last job's
-completed checkpoint (from Flink's REST API, or from the checkpoint folder when the JobManager has restarted
-since) and the last savepoint.
+savepoints it took (home/jobs/<name>.<cluster>.restore.json); the restore point is the newest of the last
+job's completed checkpoint (from Flink's REST API, or, locally, from the checkpoint folder when the JobManager
+has restarted since) and the last savepoint.
+
+Restore points belong to a cluster: the local and the docker JobManager share an address (127.0.0.1:8081) and
+labkit's home, but neither can read the other's checkpoints. (A CI run submitted the docker-mode pipeline
+"from" a local checkpoint, and the job was rejected.)
 """
 
 from __future__ import annotations
@@ -17,8 +21,17 @@ from pathlib import Path
 from labkit.settings import Settings
 
 
+def cluster_id(settings: Settings) -> str:
+    """local, docker, or external-<hash of the JobManager's address>: whose checkpoints these are."""
+    if settings.mode != "external":
+        return settings.mode
+    import hashlib
+
+    return "external-" + hashlib.sha1(settings.flink.encode()).hexdigest()[:8]
+
+
 def _state_path(settings: Settings, name: str) -> Path:
-    return settings.home / "jobs" / f"{name}.restore.json"
+    return settings.home / "jobs" / f"{name}.{cluster_id(settings)}.restore.json"
 
 
 def _load(settings: Settings, name: str) -> dict:
@@ -81,6 +94,8 @@ def _latest_checkpoint(settings: Settings, job_id: str) -> tuple[str, int] | Non
             return done["external_path"], int(done.get("latest_ack_timestamp") or done.get("trigger_timestamp") or 0)
     except Exception:  # the JobManager restarted since and forgot the job: look on disk (local mode)
         pass
+    if settings.mode != "local":
+        return None  # the cluster's disk is not ours to read
     folder = settings.home / "flink" / "checkpoints" / job_id
     chks = sorted(
         (p for p in folder.glob("chk-*") if (p / "_metadata").exists()), key=lambda p: int(p.name.split("-")[1])

@@ -45,3 +45,20 @@ def test_latest_restore_point(tmp_path):
     resume.forget(s, "p")
     assert resume.latest(s, "p") is None
     assert resume.latest(s, "other") is None
+
+
+def test_restore_points_belong_to_their_cluster(tmp_path):
+    """The local and docker JobManagers share 127.0.0.1:8081 and labkit's home; neither may resume from the
+    other's checkpoints (docker mode once tried a local checkpoint path, and Flink rejected the job)."""
+    local = load(home=tmp_path, flink_rest_url="http://127.0.0.1:1")
+    docker = load(home=tmp_path, flink_rest_url="http://127.0.0.1:1", mode="docker")
+    resume.record_job(local, "p", "job1")
+    _checkpoint(tmp_path, "job1", 4)
+    assert resume.latest(local, "p")[0].endswith("/job1/chk-4")
+    assert resume.latest(docker, "p") is None
+    resume.record_job(docker, "p", "job1")  # even a job id docker recorded is not looked up on the host's disk
+    assert resume.latest(docker, "p") is None
+    assert resume.latest(local, "p")[0].endswith("/job1/chk-4")
+    ext_a = load(home=tmp_path, mode="external", flink_rest_url="http://10.0.0.1:8081")
+    ext_b = load(home=tmp_path, mode="external", flink_rest_url="http://10.0.0.2:8081")
+    assert len({resume.cluster_id(s) for s in (local, docker, ext_a, ext_b)}) == 4
