@@ -37,49 +37,28 @@ def _drillable(stack: Stack):
     return stack
 
 
-def _docker_outage(stack, service: str, how: str, down_s: float, mark: Callable) -> tuple[int | None, int | None, bool]:
-    before = stack.pid(service)
-    stack.take_down(service, how)
-    mark(f"{service} {'killed' if how == 'kill' else 'stopped'}")
-    say(f"{service}: {how} for {down_s:.0f}s")
-    confirmed = stack.pid(service) is None and not any(
-        _accepts("127.0.0.1", port) for port in stack.host_ports(service)
-    )
-    time.sleep(down_s)
-    stack.bring_back(service)
-    mark(f"{service} back")
-    return before, stack.pid(service), confirmed
-
-
 def _outage(
     stack: Stack, service: str, how: str, down_s: float, what: str, detail: str, mark: Callable | None = None
 ) -> Drill:
     """Take `service` down (`how`: "kill" = SIGKILL like a crash, "stop" = clean), wait, bring it back.
-    `mark(text)` is called at each moment worth drawing on a timeline (e.g. LagRecorder.mark)."""
+    `mark(text)` is called at each moment worth drawing on a timeline (e.g. LagRecorder.mark). The stack does
+    the work (a process locally, a container in docker mode): pid, take_down, bring_back, host_ports."""
     stack = _drillable(stack)
     mark = mark or (lambda _text: None)
     t0 = time.monotonic()
-    if stack.mode == "docker":
-        before, after, confirmed = _docker_outage(stack, service, how, down_s, mark)
-        return Drill(what, time.monotonic() - t0, detail, before, after, confirmed)
-    svc = stack.service(service)
-    proc = svc.process
-    before = proc.pid
-    if how == "kill":
-        proc.kill()
-    else:
-        proc.stop()
+    before = stack.pid(service)
+    stack.take_down(service, how)
     mark(f"{service} {'killed' if how == 'kill' else 'stopped'}")
     say(f"{service}: {how} for {down_s:.0f}s")
     # a drill must prove its fault happened: the process is gone and its ports refuse connections. (Not the
     # readiness check: the JobManager keeps listing a killed TaskManager's slots until its heartbeat times out.)
-    confirmed = proc.state() != "running" and not any(
-        _accepts(stack.settings.bind_host, port) for port in svc.ports().values()
+    confirmed = stack.pid(service) is None and not any(
+        _accepts(stack.settings.bind_host, port) for port in stack.host_ports(service)
     )
     time.sleep(down_s)
-    stack.up()
+    stack.bring_back(service)
     mark(f"{service} back")
-    return Drill(what, time.monotonic() - t0, detail, before, proc.pid, confirmed)
+    return Drill(what, time.monotonic() - t0, detail, before, stack.pid(service), confirmed)
 
 
 def _accepts(host: str, port: int) -> bool:

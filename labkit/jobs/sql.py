@@ -24,10 +24,10 @@ class JobParams:
     # of the window operator's watermark, and its records would then arrive behind that watermark.
     idle_timeout_s: int = 30
     # Watermark alignment across partitions, for replays: a late event passes the on-time filter if another
-    # partition read by its subtask lags more than (late offset - watermark delay) behind. The lag can reach
-    # the drift plus what a split reads before the next alignment update (50 ms at replay speed: ~2,000
-    # events, 16 s of event time at 500 ev/s over 4 partitions). 20 s drift left a 4 s margin to the
-    # producer's smallest late offset (45 s - 5 s) and a CI replay once counted 2 late events; 10 s leaves 14.
+    # partition read by its subtask lags more than (late offset - watermark delay) behind. Reading a backlog,
+    # the lag reaches about twice the drift (the drift, plus what a split reads before the next alignment
+    # update). 20 s drift gave 40 s: no margin to the producer's smallest late offset (45 s - 5 s), and a CI
+    # replay once counted 2 late events. 10 s leaves ~20 s.
     max_drift_s: int = 10
     startup: str = "group-offsets"  # or earliest-offset, latest-offset, timestamp
     startup_timestamp_ms: int | None = None

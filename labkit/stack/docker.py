@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -29,18 +30,7 @@ class DockerStack(Stack):
     mode = "docker"
 
     def _compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        if shutil.which("docker") is None:
-            raise MissingToolError(
-                "Docker is not installed, so the docker mode cannot run.",
-                "install Docker Desktop or Docker Engine with the compose plugin, or use the local mode: "
-                "labkit up --mode local",
-            )
-        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
-        if info.returncode != 0:
-            raise MissingToolError(
-                "Docker is installed but its engine is not running (docker info failed).",
-                "start Docker, or use the local mode: labkit up --mode local",
-            )
+        self._require_engine()
         ensure_env_file()
         r = subprocess.run(
             ["docker", "compose", *self._files(), *args],
@@ -58,6 +48,26 @@ class DockerStack(Stack):
                 "see `docker compose ps -a` and `labkit logs SERVICE --mode docker`",
             )
         return r
+
+    @functools.cached_property
+    def _engine(self) -> str:
+        """The engine's version, checked once per stack object (every compose call needs it running)."""
+        if shutil.which("docker") is None:
+            raise MissingToolError(
+                "Docker is not installed, so the docker mode cannot run.",
+                "install Docker Desktop or Docker Engine with the compose plugin, or use the local mode: "
+                "labkit up --mode local",
+            )
+        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+        if info.returncode != 0:
+            raise MissingToolError(
+                "Docker is installed but its engine is not running (docker info failed).",
+                "start Docker, or use the local mode: labkit up --mode local",
+            )
+        return info.stdout.strip()
+
+    def _require_engine(self) -> None:
+        _ = self._engine  # the cached check
 
     def _files(self) -> list[str]:
         files = ["-f", str(COMPOSE_DIR / "docker-compose.yml")]
@@ -81,9 +91,14 @@ class DockerStack(Stack):
             "GRAFANA_HOST_PORT": str(httpx.URL(s.grafana_url).port or 3000),
         }
 
+    @functools.cached_property
+    def _services(self) -> tuple[str, ...]:
+        return tuple(self._compose("config", "--services").stdout.split())
+
     def services(self) -> list[str]:
-        """The services this compose configuration starts (an override may move Grafana to a profile)."""
-        return self._compose("config", "--services").stdout.split()
+        """The services this compose configuration starts (an override may move Grafana to a profile); read
+        once per stack object, as the status and readiness checks ask for it every time."""
+        return list(self._services)
 
     def influx_token(self, role: str = "admin") -> str:
         """Admin from compose/.env; the read/write tokens live in the secrets volume (created at first start)."""

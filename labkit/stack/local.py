@@ -105,6 +105,21 @@ class LocalStack(Stack):
                 return s
         raise LabkitError(f"there is no service {name!r}.", f"use one of: {', '.join(s.name for s in self.services)}")
 
+    # Fault drills (labkit.faults): the same four operations as the docker backend, on processes.
+    def pid(self, service: str) -> int | None:
+        return self.service(service).process.pid
+
+    def take_down(self, service: str, how: str) -> None:
+        """`kill`: SIGKILL, like a crash; `stop`: a clean shutdown."""
+        proc = self.service(service).process
+        proc.kill() if how == "kill" else proc.stop()
+
+    def bring_back(self, service: str) -> None:
+        self.up()  # starts what is not running and waits until every service is ready
+
+    def host_ports(self, service: str) -> list[int]:
+        return list(self.service(service).ports().values())
+
     def influx_token(self, role: str = "admin") -> str:
         token = {
             "admin": self.creds.influx_admin_token,
