@@ -63,13 +63,15 @@ format: setup
 	$(BIN)/ruff check --fix labkit tests
 
 # Docker mode on a real Docker engine: compose/ brought up by labkit's docker backend, then the tests that
-# make sense there, every notebook as an attendee first runs it, and `down --wipe`. Where Docker Hub cannot be
+# make sense there, every notebook as an attendee first runs it, and `down --wipe`. CI starts from empty volumes
+# (a CI machine may keep them, and their savepoints, between runs). Where Docker Hub cannot be
 # reached (CI), images built here stand in for the official ones: COMPOSE_OVERRIDE= uses the official images.
 # No engine and no way to install one (not root): skipped with a message, except in CI.
 COMPOSE_OVERRIDE ?= ci/docker-compose.ci.yml
 DOCKER_ENV := LABKIT_MODE=docker LABKIT_COMPOSE_OVERRIDE=$(COMPOSE_OVERRIDE)
 DOCKER_TESTS := tests/docker/test_compose_stack.py tests/stack/test_kafka.py tests/stack/test_influx.py \
-	tests/stack/test_flink.py tests/pipeline/test_demo.py tests/pipeline/test_bad_input.py
+	tests/stack/test_flink.py tests/pipeline/test_demo.py tests/pipeline/test_bad_input.py \
+	tests/pipeline/test_resume_fallback.py
 DOCKER_PREP := build/docker-engine
 # The engine, Compose and CI's images take ~7 minutes on a fresh machine, mostly compiling Compose: `make test`
 # starts that in the background while the fault drills run (they mostly wait for recovery).
@@ -89,6 +91,7 @@ test-docker: setup
 	  $(LABKIT) up && $(BIN)/python -m labkit.notebooks_ci --pass attendee; exit $$?; fi; \
 	[ $$rc = 0 ] || exit $$rc; \
 	set -e; \
+	if [ -n "$$CI" ]; then $(DOCKER_ENV) $(LABKIT) down --wipe; fi; \
 	$(DOCKER_ENV) $(LABKIT) up --timeout 600; \
 	$(DOCKER_ENV) $(BIN)/pytest -q $(DOCKER_TESTS); \
 	$(DOCKER_ENV) $(BIN)/pytest -q tests/pipeline/test_faults.py -k "taskmanager_killed or kafka_restarted"; \

@@ -29,3 +29,8 @@ class ServiceError(LabkitError):
 
 class JobError(LabkitError):
     """A Flink job could not be submitted or failed."""
+
+
+class RestoreError(JobError):
+    """Flink could not start a job from the given checkpoint or savepoint: it no longer exists, or the job's
+    operators changed so that its state no longer maps onto them."""

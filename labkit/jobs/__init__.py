@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from labkit.errors import RestoreError
 from labkit.jobs import resume
 from labkit.jobs.control import Flink, Job, root_cause, submit_spec
 from labkit.jobs.sql import JobParams, pipeline_statements
@@ -132,17 +133,31 @@ def submit_pipeline(
         st.get_bootstrap_server(),
         settings.model_copy(update={"topic": params.topic, "dlq_topic": params.dlq_topic}),
     )
+    automatic = False
     if savepoint is None and not fresh and not from_earliest:
         point = resume.latest(settings, job_name)
         if point:
-            savepoint = point[0]
+            savepoint, automatic = point[0], True
             say(f"resuming {job_name} from {savepoint}")
     elif fresh and resume.latest(settings, job_name):
         say(
             f"starting {job_name} fresh from the committed offsets: windows that were open when it last stopped "
             "will be counted partially (resume instead: submit without fresh)"
         )
-    job = submit_spec(spec, settings, st.mode, savepoint=savepoint)
+    try:
+        job = submit_spec(spec, settings, st.mode, savepoint=savepoint)
+    except RestoreError as e:
+        if not automatic:
+            raise  # the user named this savepoint: they decide what to do instead
+        # The restore point labkit picked cannot be used: its files are gone (a wiped cluster), or the job's SQL
+        # changed since (exploring new metrics does that), so its state maps onto no operator. Resubmitting would
+        # fail the same way every time: forget it and start from the committed offsets, and say what that costs.
+        say(
+            f"{e.message} Starting {job_name} fresh from the committed offsets instead: windows that were open "
+            "when it last stopped will be counted partially."
+        )
+        resume.forget(settings, job_name)
+        job = submit_spec(spec, settings, st.mode)
     resume.record_job(settings, job_name, job.id)
     return job.wait_running() if wait else job
 

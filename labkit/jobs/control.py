@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from labkit.errors import JobError, ServiceError
+from labkit.errors import JobError, RestoreError, ServiceError
 from labkit.settings import Settings
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -49,6 +49,27 @@ def root_cause(text: str) -> str:
         return f"{name}: {msg}"
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1][:500] if lines else "no output"
+
+
+_RESTORE = re.compile(
+    r"(Cannot find checkpoint or savepoint[^\n]*|Cannot map checkpoint/savepoint state[^\n]*?program"
+    r"|Failed to rollback to checkpoint/savepoint[^\n]*|Checkpoint/savepoint path [^\n]*|"
+    r"Cannot access file system for checkpoint/savepoint[^\n]*)"
+)
+
+
+def _restore_failure(text: str) -> str | None:
+    """The sentence saying why a checkpoint or savepoint could not be restored, if that is why a submission
+    failed. The client only reports "Python process exits with code: 1"; the reason is deeper in its output."""
+    found = _RESTORE.findall(text)
+    if not found:
+        return None
+    # the most specific: a missing file, or state without an operator, over the generic "failed to rollback"
+    for key in ("Cannot find", "Cannot map", "Cannot access", "Checkpoint/savepoint path"):
+        for f in found:
+            if f.startswith(key):
+                return f.strip().rstrip(".") + "."
+    return found[0].strip().rstrip(".") + "."
 
 
 class Flink:
@@ -335,5 +356,13 @@ def submit_spec(
     out = r.stdout + "\n" + r.stderr
     m = re.search(r"JobID ([0-9a-f]{32})", out)
     if r.returncode != 0 or not m:
-        raise JobError(f"Flink rejected job {spec['config']['pipeline.name']}: {root_cause(out)}")
+        name = spec["config"]["pipeline.name"]
+        restore = _restore_failure(out) if savepoint else None
+        if restore:
+            raise RestoreError(
+                f"Flink could not start {name} from {savepoint}: {restore}",
+                "start it without the saved state: `labkit submit --fresh` (or `submit_pipeline(fresh=True)`); "
+                "windows that were open when it stopped are then counted partially",
+            )
+        raise JobError(f"Flink rejected job {name}: {root_cause(out)}")
     return Job(m.group(1), spec["config"]["pipeline.name"], flink)

@@ -65,6 +65,14 @@ def forget(settings: Settings, name: str) -> None:
     _state_path(settings, name).unlink(missing_ok=True)
 
 
+def forget_cluster(settings: Settings) -> None:
+    """Forget every restore point of this cluster: its checkpoints and savepoints were just deleted
+    (`labkit down --wipe`). Without this, the next submission would try to resume from a savepoint that no
+    longer exists, and Flink would reject the job."""
+    for p in (settings.home / "jobs").glob(f"*.{cluster_id(settings)}.restore.json"):
+        p.unlink(missing_ok=True)
+
+
 def latest(settings: Settings, name: str) -> tuple[str, int] | None:
     """(location, taken at ms) of the newest restore point of pipeline `name`, or None."""
     state = _load(settings, name)

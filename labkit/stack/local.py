@@ -181,7 +181,10 @@ class LocalStack(Stack):
             svc.process.stop()
         reap_orphaned_python_workers()
         if wipe:
-            for name in ("kafka", "influxdb", "flink", "logs", "run", "secrets.json", "jobs"):
+            from labkit.jobs import resume
+
+            resume.forget_cluster(self.settings)  # only this cluster's: a docker stack keeps its volumes
+            for name in ("kafka", "influxdb", "flink", "logs", "run", "secrets.json"):
                 p = self.settings.home / name
                 if p.is_dir():
                     shutil.rmtree(p)

@@ -62,3 +62,19 @@ def test_restore_points_belong_to_their_cluster(tmp_path):
     ext_a = load(home=tmp_path, mode="external", flink_rest_url="http://10.0.0.1:8081")
     ext_b = load(home=tmp_path, mode="external", flink_rest_url="http://10.0.0.2:8081")
     assert len({resume.cluster_id(s) for s in (local, docker, ext_a, ext_b)}) == 4
+
+
+def test_a_wipe_forgets_only_its_own_clusters_restore_points(tmp_path):
+    """`labkit down --wipe` deletes a cluster's savepoints; its restore points must go with them (a CI run's
+    docker demo tried to resume from a savepoint of a wiped volume), and only its own."""
+    local = load(home=tmp_path, flink_rest_url="http://127.0.0.1:1")
+    docker = load(home=tmp_path, flink_rest_url="http://127.0.0.1:1", mode="docker")
+    sp = tmp_path / "sp"
+    sp.mkdir()
+    for s in (local, docker):
+        resume.record_savepoint(s, "p", f"file://{sp}")
+        resume.record_savepoint(s, "p-other-topic", f"file://{sp}")
+    resume.forget_cluster(docker)
+    assert resume.latest(docker, "p") is None and resume.latest(docker, "p-other-topic") is None
+    assert resume.latest(local, "p")[0] == f"file://{sp}"
+    assert resume.latest(local, "p-other-topic")[0] == f"file://{sp}"
