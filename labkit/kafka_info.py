@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 
+from labkit.kafka_clients import python_config
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
@@ -14,13 +15,13 @@ from labkit.settings import get as get_settings
 def _admin(settings: Settings):
     from kafka import KafkaAdminClient
 
-    return KafkaAdminClient(bootstrap_servers=settings.kafka, client_id="labkit-info")
+    return KafkaAdminClient(**python_config(settings), client_id="labkit-info")
 
 
 def _consumer(settings: Settings, **kw):
     from kafka import KafkaConsumer
 
-    return KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False, client_id="labkit-info", **kw)
+    return KafkaConsumer(**python_config(settings), enable_auto_commit=False, client_id="labkit-info", **kw)
 
 
 def topics(settings: Settings | None = None) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from functools import partial
 
 from labkit.errors import ConfigError, ServiceError
 from labkit.events import WINDOW_MS, EventGenerator, Scenario, window_end
+from labkit.kafka_clients import diagnose, librdkafka_config, python_config
 from labkit.ledger import Ledger
 from labkit.progress import Progress
 from labkit.settings import Settings
@@ -26,13 +27,14 @@ from labkit.timing import WATERMARK_DELAY_MS
 
 
 class _KafkaPython:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
+        bootstrap = settings.kafka
         try:
             self.p = KafkaProducer(
-                bootstrap_servers=bootstrap,
+                **python_config(settings),
                 acks="all",
                 retries=2**31 - 1,
                 enable_idempotence=True,
@@ -44,7 +46,9 @@ class _KafkaPython:
                 delivery_timeout_ms=300_000,
             )
         except KafkaError:
-            raise ServiceError(f"Kafka is not reachable at {bootstrap}.", "start the stack with `labkit up`") from None
+            raise diagnose(settings) or ServiceError(
+                f"Kafka is not reachable at {bootstrap}.", "start the stack with `labkit up`"
+            ) from None
 
     def send(self, topic, key, value, ts, partition=None, on_error=None) -> None:
         fut = self.p.send(topic, key=key, value=value, timestamp_ms=ts, partition=partition)
@@ -74,12 +78,12 @@ class _KafkaPython:
 
 
 class _Confluent:
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         from confluent_kafka import Producer
 
         self.p = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **librdkafka_config(settings),
                 "acks": "all",
                 "enable.idempotence": True,
                 "linger.ms": 20,
@@ -227,7 +231,9 @@ def produce(
         malformed_fraction=malformed_fraction,
         scenario=scenario,
     )
-    sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings.kafka)
+    if settings.mode == "external" and (problem := diagnose(settings)):
+        raise problem  # someone else's cluster: name the setting now, not after a client's 30 s timeout
+    sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings)
     if wake_partitions:
         wake(sender, topic, int(getattr(gen, "clock_ms", start_ms)) - 1)
     info = getattr(gen, "scenario_info", None)

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from labkit.errors import ConfigError
@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(None, description="host:port list; default bind_host:kafka_port")
     # What the Flink job uses to reach Kafka: differs from kafka_bootstrap only when Flink runs in containers.
     kafka_bootstrap_for_flink: str | None = None
+
+    # Kafka security (external clusters): every client labkit makes (producer, consumers, admin, the Flink job)
+    # gets these through labkit.kafka_clients. The password comes from LABKIT_KAFKA_SASL_PASSWORD or, better,
+    # a file (LABKIT_KAFKA_SASL_PASSWORD_FILE, mode 0600); the CA from a PEM file.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_ca_file: Path | None = Field(None, description="PEM CA of the brokers' certificates; default: system")
+    kafka_replication_factor: int = Field(1, ge=1, description="of the topics labkit creates")
 
     flink_rest_port: int = Field(8081, ge=1, le=65535)
     flink_rpc_port: int = Field(6123, ge=1, le=65535)
@@ -113,6 +124,7 @@ def load(**overrides: object) -> Settings:
             f"setting {name} is invalid: {err['msg']} (got {err.get('input')!r}).",
             f"fix {name} in your environment or .env file; see docs/configuration.md",
         ) from None
+    _check_kafka_security(s)
     ports = s.ports()
     seen: dict[int, str] = {}
     for name, port in ports.items():
@@ -123,6 +135,34 @@ def load(**overrides: object) -> Settings:
             )
         seen[port] = name
     return s
+
+
+def _check_kafka_security(s: Settings) -> None:
+    """A security setting that cannot work is named here, before a client times out on it."""
+    fix = "in your environment or .env file; see docs/configuration.md (Kafka security)"
+    if s.kafka_security_protocol.startswith("SASL"):
+        if not s.kafka_sasl_username:
+            raise ConfigError(
+                f"LABKIT_KAFKA_SECURITY_PROTOCOL is {s.kafka_security_protocol} but LABKIT_KAFKA_SASL_USERNAME is not set.",
+                f"set LABKIT_KAFKA_SASL_USERNAME {fix}",
+            )
+        if s.kafka_sasl_password is None and s.kafka_sasl_password_file is None:
+            raise ConfigError(
+                f"LABKIT_KAFKA_SECURITY_PROTOCOL is {s.kafka_security_protocol} but no password is given.",
+                f"set LABKIT_KAFKA_SASL_PASSWORD_FILE (a file readable only by you) or LABKIT_KAFKA_SASL_PASSWORD {fix}",
+            )
+        if s.kafka_sasl_password_file is not None and not s.kafka_sasl_password_file.is_file():
+            raise ConfigError(
+                f"LABKIT_KAFKA_SASL_PASSWORD_FILE {s.kafka_sasl_password_file} does not exist.",
+                f"point LABKIT_KAFKA_SASL_PASSWORD_FILE at the file holding the password {fix}",
+            )
+    if s.kafka_ssl_ca_file is not None:
+        ca = s.kafka_ssl_ca_file
+        if not ca.is_file() or b"-----BEGIN CERTIFICATE-----" not in ca.read_bytes():
+            raise ConfigError(
+                f"LABKIT_KAFKA_SSL_CA_FILE {ca} is not a PEM certificate file.",
+                f"point LABKIT_KAFKA_SSL_CA_FILE at the CA certificate (PEM) that signed the brokers' certificates {fix}",
+            )
 
 
 @lru_cache(maxsize=1)

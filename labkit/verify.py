@@ -251,8 +251,10 @@ def dead_letters(
     `between_ms` keeps only records whose Kafka timestamp is in that range (one producer run)."""
     from kafka import KafkaConsumer, TopicPartition
 
+    from labkit.kafka_clients import python_config
+
     c = KafkaConsumer(
-        bootstrap_servers=settings.kafka, enable_auto_commit=False, consumer_timeout_ms=2000, client_id="labkit-verify"
+        **python_config(settings), enable_auto_commit=False, consumer_timeout_ms=2000, client_id="labkit-verify"
     )
     try:
         parts = [TopicPartition(dlq_topic, p) for p in (c.partitions_for_topic(dlq_topic) or [])]

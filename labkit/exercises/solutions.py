@@ -105,12 +105,13 @@ def my_consumer(group: str, n: int = 500, settings=None) -> int:
     """Read `n` messages of the lab's topic in consumer group `group` and commit: the 02 exercise."""
     from kafka import KafkaConsumer
 
+    from labkit.kafka_clients import python_config
     from labkit.settings import get
 
     s = settings or get()
     consumer = KafkaConsumer(
         s.topic,
-        bootstrap_servers=s.kafka,
+        **python_config(s),
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

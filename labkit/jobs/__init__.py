@@ -8,6 +8,7 @@ from labkit.errors import RestoreError
 from labkit.jobs import resume
 from labkit.jobs.control import Flink, Job, root_cause, submit_spec
 from labkit.jobs.sql import JobParams, pipeline_statements
+from labkit.kafka_clients import java_properties
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 from labkit.stack.provision._run import say
@@ -78,6 +79,7 @@ def pipeline_params(
     topic = topic or settings.topic
     return JobParams(
         bootstrap=_stack(settings).job_side().kafka,
+        kafka_properties=tuple(java_properties(settings).items()),
         topic=topic,
         dlq_topic=settings.dlq_topic_for(topic),
         group_id=group_id or f"labkit-{topic}",

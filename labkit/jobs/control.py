@@ -342,6 +342,7 @@ def submit_spec(
     jobs_dir = settings.home / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     spec_path = jobs_dir / f"{spec['config']['pipeline.name']}-{int(time.time() * 1000)}.json"
+    spec_path.touch(mode=0o600)  # a secured cluster's password is in the job's connector options
     spec_path.write_text(json.dumps(spec, indent=2))
     u = httpx.URL(settings.flink)
     cmd = [str(flink_dist.flink_home() / "bin" / "flink"), "run", "-m", f"{u.host}:{u.port or 8081}", "-d"]

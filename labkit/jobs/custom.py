@@ -108,6 +108,7 @@ class CustomMetric:
         spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
         path = s.home / "jobs" / f"preview-{self.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)  # may hold a secured cluster's password
         path.write_text(json.dumps(spec))
         try:
             r = subprocess.run(

@@ -33,6 +33,8 @@ class JobParams:
     startup_timestamp_ms: int | None = None
     bounded: bool = False  # stop at the offsets that are latest when the job starts (previews)
     alignment_group: str | None = None  # default: one group per topic
+    # Kafka client properties for a secured cluster (labkit.kafka_clients.java_properties): SASL, TLS
+    kafka_properties: tuple[tuple[str, str], ...] = ()
 
     @property
     def alignment(self) -> str:
@@ -61,8 +63,13 @@ def functions_ddl() -> list[str]:
     ]
 
 
+def _kafka_properties(p: JobParams) -> str:
+    """The security properties, one connector option each (nothing on an unsecured cluster)."""
+    return "".join(f"\n  {lit('properties.' + k)} = {lit(v)}," for k, v in p.kafka_properties)
+
+
 def source_ddl(p: JobParams, name: str = "events_raw") -> str:
-    extra = ""
+    extra = _kafka_properties(p)
     if p.startup_timestamp_ms is not None:
         extra += f"\n  'scan.startup.timestamp-millis' = '{p.startup_timestamp_ms}',"
     if p.bounded:
@@ -185,7 +192,7 @@ CREATE TEMPORARY TABLE dead_letters (
 ) WITH (
   'connector' = 'kafka',
   'topic' = {lit(p.dlq_topic)},
-  'properties.bootstrap.servers' = {lit(p.bootstrap)},
+  'properties.bootstrap.servers' = {lit(p.bootstrap)},{_kafka_properties(p)}
   'sink.delivery-guarantee' = 'at-least-once',
   'format' = 'json',
   'json.encode.ignore-null-fields' = 'false'

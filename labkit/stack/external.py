@@ -44,7 +44,7 @@ class ExternalStack(Stack):
     def _checks(self):
         s = self.settings
         return [
-            ("kafka", KafkaMetadata(s.kafka)),
+            ("kafka", KafkaMetadata(s.kafka, s)),
             ("flink", FlinkSlots(s.flink)),
             ("influxdb", InfluxBucket(s.influx, self.influx_token("read"), s.influx_org, s.influx_bucket)),
         ]

@@ -120,11 +120,13 @@ def ensure_topics(bootstrap: str, settings) -> None:
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="labkit-admin")
+    from labkit.kafka_clients import python_config
+
+    admin = KafkaAdminClient(**python_config(settings, bootstrap=bootstrap), client_id="labkit-admin")
     try:
         existing = set(admin.list_topics())
         new = [
-            NewTopic(t, num_partitions=settings.partitions, replication_factor=1)
+            NewTopic(t, num_partitions=settings.partitions, replication_factor=settings.kafka_replication_factor)
             for t in (settings.topic, settings.dlq_topic)
             if t not in existing
         ]

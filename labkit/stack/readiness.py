@@ -83,13 +83,21 @@ class HttpOk(WaitStrategy):
 class KafkaMetadata(WaitStrategy):
     description = "answering metadata requests"
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, settings=None) -> None:
         self.bootstrap = bootstrap
+        self.settings = settings  # external clusters: security settings, and a diagnosis when it fails
 
     def check(self) -> Check:
         from kafka import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000, client_id="labkit-ready")
+        config = {"bootstrap_servers": self.bootstrap}
+        if self.settings is not None:
+            from labkit.kafka_clients import diagnose, python_config
+
+            if problem := diagnose(self.settings, bootstrap=self.bootstrap, timeout_s=3):
+                return Check(False, str(problem))
+            config = python_config(self.settings, bootstrap=self.bootstrap)
+        admin = KafkaAdminClient(**config, request_timeout_ms=3000, client_id="labkit-ready")
         try:
             brokers = admin.describe_cluster().get("brokers", [])
             return Check(bool(brokers), f"{len(brokers)} broker(s)")

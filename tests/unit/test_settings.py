@@ -91,3 +91,33 @@ def test_the_stack_owns_addresses_and_docker_jobs_get_the_container_side(tmp_pat
     # external mode: what the settings say, for both sides unless a job-side address is given
     ext = stack.get(load(mode="external", kafka_bootstrap="k1:9092,k2:9092", kafka_bootstrap_for_flink="k-int:9092"))
     assert ext.get_bootstrap_server() == "k1:9092,k2:9092" and ext.job_side().kafka == "k-int:9092"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"LABKIT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "LABKIT_KAFKA_SASL_USERNAME"),
+        ({"LABKIT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "LABKIT_KAFKA_SASL_USERNAME": "a"}, "PASSWORD"),
+        (
+            {
+                "LABKIT_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "LABKIT_KAFKA_SASL_USERNAME": "a",
+                "LABKIT_KAFKA_SASL_PASSWORD_FILE": "/nonexistent/pw",
+            },
+            "LABKIT_KAFKA_SASL_PASSWORD_FILE",
+        ),
+        (
+            {"LABKIT_KAFKA_SECURITY_PROTOCOL": "SSL", "LABKIT_KAFKA_SSL_CA_FILE": "README.md"},
+            "LABKIT_KAFKA_SSL_CA_FILE",
+        ),
+        ({"LABKIT_KAFKA_SECURITY_PROTOCOL": "TLS"}, "LABKIT_KAFKA_SECURITY_PROTOCOL"),
+        ({"LABKIT_KAFKA_SASL_MECHANISM": "GSSAPI"}, "LABKIT_KAFKA_SASL_MECHANISM"),
+        ({"LABKIT_KAFKA_REPLICATION_FACTOR": "0"}, "LABKIT_KAFKA_REPLICATION_FACTOR"),
+    ],
+)
+def test_kafka_security_settings_that_cannot_work_are_named(monkeypatch, env, named):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as e:
+        load()
+    assert named in str(e.value), str(e.value)

@@ -1,0 +1,174 @@
+"""How every Kafka client labkit makes connects: one owner for the security settings.
+
+Three client libraries meet the same cluster: kafka-python (admin, consumers, the notebooks), librdkafka
+(confluent-kafka, the fast producer) and the Java client inside the Flink job. Each spells SASL and TLS
+differently; this module translates the lab's settings into each dialect, so a secured external cluster
+(SASL/SCRAM over TLS) needs the settings once, not a change in every caller.
+
+    from kafka import KafkaConsumer
+    from labkit.kafka_clients import python_config
+    consumer = KafkaConsumer("clickstream_events", **python_config())
+"""
+
+from __future__ import annotations
+
+from labkit.settings import Settings
+from labkit.settings import get as get_settings
+
+
+def sasl_password(settings: Settings) -> str | None:
+    """The SASL password: the file wins over the variable (a file does not show up in `env` or `ps`)."""
+    if settings.kafka_sasl_password_file is not None:
+        return settings.kafka_sasl_password_file.read_text().strip()
+    return settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+
+
+def _sasl(s: Settings) -> bool:
+    return s.kafka_security_protocol.startswith("SASL")
+
+
+def _tls(s: Settings) -> bool:
+    return s.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+
+def python_config(settings: Settings | None = None, *, bootstrap: str | None = None) -> dict:
+    """Keyword arguments for kafka-python's KafkaConsumer, KafkaProducer and KafkaAdminClient."""
+    s = settings or get_settings()
+    kw: dict = {"bootstrap_servers": bootstrap or s.kafka}
+    if s.kafka_security_protocol != "PLAINTEXT":
+        kw["security_protocol"] = s.kafka_security_protocol
+    if _sasl(s):
+        kw.update(
+            sasl_mechanism=s.kafka_sasl_mechanism,
+            sasl_plain_username=s.kafka_sasl_username,
+            sasl_plain_password=sasl_password(s),
+        )
+    if _tls(s) and s.kafka_ssl_ca_file:
+        kw["ssl_cafile"] = str(s.kafka_ssl_ca_file)
+    return kw
+
+
+def librdkafka_config(settings: Settings | None = None, *, bootstrap: str | None = None) -> dict:
+    """Configuration for confluent-kafka (librdkafka) clients."""
+    s = settings or get_settings()
+    conf: dict = {"bootstrap.servers": bootstrap or s.kafka}
+    if s.kafka_security_protocol != "PLAINTEXT":
+        conf["security.protocol"] = s.kafka_security_protocol.lower()
+    if _sasl(s):
+        conf.update(
+            {
+                "sasl.mechanisms": s.kafka_sasl_mechanism,
+                "sasl.username": s.kafka_sasl_username,
+                "sasl.password": sasl_password(s),
+            }
+        )
+    if _tls(s) and s.kafka_ssl_ca_file:
+        conf["ssl.ca.location"] = str(s.kafka_ssl_ca_file)
+    return conf
+
+
+def java_properties(settings: Settings | None = None) -> dict[str, str]:
+    """Kafka Java client properties for the Flink job (without the `properties.` prefix of the SQL connector).
+
+    The CA goes inline (`ssl.truststore.certificates`, PEM): the TaskManagers of a remote cluster cannot
+    read a file on this machine, and the job then needs no file of its own on theirs."""
+    s = settings or get_settings()
+    props: dict[str, str] = {}
+    if s.kafka_security_protocol != "PLAINTEXT":
+        props["security.protocol"] = s.kafka_security_protocol
+    if _sasl(s):
+        module = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule"
+            if s.kafka_sasl_mechanism == "PLAIN"
+            else "org.apache.kafka.common.security.scram.ScramLoginModule"
+        )
+
+        def q(v: str | None) -> str:
+            return '"' + (v or "").replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        props["sasl.mechanism"] = s.kafka_sasl_mechanism
+        props["sasl.jaas.config"] = (
+            f"{module} required username={q(s.kafka_sasl_username)} password={q(sasl_password(s))};"
+        )
+    if _tls(s) and s.kafka_ssl_ca_file:
+        props["ssl.truststore.type"] = "PEM"
+        props["ssl.truststore.certificates"] = s.kafka_ssl_ca_file.read_text().strip()
+    return props
+
+
+def java_properties_file_lines(settings: Settings | None = None) -> list[str]:
+    """The same, as `key=value` lines for Kafka's command-line tools (`--command-config`)."""
+    return [f"{k}={v}".replace("\n", "\\n") for k, v in java_properties(settings).items()]
+
+
+def diagnose(settings: Settings | None = None, *, bootstrap: str | None = None, timeout_s: float = 6):
+    """Why Kafka cannot be used with these settings, as a LabkitError naming the setting to fix; None when a
+    client connects, authenticates and reads metadata.
+
+    Clients only say "unable to bootstrap" after a timeout whatever went wrong. This probes step by step:
+    the TCP connection (address), then a librdkafka client whose error callback tells a TLS failure (CA,
+    protocol) from a SASL one (user, password, mechanism)."""
+    import socket
+
+    from labkit.errors import ConfigError, ServiceError
+
+    s = settings or get_settings()
+    bootstrap = bootstrap or s.kafka
+    first = bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as e:
+        return ServiceError(
+            f"Kafka is not reachable at {bootstrap} ({getattr(e, 'strerror', None) or e}).",
+            "check LABKIT_KAFKA_BOOTSTRAP (host:port of a broker) and that the cluster is up "
+            "(this machine's stack: `labkit up`)",
+        )
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list = []
+    admin = AdminClient({**librdkafka_config(s, bootstrap=bootstrap), "error_cb": errors.append, "log_level": 0})
+    try:
+        admin.list_topics(timeout=timeout_s)
+        return None
+    except KafkaException:
+        admin.poll(0.5)  # error callbacks are served here
+    main = next((e for e in errors if e.name() in ("_AUTHENTICATION", "_SSL")), None)
+    names = {e.name() for e in errors}
+    seen = _reason(main.str()) if main else ""
+    user = s.kafka_sasl_username
+    if "_AUTHENTICATION" in names and "Unsupported SASL mechanism" in seen:
+        return ConfigError(
+            f"Kafka at {bootstrap} does not offer SASL mechanism {s.kafka_sasl_mechanism}: {seen}",
+            "set LABKIT_KAFKA_SASL_MECHANISM to one the broker supports",
+        )
+    if "_AUTHENTICATION" in names:
+        return ConfigError(
+            f"Kafka at {bootstrap} refused user {user!r}: {seen}",
+            "check LABKIT_KAFKA_SASL_USERNAME and the password in LABKIT_KAFKA_SASL_PASSWORD_FILE "
+            "(or LABKIT_KAFKA_SASL_PASSWORD)",
+        )
+    if "_SSL" in names and "certificate verify failed" in seen:
+        return ConfigError(
+            f"the TLS certificate of Kafka at {bootstrap} is not trusted: {seen}",
+            "set LABKIT_KAFKA_SSL_CA_FILE to the CA certificate (PEM) that signed the brokers' certificates",
+        )
+    if "_SSL" in names or s.kafka_security_protocol != "SASL_SSL":
+        return ConfigError(
+            f"Kafka at {bootstrap} accepts connections but not as {s.kafka_security_protocol}"
+            + (f": {seen}" if "_SSL" in names else " (the broker closed the connection)."),
+            "set LABKIT_KAFKA_SECURITY_PROTOCOL to what the listener expects (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)",
+        )
+    return ServiceError(
+        f"Kafka at {bootstrap} did not answer a metadata request in {timeout_s:.0f}s: {seen or 'no reason given'}",
+        "check that the brokers are healthy and LABKIT_KAFKA_BOOTSTRAP names one of them",
+    )
+
+
+def _reason(text: str) -> str:
+    """librdkafka's sentence without its connection prefix and timing suffix."""
+    import re
+
+    text = re.sub(r"^\S+://\S+/\S+: ", "", text)
+    return re.sub(r" \(after \d+ms in state \w+\)", "", text).strip()
