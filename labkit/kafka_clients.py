@@ -16,6 +16,10 @@ from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
 
+# flink-sql-connector-kafka relocates the Kafka client under this package (checked in its jar)
+SHADED_KAFKA = "org.apache.flink.kafka.shaded."
+
+
 def sasl_password(settings: Settings) -> str | None:
     """The SASL password: the file wins over the variable (a file does not show up in `env` or `ps`)."""
     if settings.kafka_sasl_password_file is not None:
@@ -77,7 +81,8 @@ def java_properties(settings: Settings | None = None) -> dict[str, str]:
     if s.kafka_security_protocol != "PLAINTEXT":
         props["security.protocol"] = s.kafka_security_protocol
     if _sasl(s):
-        module = (
+        # The SQL connector jar shades the Kafka client: the login module is named as it is in that jar.
+        module = SHADED_KAFKA + (
             "org.apache.kafka.common.security.plain.PlainLoginModule"
             if s.kafka_sasl_mechanism == "PLAIN"
             else "org.apache.kafka.common.security.scram.ScramLoginModule"

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     flink_rest_url: str | None = None
     flink_taskmanager_slots: int = Field(4, ge=1)
     flink_parallelism: int = Field(2, ge=1)
+    # The Python (with PyFlink) the TaskManagers of an external cluster run the job's Python parts with;
+    # default: the cluster's own `python.executable`. Local and docker mode set it themselves.
+    flink_python_executable: str | None = None
 
     influx_port: int = Field(8086, ge=1, le=65535)
     influx_url: str | None = None

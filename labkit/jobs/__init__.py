@@ -28,8 +28,12 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
     """Config and InfluxDB sink of a job; addresses and the token file as the job sees them (the stack's)."""
     st = _stack(settings)  # one stack: building it reads the credentials, and job_side() writes the token file
     side = st.job_side()
+    # An external cluster's TaskManagers run the job's Python with their own interpreter, unless told which
+    # (one with apache-flink and the runner's packages; a session cluster shared by a workshop usually has one).
+    python = {"python.executable": settings.flink_python_executable} if settings.flink_python_executable else {}
     return {
         "config": {
+            **python,
             "pipeline.name": name,
             "parallelism.default": parallelism or settings.flink_parallelism,
             "table.local-time-zone": "UTC",

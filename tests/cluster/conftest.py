@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class SecuredKafka:
             kafka_sasl_password_file=self.password_file,
             kafka_ssl_ca_file=self.ca,
             flink_rest_url=local.flink,
+            flink_python_executable=sys.executable,  # this "cluster's" TaskManager runs on this machine
             influx_url=local.influx,
             influx_token=st.influx_token("admin"),
             influx_write_token=st.influx_token("write"),

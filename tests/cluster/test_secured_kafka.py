@@ -23,16 +23,17 @@ def test_the_pipeline_runs_over_sasl_scram_and_tls_with_exact_accounts(secured_k
     st = stack_mod.get(s)
     status = st.up(timeout=60)  # checks all three clusters and creates the topics over SASL_SSL
     assert status.all_running, status
-    job = jobs.submit_pipeline(s, name=f"secured-{topic}")
+    job = jobs.submit_pipeline(s, name=f"secured-{topic}", wait=False)
     try:
-        first = produce(8_000, seed=1, sim_rate=500, late_fraction=0.01, malformed_fraction=0.01,
+        job.wait_running()
+        first = produce(10_000, seed=1, sim_rate=200, late_fraction=0.01, malformed_fraction=0.01,
                         engine="confluent", settings=s)  # fmt: skip
-        second = produce(8_000, seed=2, sim_rate=500, late_fraction=0.01, malformed_fraction=0.01,
+        second = produce(10_000, seed=2, sim_rate=200, late_fraction=0.01, malformed_fraction=0.01,
                          close_windows=True, settings=s)  # fmt: skip
         acc = verify(first.ledger.merge(second.ledger), settings=s, wait_s=120)
         assert acc.exact, f"{acc}\n{acc.mismatches}"
         # the dead-letter topic was written (by the job) and read (by verify) over SASL_SSL
-        assert sum(acc.dlq_found.values()) > 0 and acc.late_counted > 0, acc
+        assert sum(acc.dlq_found.values()) > 0 and acc.late_counted == acc.late_expected > 0, acc
     finally:
         job.cancel()
 
