@@ -15,7 +15,6 @@ from __future__ import annotations
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
-
 # flink-sql-connector-kafka relocates the Kafka client under this package (checked in its jar)
 SHADED_KAFKA = "org.apache.flink.kafka.shaded."
 
