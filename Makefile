@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 export LABKIT_PROGRESS ?= lines
 
-.PHONY: dev dashboards setup system demo up down status test test-unit test-stack test-pipeline test-faults test-notebooks \
+.PHONY: dev dashboards setup system demo up down status test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster \
 	test-docker docker-prep-background notebooks lint format bench lab clean
 
 $(BIN)/python:
@@ -101,11 +101,18 @@ test-docker: setup
 # The whole suite, as CI runs it: unit tests, the real stack, the pipeline, faults, the notebooks with their
 # solutions (local mode); then docker mode, where the notebooks run as an attendee first runs them.
 test: setup up
-	$(BIN)/pytest tests -m "not slow"
+	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster
+	$(MAKE) test-cluster
 	$(MAKE) docker-prep-background
 	$(BIN)/pytest tests -m slow
 	$(BIN)/python -m labkit.notebooks_ci --pass solution
 	$(MAKE) test-docker
+
+# External mode against Kafka clusters the tests build: one broker with SASL/SCRAM over TLS on loopback, and
+# three brokers on three hosts (network namespaces, root only) with replication factor 3 and a broker killed
+# mid-stream. Flink and InfluxDB are the local stack's.
+test-cluster: up
+	$(BIN)/pytest tests/cluster
 
 bench: up
 	$(LABKIT) bench
