@@ -100,11 +100,6 @@ def java_properties(settings: Settings | None = None) -> dict[str, str]:
     return props
 
 
-def java_properties_file_lines(settings: Settings | None = None) -> list[str]:
-    """The same, as `key=value` lines for Kafka's command-line tools (`--command-config`)."""
-    return [f"{k}={v}".replace("\n", "\\n") for k, v in java_properties(settings).items()]
-
-
 def diagnose(settings: Settings | None = None, *, bootstrap: str | None = None, timeout_s: float = 6):
     """Why Kafka cannot be used with these settings, as a LabkitError naming the setting to fix; None when a
     client connects, authenticates and reads metadata.

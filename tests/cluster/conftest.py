@@ -23,7 +23,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -169,7 +169,6 @@ class SecuredKafka:
     ca: Path
     other_ca: Path  # a CA that did not sign the brokers' certificates
     password_file: Path
-    extra: dict = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -199,7 +198,6 @@ class SecuredKafka:
             influx_write_token=st.influx_token("write"),
             influx_read_token=st.influx_token("read"),
             flink_influx_token_file=st.job_side().token_file,
-            **self.extra,
         )
         return load(**{**base, **overrides})
 
