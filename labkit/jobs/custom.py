@@ -28,6 +28,10 @@ from labkit.settings import get as get_settings
 EVENTS_VIEW = "CREATE TEMPORARY VIEW events AS SELECT * FROM events_on_time"
 
 
+def _text(b: bytes | str | None) -> str:
+    return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+
+
 def explore(sql: str, *, topic: str | None = None, seconds: float | None = 300, limit: int = 20) -> pd.DataFrame:
     """Run any bounded SELECT over the view `events` (e.g. `SELECT * FROM events LIMIT 10`): a look at the
     stream through Flink SQL before aggregating it. Runs locally on recent events and returns a DataFrame."""
@@ -105,6 +109,15 @@ class CustomMetric:
         provision_client()
         spec["config"]["pipeline.jars"] = f"{flink_dist.connector_jar().as_uri()};{udf.jar_path().as_uri()}"
         spec["config"]["parallelism.default"] = 1
+        # A preview is a throwaway run: no checkpoints (with them, collect() shows rows only after a
+        # checkpoint completes, which took minutes on a busy machine) and no restarts (a query that fails
+        # at run time must say so now, not retry until the timeout).
+        spec["config"] = {
+            k: v
+            for k, v in spec["config"].items()
+            if not k.startswith(("execution.checkpointing.", "restart-strategy."))
+        }
+        spec["config"]["restart-strategy.type"] = "none"
         spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
         path = s.home / "jobs" / f"preview-{self.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,20 +128,50 @@ class CustomMetric:
                 [sys.executable, str(RUNNER), "--spec", str(path)],
                 capture_output=True,
                 text=True,
-                timeout=timeout_s + 60,
+                timeout=timeout_s + 120,  # the runner's own watchdog stops the job at timeout_s
                 stdin=subprocess.DEVNULL,
             )
-        except subprocess.TimeoutExpired:
-            raise JobError(f"the preview of {self.name} did not finish in {timeout_s + 60:.0f}s.") from None
+        except subprocess.TimeoutExpired as e:
+            raise JobError(
+                f"the preview of {self.name} did not finish in {timeout_s + 120:.0f}s: "
+                f"{root_cause(_text(e.stdout) + _text(e.stderr)) or 'no output from Flink'}",
+                "see `labkit doctor`; a preview needs Java and the Kafka topic, not the Flink cluster",
+            ) from None
         rows = [
             json.loads(line[len("LABKIT_ROW ") :]) for line in r.stdout.splitlines() if line.startswith("LABKIT_ROW ")
         ]
-        if r.returncode != 0 and not rows:
+        timed_out = "LABKIT_PREVIEW_TIMEOUT" in r.stdout
+        if timed_out and not rows:
             raise JobError(
-                f"your SQL for {self.name} failed: {root_cause(r.stdout + r.stderr)}",
-                "fix the SQL at the line and column shown, then preview again",
+                f"the preview of {self.name} returned no row within {timeout_s:.0f}s.",
+                "preview fewer events (a smaller `seconds`), or give it longer (timeout_s=...)",
             )
-        df = pd.DataFrame(rows)
+        if r.returncode != 0 and not rows:
+            cause = root_cause(r.stdout + r.stderr)
+            raise JobError(
+                f"your SQL for {self.name} failed: {cause}",
+                "fix the SQL at the line and column shown, then preview again"
+                if " line " in cause
+                else "the query failed while running: fix the expression the error names, then preview again",
+            )
+        if timed_out:
+            print(f"[labkit] the preview stopped after {timeout_s:.0f}s: showing the {len(rows)} row(s) it had by then")
+        columns = next(
+            (
+                json.loads(ln[len("LABKIT_COLUMNS ") :])
+                for ln in r.stdout.splitlines()
+                if ln.startswith("LABKIT_COLUMNS ")
+            ),
+            None,
+        )
+        df = pd.DataFrame(rows, columns=columns)
+        if df.empty:
+            where = (
+                f"since {pd.Timestamp(since_ms, unit='ms')} UTC"
+                if since_ms is not None
+                else ("the whole topic" if seconds is None else f"the last {seconds:.0f}s")
+            )
+            print(f"[labkit] no rows: {params.topic} has no valid events in {where} (produce some, or widen `seconds`)")
         for c in ("window_start", "window_end", "window_time"):
             if c in df.columns:
                 df[c] = pd.to_datetime(df[c])

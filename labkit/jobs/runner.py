@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import re
-import time
+import threading
 
 import pandas as pd
 from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
@@ -124,6 +124,36 @@ def _jsonable(x):
     return x if isinstance(x, (int, float, str, type(None))) else str(x)
 
 
+def preview(t_env, sql: str, limit: int, timeout_s: float) -> None:
+    """Bounded preview in this process (a local MiniCluster): rows as JSON lines, then stop. A watchdog
+    cancels the job at the deadline even when no row ever comes, so the caller always gets an answer."""
+    table = t_env.sql_query(sql)
+    names = table.get_schema().get_field_names()
+    print("LABKIT_COLUMNS " + json.dumps(names), flush=True)  # an empty result still has its columns
+    result = table.execute()
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        print("LABKIT_PREVIEW_TIMEOUT", flush=True)
+        result.get_job_client().cancel()
+
+    watchdog = threading.Timer(timeout_s, stop)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        with result.collect() as rows:
+            for i, row in enumerate(rows):
+                print("LABKIT_ROW " + json.dumps(dict(zip(names, map(_jsonable, row), strict=False))), flush=True)
+                if i + 1 >= limit or timed_out.is_set():
+                    break
+    except Exception:
+        if not timed_out.is_set():  # a cancelled job ends the iterator with an error: expected then
+            raise
+    finally:
+        watchdog.cancel()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spec", required=True, help="job spec JSON written by labkit")
@@ -153,15 +183,7 @@ def main() -> None:
             t_env.execute_sql(stmt)
     custom = spec.get("custom")
     if custom and spec.get("preview"):
-        # Bounded preview in this process (a local MiniCluster): rows as JSON lines, then stop.
-        table = t_env.sql_query(custom["sql"])
-        names = table.get_schema().get_field_names()
-        deadline = time.time() + spec["preview"]["timeout_s"]
-        with table.execute().collect() as rows:
-            for i, row in enumerate(rows):
-                print("LABKIT_ROW " + json.dumps(dict(zip(names, map(_jsonable, row), strict=False))), flush=True)
-                if i + 1 >= spec["preview"]["limit"] or time.time() > deadline:
-                    break
+        preview(t_env, custom["sql"], spec["preview"]["limit"], spec["preview"]["timeout_s"])
         return
     inserts = list(spec.get("inserts", []))
     if custom:
