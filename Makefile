@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 export LABKIT_PROGRESS ?= lines
 
-.PHONY: dev dashboards setup system demo up down status test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster \
+.PHONY: dev dashboards setup system demo up down status test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster test-cluster-flink \
 	test-docker docker-prep-background notebooks lint format bench lab clean
 
 $(BIN)/python:
@@ -112,7 +112,13 @@ test: setup up
 # three brokers on three hosts (network namespaces, root only) with replication factor 3 and a broker killed
 # mid-stream. Flink and InfluxDB are the local stack's.
 test-cluster: up
-	$(BIN)/pytest tests/cluster
+	$(BIN)/pytest tests/cluster --ignore=tests/cluster/test_flink_cluster.py
+
+# Every service on hosts of its own: the three brokers, a Flink session cluster (JobManager + two
+# TaskManagers) and InfluxDB; a TaskManager killed mid-stream. ~9 min on a 2-core machine, so not yet a step
+# of `make test` (CI's 90-minute budget); see docs/known-issues.md for what it found.
+test-cluster-flink: up
+	$(BIN)/pytest tests/cluster/test_flink_cluster.py
 
 bench: up
 	$(LABKIT) bench

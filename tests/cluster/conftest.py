@@ -245,44 +245,253 @@ def _sh(*cmd: str) -> None:
 _FORWARD = ["FORWARD", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]
 
 
-def _teardown_network(n: int) -> None:
-    if shutil.which("iptables"):
-        while subprocess.run(["iptables", "-D", *_FORWARD], capture_output=True).returncode == 0:
-            pass
-    for i in range(1, n + 1):
-        subprocess.run(["ip", "netns", "del", f"lk-kafka-{i}"], capture_output=True)
-        subprocess.run(["ip", "link", "del", f"lkv{i}"], capture_output=True)
-    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+class Network:
+    """A bridge on this machine (10.231.0.1) and hosts on it: each a network namespace with an address of its
+    own, its own loopback and nothing else. What an interrupted run left is removed first."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+
+    @staticmethod
+    def teardown() -> None:
+        if shutil.which("iptables"):
+            while subprocess.run(["iptables", "-D", *_FORWARD], capture_output=True).returncode == 0:
+                pass
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        for ns in listed:
+            if ns.startswith("lk-"):
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)  # takes the veths' ends with it
+
+    def create(self) -> None:
+        self.teardown()
+        _sh("ip", "link", "add", BRIDGE, "type", "bridge")
+        _sh("ip", "addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE)
+        _sh("ip", "link", "set", BRIDGE, "up")
+        if shutil.which("iptables"):
+            subprocess.run(["iptables", "-I", *_FORWARD], capture_output=True)
+
+    def add_host(self, ns: str, ip: str) -> str:
+        veth = f"lkv{len(self.hosts) + 1}"
+        _sh("ip", "netns", "add", ns)
+        _sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        _sh("ip", "link", "set", veth, "master", BRIDGE)
+        _sh("ip", "link", "set", veth, "up")
+        _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        self.hosts.append(ns)
+        return ns
 
 
 @pytest.fixture(scope="session")
-def kafka_cluster(tmp_path_factory, stack) -> Iterator[SecuredKafka]:
-    """Three brokers on three hosts (network namespaces) of a bridge made here."""
+def network() -> Iterator[Network]:
     if os.geteuid() != 0 or not shutil.which("ip"):
         pytest.skip("network namespaces need root and iproute2")
-    n = 3
-    _teardown_network(n)  # what an interrupted run left
-    _sh("ip", "link", "add", BRIDGE, "type", "bridge")
-    _sh("ip", "addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE)
-    _sh("ip", "link", "set", BRIDGE, "up")
-    if shutil.which("iptables"):
-        subprocess.run(["iptables", "-I", *_FORWARD], capture_output=True)
+    net = Network()
+    net.create()
+    try:
+        yield net
+    finally:
+        net.teardown()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory, stack, network) -> Iterator[SecuredKafka]:
+    """Three brokers on three hosts (network namespaces) of a bridge made here."""
     brokers = []
     try:
-        for i in range(1, n + 1):
-            ns, ip = f"lk-kafka-{i}", f"{SUBNET}.{10 + i}"
-            _sh("ip", "netns", "add", ns)
-            _sh("ip", "link", "add", f"lkv{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
-            _sh("ip", "link", "set", f"lkv{i}", "master", BRIDGE)
-            _sh("ip", "link", "set", f"lkv{i}", "up")
-            _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
-            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
-            _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        for i in range(1, 4):
+            ip = f"{SUBNET}.{10 + i}"
+            ns = network.add_host(f"lk-kafka-{i}", ip)
             d = tmp_path_factory.mktemp(f"kafka-{i}")
             brokers.append(Broker(i, ip, 9094, 9092, 9093, d, netns=ns))
         cluster = _start(tmp_path_factory.mktemp("cluster-ca"), brokers, [b.host for b in brokers])
         yield cluster
     finally:
         _stop(brokers)
-        with contextlib.suppress(Exception):
-            _teardown_network(n)
+
+
+# --- Flink and InfluxDB as hosts of their own -------------------------------------------------------------
+
+
+@dataclass
+class Process:
+    """A service started in a host (network namespace) as a process group of its own, so a kill takes the
+    whole host's share of it (a TaskManager and its Python workers), as a crashed machine would."""
+
+    name: str
+    netns: str
+    ip: str
+    dir: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "out.log"
+
+    def start(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "a") as out:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.netns, *cmd],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+
+def _wait_http(url: str, ok, what: Process, timeout: float = 180) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+            if ok(httpx.get(url, timeout=3)):
+                return
+        if what.proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{what.name} did not become ready at {url}:\n" + what.log.read_text()[-3000:])
+        time.sleep(1)
+
+
+FLINK_IP, TM_IPS, INFLUX_IP = f"{SUBNET}.21", [f"{SUBNET}.22", f"{SUBNET}.23"], f"{SUBNET}.31"
+TM_SLOTS = 2
+
+
+@dataclass
+class FlinkCluster:
+    """A Flink session cluster (a JobManager and two TaskManagers of 2 slots, each a host) and an InfluxDB
+    host, onboarded here with the HTTP API. Checkpoints go to a folder every host sees, as a shared file
+    system (NFS, S3) would be on real machines."""
+
+    jobmanager: Process
+    taskmanagers: list[Process]
+    influxdb: Process
+    tokens: dict[str, str]
+    token_file: Path
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{FLINK_IP}:8081"
+
+    @property
+    def influx_url(self) -> str:
+        return f"http://{INFLUX_IP}:8086"
+
+    def taskmanager_hosts(self) -> list[str]:
+        import httpx
+
+        tms = httpx.get(f"{self.rest_url}/taskmanagers", timeout=5).json()["taskmanagers"]
+        return sorted(tm["path"].split("@")[-1].split(":")[0] for tm in tms)
+
+    def settings(self, kafka: SecuredKafka, **overrides):
+        """External mode with every service on its own host: Kafka on three, Flink on three, InfluxDB."""
+        return kafka.settings(
+            flink_rest_url=self.rest_url,
+            influx_url=self.influx_url,
+            influx_token=self.tokens["admin"],
+            influx_write_token=self.tokens["write"],
+            influx_read_token=self.tokens["read"],
+            flink_influx_token_file=str(self.token_file),
+            **overrides,
+        )
+
+
+def _flink_conf(d: Path, host_ip: str, checkpoints: Path) -> Path:
+    from labkit.stack.flink import _default_java_opts
+    from labkit.stack.provision import flink as flink_dist
+
+    conf = d / "conf"
+    conf.mkdir(parents=True, exist_ok=True)
+    for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties", "logback-console.xml"):
+        shutil.copy(flink_dist.flink_home() / "conf" / name, conf / name)
+    settings = {
+        "env.java.opts.all": _default_java_opts(),
+        "jobmanager.rpc.address": FLINK_IP,
+        "jobmanager.bind-host": host_ip,
+        "rest.address": FLINK_IP,
+        "rest.bind-address": host_ip,
+        "rest.port": 8081,
+        "taskmanager.host": host_ip,
+        "taskmanager.bind-host": host_ip,
+        "taskmanager.numberOfTaskSlots": TM_SLOTS,
+        "taskmanager.load-balance.mode": "SLOTS",  # spread a job over both TaskManagers
+        "jobmanager.memory.process.size": "1024m",
+        "taskmanager.memory.process.size": "1600m",
+        "heartbeat.timeout": 15000,
+        "state.checkpoints.dir": f"file://{checkpoints}",
+        "state.savepoints.dir": f"file://{checkpoints.parent / 'savepoints'}",
+        "python.executable": sys.executable,
+        "classloader.parent-first-patterns.additional": "org.apache.beam.;pemja.",
+    }
+    (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
+    return conf
+
+
+def _onboard_influx(url: str, org: str, bucket: str) -> dict[str, str]:
+    """InfluxDB's own setup API, not labkit's: an admin token, then write and read tokens for the bucket."""
+    import httpx
+
+    admin = "admin-" + uuid.uuid4().hex
+    r = httpx.post(f"{url}/api/v2/setup", timeout=10, json={
+        "username": "instructor", "password": uuid.uuid4().hex, "org": org, "bucket": bucket, "token": admin,
+    })  # fmt: skip
+    r.raise_for_status()
+    ids = r.json()["bucket"]
+    tokens = {"admin": admin}
+    for action in ("write", "read"):
+        r = httpx.post(f"{url}/api/v2/authorizations", timeout=10, headers={"Authorization": f"Token {admin}"},
+                       json={"orgID": ids["orgID"], "description": f"lab {action}", "permissions": [
+                           {"action": action, "resource": {"type": "buckets", "id": ids["id"], "orgID": ids["orgID"]}}
+                       ]})  # fmt: skip
+        r.raise_for_status()
+        tokens[action] = r.json()["token"]
+    return tokens
+
+
+@pytest.fixture(scope="session")
+def flink_cluster(tmp_path_factory, stack, network, kafka_cluster) -> Iterator[FlinkCluster]:
+    from labkit.settings import get
+    from labkit.stack.flink import flink_env
+    from labkit.stack.provision import flink as flink_dist
+    from labkit.stack.provision import influxdb as influx_dist
+
+    local = get()
+    root = tmp_path_factory.mktemp("flink-cluster")
+    checkpoints = root / "shared" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    procs: list[Process] = []
+    try:
+        influx = Process("influxdb", network.add_host("lk-influx", INFLUX_IP), INFLUX_IP, root / "influxdb")
+        influx.start([str(influx_dist.influxd_path()), f"--bolt-path={influx.dir / 'influxd.bolt'}",
+                      f"--engine-path={influx.dir / 'engine'}", f"--sqlite-path={influx.dir / 'influxd.sqlite'}",
+                      f"--http-bind-address={INFLUX_IP}:8086", "--ui-disabled", "--reporting-disabled",
+                      "--log-level=warn"])  # fmt: skip
+        procs.append(influx)
+        jm = Process("jobmanager", network.add_host("lk-flink-jm", FLINK_IP), FLINK_IP, root / "jobmanager")
+        tms = [
+            Process(f"taskmanager-{i}", network.add_host(f"lk-flink-tm-{i}", ip), ip, root / f"taskmanager-{i}")
+            for i, ip in enumerate(TM_IPS, 1)
+        ]
+        for p, script in [(jm, "jobmanager.sh"), *((tm, "taskmanager.sh") for tm in tms)]:
+            conf = _flink_conf(p.dir, p.ip, checkpoints)
+            env = {**flink_env(local), "FLINK_CONF_DIR": str(conf), "FLINK_LOG_DIR": str(p.dir),
+                   "FLINK_PID_DIR": str(p.dir)}  # fmt: skip
+            p.start([str(flink_dist.flink_home() / "bin" / script), "start-foreground"], env)
+            procs.append(p)
+        _wait_http(f"http://{INFLUX_IP}:8086/health", lambda r: r.status_code == 200, influx)
+        tokens = _onboard_influx(f"http://{INFLUX_IP}:8086", local.influx_org, local.influx_bucket)
+        token_file = root / "shared" / "influx-write-token"  # where the TaskManagers read it
+        token_file.write_text(tokens["write"])
+        os.chmod(token_file, 0o600)
+        _wait_http(f"http://{FLINK_IP}:8081/overview", lambda r: r.json()["taskmanagers"] == 2, jm)
+        yield FlinkCluster(jm, tms, influx, tokens, token_file)
+    finally:
+        for p in procs:
+            p.kill()

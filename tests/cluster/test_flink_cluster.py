@@ -1,0 +1,69 @@
+"""External mode with every service on a host of its own: Kafka on three (SASL/SCRAM over TLS, replication
+factor 3), a Flink session cluster on three (a JobManager and two TaskManagers of 2 slots), InfluxDB on one.
+labkit submits the job to the remote JobManager, shipping the connector, the lab's Java functions and the
+Python program; the TaskManagers read Kafka and write InfluxDB across the bridge.
+
+A TaskManager is SIGKILLed (with its Python workers, as a crashed machine) between two halves of a stream:
+the job restarts from its last checkpoint on the surviving TaskManager's two slots, and every event is
+accounted for."""
+
+import time
+import uuid
+
+import pytest
+
+from labkit import jobs
+from labkit import stack as stack_mod
+from labkit.produce import produce
+from labkit.verify import verify
+
+pytestmark = pytest.mark.stack
+
+
+def hosts_running(job) -> set[str]:
+    """The TaskManager hosts the job's tasks run on now, from Flink's REST API."""
+    hosts = set()
+    for v in job.info()["vertices"]:
+        tms = job.flink._req("GET", f"/jobs/{job.id}/vertices/{v['id']}/taskmanagers").json()["taskmanagers"]
+        hosts |= {tm["endpoint"].rsplit(":", 1)[0] for tm in tms if tm["status"] == "RUNNING"}
+    return hosts
+
+
+def test_a_taskmanager_killed_the_job_continues_on_the_other(kafka_cluster, flink_cluster):
+    topic = f"tm_{uuid.uuid4().hex[:8]}"
+    tm_ips = [tm.ip for tm in flink_cluster.taskmanagers]
+    s = flink_cluster.settings(kafka_cluster, topic=topic, dlq_topic=f"{topic}_dlq")
+    assert stack_mod.get(s).up(timeout=120).all_running
+    assert flink_cluster.taskmanager_hosts() == tm_ips
+
+    job = jobs.submit_pipeline(s, name=f"tm-{topic}", parallelism=2, wait=False)
+    victim = flink_cluster.taskmanagers[0]
+    try:
+        job.wait_running(timeout=180)
+        assert hosts_running(job) == set(tm_ips), "the job should start spread over both TaskManagers"
+        # as in the local drill, the job has checkpointed before the stream (its Python workers take ~a minute
+        # to start on this 2-core machine, and the first checkpoint waits for them)
+        deadline = time.monotonic() + 180
+        while job.checkpoints().get("counts", {}).get("completed", 0) < 1:
+            assert time.monotonic() < deadline, "no checkpoint completed in 180 s"
+            time.sleep(1)
+        first = produce(10_000, seed=5, sim_rate=150, late_fraction=0.01, malformed_fraction=0.01, settings=s)
+        victim.kill()
+        assert victim.proc.poll() is not None
+        second = produce(10_000, seed=6, sim_rate=150, late_fraction=0.01, malformed_fraction=0.01,
+                         close_windows=True, settings=s)  # fmt: skip
+        acc = verify(first.ledger.merge(second.ledger), settings=s, wait_s=300)
+        assert job.restarts() >= 1, "the kill should have restarted the job"
+        assert job.state == "RUNNING"
+        assert hosts_running(job) == {tm_ips[1]}, "after the kill every task runs on the surviving TaskManager"
+        assert acc.lost == 0 and not acc.missing_windows, acc  # nothing lost, every window written
+        assert acc.dlq_expected == acc.dlq_found, acc  # every bad message in the dead-letter topic, once
+        if not acc.exact:
+            # Known defect, found by this test (see docs/known-issues.md): after this failover a few events that
+            # were late when they arrived are replayed while the on-time filter has no watermark yet, and land
+            # in windows the restored state still holds open. It must be exactly that: each extra count is one
+            # of the late events (the values derived from the counts differ with them).
+            assert acc.duplicated == acc.late_expected - acc.late_counted > 0, acc
+            pytest.xfail(f"known: {acc.duplicated} late event(s) counted as on time after the failover")
+    finally:
+        job.cancel()
