@@ -36,7 +36,9 @@ def main() -> int:
             print(f"influxdb-init: bucket {BUCKET!r} not found in org {ORG!r}", file=sys.stderr)
             return 1
         for action, f in files.items():
-            perm = Permission(action=action, resource=PermissionResource(type="buckets", id=bucket.id, org_id=bucket.org_id))
+            perm = Permission(
+                action=action, resource=PermissionResource(type="buckets", id=bucket.id, org_id=bucket.org_id)
+            )
             auth = client.authorizations_api().create_authorization(
                 authorization=Authorization(
                     org_id=bucket.org_id, permissions=[perm], description=f"labkit: {action} {BUCKET} only"
