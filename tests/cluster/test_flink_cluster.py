@@ -53,7 +53,10 @@ def test_a_taskmanager_killed_the_job_continues_on_the_other(kafka_cluster, flin
         second = produce(10_000, seed=6, sim_rate=150, late_fraction=0.01, malformed_fraction=0.01,
                          close_windows=True, settings=s)  # fmt: skip
         acc = verify(first.ledger.merge(second.ledger), settings=s, wait_s=300)
-        assert job.restarts() >= 1, "the kill should have restarted the job"
+        # the failover, from Flink's own records: the lost TaskManager in the exception history, and the job
+        # restored from a checkpoint (numRestarts is not a reliable witness here: it read 0 after this failover)
+        assert job.flink.exception(job.id), "the kill should have failed the job's tasks"
+        assert (job.checkpoints().get("latest") or {}).get("restored"), "the job should have restored a checkpoint"
         assert job.state == "RUNNING"
         assert hosts_running(job) == {tm_ips[1]}, "after the kill every task runs on the surviving TaskManager"
         assert acc.lost == 0 and not acc.missing_windows, acc  # nothing lost, every window written
