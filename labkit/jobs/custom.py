@@ -134,13 +134,18 @@ class CustomMetric:
         except subprocess.TimeoutExpired as e:
             raise JobError(
                 f"the preview of {self.name} did not finish in {timeout_s + 120:.0f}s: "
-                f"{root_cause(_text(e.stdout) + _text(e.stderr)) or 'no output from Flink'}",
+                f"{root_cause(_text(e.stdout) + _text(e.stderr))}",
                 "see `labkit doctor`; a preview needs Java and the Kafka topic, not the Flink cluster",
             ) from None
-        rows = [
-            json.loads(line[len("LABKIT_ROW ") :]) for line in r.stdout.splitlines() if line.startswith("LABKIT_ROW ")
-        ]
-        timed_out = "LABKIT_PREVIEW_TIMEOUT" in r.stdout
+        rows, columns, timed_out = [], None, False  # the runner's protocol: one tagged line each
+        for line in r.stdout.splitlines():
+            tag, _, payload = line.partition(" ")
+            if tag == "LABKIT_ROW":
+                rows.append(json.loads(payload))
+            elif tag == "LABKIT_COLUMNS":
+                columns = json.loads(payload)
+            elif tag == "LABKIT_PREVIEW_TIMEOUT":
+                timed_out = True
         if timed_out and not rows:
             raise JobError(
                 f"the preview of {self.name} returned no row within {timeout_s:.0f}s.",
@@ -156,14 +161,6 @@ class CustomMetric:
             )
         if timed_out:
             print(f"[labkit] the preview stopped after {timeout_s:.0f}s: showing the {len(rows)} row(s) it had by then")
-        columns = next(
-            (
-                json.loads(ln[len("LABKIT_COLUMNS ") :])
-                for ln in r.stdout.splitlines()
-                if ln.startswith("LABKIT_COLUMNS ")
-            ),
-            None,
-        )
         df = pd.DataFrame(rows, columns=columns)
         if df.empty:
             where = (
