@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import subprocess
 import uuid
 
 from labkit.errors import ServiceError
@@ -24,6 +25,19 @@ logger.kafka.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
 """
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id, drawn the way Kafka's own ``Uuid.randomUuid`` draws one.
+
+    An id is a URL-safe base64 UUID, so one in 64 starts with ``-``; Kafka redraws those because
+    command-line tools read them as an option (``StorageTool format -t -dhQ…`` fails). Callers also
+    pass it as ``--cluster-id=<id>``, which no parser can mistake.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 class LocalKafka(LocalService):
@@ -66,30 +80,29 @@ class LocalKafka(LocalService):
         )
         (self.home / "log4j2.properties").write_text(LOG4J2)
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            import subprocess
+            self.format_storage(new_cluster_id())
 
-            java = require_java()
-            r = subprocess.run(
-                [
-                    *self._java(java),
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "--standalone",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(self.home / "server.properties"),
-                    "-g",
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
+    def format_storage(self, cluster_id: str) -> None:
+        """Format the KRaft log directory once, as a one-node cluster (broker and controller)."""
+        r = subprocess.run(
+            [
+                *self._java(require_java()),
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                f"--cluster-id={cluster_id}",
+                "-c",
+                str(self.home / "server.properties"),
+                "-g",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if r.returncode != 0:
+            raise ServiceError(
+                f"formatting Kafka storage in {self.home / 'data'} failed: {(r.stderr or r.stdout).strip()[-500:]}"
             )
-            if r.returncode != 0:
-                raise ServiceError(
-                    f"formatting Kafka storage in {data} failed: {(r.stderr or r.stdout).strip()[-500:]}"
-                )
 
     def _java(self, java: str) -> list[str]:
         return [

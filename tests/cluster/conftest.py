@@ -12,7 +12,6 @@ their SASL_SSL listeners; brokers talk to each other on a plaintext listener of 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.stack.kafka import LOG4J2
+from labkit.stack.kafka import LOG4J2, new_cluster_id
 from labkit.stack.provision import kafka as kafka_dist
 from labkit.stack.provision.tools import require_java
 
@@ -128,7 +127,7 @@ class Broker:
     def format(self, cluster_id: str, standalone: bool) -> None:
         subprocess.run(
             [*_java(self.dir), "kafka.tools.StorageTool", "format", *(["--standalone"] if standalone else []),
-             "-t", cluster_id, "-c", str(self.dir / "server.properties"),
+             f"--cluster-id={cluster_id}", "-c", str(self.dir / "server.properties"),
              "--add-scram", f"SCRAM-SHA-512=[name={USER},password={PASSWORD}]"],
             check=True, capture_output=True,
         )  # fmt: skip
@@ -207,7 +206,7 @@ def _start(d: Path, brokers: list[Broker], ips: list[str]) -> SecuredKafka:
     other_ca, _ = make_ca(d, "other-ca")
     keystore = make_broker_keystore(d, ca, ca_key, ips)
     voters = ",".join(f"{b.node_id}@{b.host}:{b.controller_port}" for b in brokers)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     for b in brokers:
         b.dir.mkdir(parents=True, exist_ok=True)
         b.write_properties(keystore, voters, replicas=min(3, len(brokers)))

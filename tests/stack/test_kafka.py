@@ -1,4 +1,5 @@
 import gc
+import shutil
 import uuid
 
 import pytest
@@ -76,3 +77,32 @@ def test_records_the_broker_refuses_leave_the_ledger(settings, stack, engine):
     assert summary.ledger.failed >= 6
     assert summary.acknowledged == in_topic == 300 - summary.ledger.failed
     assert summary.ledger.valid + sum(summary.ledger.late.values()) + sum(summary.ledger.malformed.values()) == in_topic
+
+
+def test_storage_formats_with_a_cluster_id_that_starts_with_a_dash(tmp_path):
+    # CI once drew this id and `StorageTool format -t -dhQ…` read it as an option (a 1-in-64 draw). Kafka's own
+    # tools never draw such ids; labkit now doesn't either, and passes the id so no parser can mistake it.
+    from labkit import settings as settings_mod
+    from labkit.credentials import Credentials
+    from labkit.stack.kafka import LocalKafka
+
+    kafka = LocalKafka(settings_mod.load(home=tmp_path, kafka_port=_free_port(), kafka_controller_port=_free_port()),
+                       Credentials())  # fmt: skip
+    kafka.prepare()  # writes server.properties and formats with an id it draws
+    meta = kafka.home / "data" / "meta.properties"
+    assert not kafka_cluster_id(meta).startswith("-")
+    shutil.rmtree(kafka.home / "data")
+    kafka.format_storage("-dhQrORBTHindSECQD5n7g")
+    assert kafka_cluster_id(meta) == "-dhQrORBTHindSECQD5n7g"
+
+
+def kafka_cluster_id(meta) -> str:
+    return dict(line.split("=", 1) for line in meta.read_text().splitlines() if "=" in line)["cluster.id"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -121,3 +121,12 @@ def test_kafka_security_settings_that_cannot_work_are_named(monkeypatch, env, na
     with pytest.raises(ConfigError) as e:
         load()
     assert named in str(e.value), str(e.value)
+
+
+def test_kraft_cluster_ids_never_start_with_a_dash():
+    # One URL-safe base64 UUID in 64 starts with "-", so 4,000 draws would hold ~62 such ids if nothing redrew them.
+    from labkit.stack.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(4000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert len(set(ids)) == len(ids)
