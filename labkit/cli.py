@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -219,6 +220,47 @@ def bench(quick: Annotated[bool, typer.Option(help="smaller runs (~5 min)")] = F
     from labkit.bench import run as run_bench
 
     run_bench(quick=quick)
+
+
+workshop_app = typer.Typer(no_args_is_help=True, help="One shared cluster for a workshop: attendees' namespaces.")
+app.add_typer(workshop_app, name="workshop")
+
+
+@workshop_app.command("create")
+def workshop_create(
+    n: Annotated[int, typer.Argument(help="how many attendees")],
+    out: Annotated[Path, typer.Option(help="folder for the attendees' settings files (0600)")] = Path("attendees"),
+    token_dir: Annotated[
+        Path | None, typer.Option(help="folder the TaskManagers see at the same path (default: OUT/tokens)")
+    ] = None,
+    first: Annotated[int, typer.Option(help="number of the first attendee (add more later)")] = 1,
+    parallelism: Annotated[int, typer.Option(help="task slots each attendee's pipeline takes")] = 1,
+) -> None:
+    """Create attendees a01..aNN: Kafka user, prefix ACLs and quota, topics, bucket, tokens, settings file."""
+    from labkit import workshop
+
+    for a in workshop.create(n, out_dir=out, token_dir=token_dir, first=first, parallelism=parallelism):
+        typer.echo(f"{a.name}: {a.settings_file} (Kafka user {a.kafka_user}, bucket {a.bucket})")
+
+
+@workshop_app.command("status")
+def workshop_status() -> None:
+    """Each attendee's Flink jobs and pipeline lag."""
+    from labkit import workshop
+
+    df = workshop.status()
+    typer.echo(df.to_string(index=False) if not df.empty else "no attendees")
+
+
+@workshop_app.command("teardown")
+def workshop_teardown(
+    names: Annotated[list[str] | None, typer.Argument(help="attendees to remove (default: all)")] = None,
+) -> None:
+    """Remove attendees: jobs, topics, groups, ACLs, quota, user, bucket, tokens and settings files."""
+    from labkit import workshop
+
+    gone = workshop.teardown(names=names or None)
+    typer.echo(f"removed {', '.join(gone)}" if gone else "no attendees to remove")
 
 
 def run() -> None:

@@ -122,7 +122,7 @@ class Panel:
         self, settings: Settings, start: datetime, stop: datetime, window: timedelta, stream: str | None = None
     ) -> str:
         """Substitute Grafana's Flux macros exactly as its InfluxDB (Flux) datasource does."""
-        q = self.flux.replace("${stream}", stream or settings.topic)
+        q = self.flux.replace("${stream}", settings.scoped(stream or settings.topic))
         q = q.replace("v.timeRangeStart", _rfc3339(start)).replace("v.timeRangeStop", _rfc3339(stop))
         q = q.replace("v.windowPeriod", _go_duration(window))
         q = q.replace("v.defaultBucket", json.dumps(settings.influx_bucket))

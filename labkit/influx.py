@@ -123,7 +123,7 @@ class Influx:
         fields: tuple[str, ...] = (),
         **tags: str,
     ) -> pd.DataFrame:
-        where = (("stream", stream or self.settings.topic), *tags.items())
+        where = (("stream", self.settings.scoped(stream or self.settings.topic)), *tags.items())
         q = Query(measurement, start, stop, fields, tuple(where), self.settings.influx_bucket)
         df = self.flux(q.flux())
         if not df.empty:

@@ -44,7 +44,7 @@ def offsets(topic: str | None = None, settings: Settings | None = None) -> pd.Da
     from kafka import TopicPartition
 
     settings = settings or get_settings()
-    topic = topic or settings.topic
+    topic = settings.scoped(topic or settings.topic)
     c = _consumer(settings)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
@@ -61,7 +61,8 @@ def lag(group: str, topic: str | None = None, settings: Settings | None = None) 
     from kafka import TopicPartition
 
     settings = settings or get_settings()
-    topic = topic or settings.topic
+    topic = settings.scoped(topic or settings.topic)
+    group = settings.scoped(group)
     admin = _admin(settings)
     try:
         if hasattr(admin, "list_group_offsets"):  # kafka-python 3
@@ -86,7 +87,7 @@ def peek(
     from kafka import TopicPartition
 
     settings = settings or get_settings()
-    topic = topic or settings.topic
+    topic = settings.scoped(topic or settings.topic)
     c = _consumer(settings, consumer_timeout_ms=2000)
     rows = []
     try:
@@ -136,7 +137,7 @@ def records(
     from kafka import TopicPartition
 
     settings = settings or get_settings()
-    topic = topic or settings.topic
+    topic = settings.scoped(topic or settings.topic)
     c = _consumer(settings, consumer_timeout_ms=3000, max_poll_records=5000)
     rows = []
     try:
@@ -213,6 +214,7 @@ def fresh_topic(name: str, settings: Settings | None = None) -> str:
     from labkit.stack.kafka import ensure_topics
 
     settings = settings or get_settings()
+    name = settings.scoped(name)
     dlq = settings.dlq_topic_for(name)
     admin = _admin(settings)
     try:
@@ -229,9 +231,9 @@ def fresh_topic(name: str, settings: Settings | None = None) -> str:
         admin.close()
     (settings.home / "runs" / f"last-{name}.json").unlink(missing_ok=True)
     # a pipeline on the old topic must not resume from offsets of a topic that no longer exists
-    from labkit.jobs import PIPELINE, resume
+    from labkit.jobs import pipeline_name, resume
 
-    resume.forget(settings, PIPELINE if name == settings.topic else f"{PIPELINE}-{name}")
+    resume.forget(settings, pipeline_name(settings, name))
     ensure_topics(settings.kafka, settings.model_copy(update={"topic": name, "dlq_topic": dlq}))
     return name
 

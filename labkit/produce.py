@@ -211,7 +211,7 @@ def produce(
     `close_windows` sends an end marker to every partition afterwards, so the last windows fire.
     """
     settings = settings or get_settings()
-    topic = topic or settings.topic
+    topic = settings.scoped(topic or settings.topic)
     if count is not None and count < 0:
         raise ConfigError(f"count must be >= 0 (got {count}).", "pass a positive count, or none for unbounded")
     if rate is not None and rate <= 0:
@@ -354,9 +354,8 @@ def _clock_floor(topic: str, settings: Settings, watermark_delay_ms: int = WATER
 
 def load_ledger(topic: str | None = None, settings: Settings | None = None) -> Ledger:
     settings = settings or get_settings()
-    path = settings.home / "runs" / f"last-{topic or settings.topic}.json"
+    topic = settings.scoped(topic or settings.topic)
+    path = settings.home / "runs" / f"last-{topic}.json"
     if not path.exists():
-        raise ConfigError(
-            f"no producer run recorded for topic {topic or settings.topic}.", "run `labkit produce` first"
-        )
+        raise ConfigError(f"no producer run recorded for topic {topic}.", "run `labkit produce` first")
     return Ledger.from_json(path.read_text())

@@ -6,11 +6,12 @@ Read from environment variables prefixed `LABKIT_` and from a `.env` file in the
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from labkit.errors import ConfigError
@@ -69,9 +70,34 @@ class Settings(BaseSettings):
     # images built here instead of Docker Hub's); relative to compose/.
     compose_override: str | None = None
 
+    # Workshop mode (labkit.workshop): an attendee's settings file names their namespace. Every Kafka topic,
+    # consumer group and Flink job labkit names for them then starts with "<namespace>.", which is what their
+    # Kafka user's prefix ACLs allow; notebooks run unchanged. Unset: names are used as they are.
+    namespace: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{0,30}$", description="attendee prefix")
+
     topic: str = "clickstream_events"
     dlq_topic: str = "clickstream_dlq"
     partitions: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _scope_topics(self) -> Settings:
+        # The lab's two topics follow the namespace too, so an attendee's file need not spell them out.
+        if self.namespace:
+            self.topic, self.dlq_topic = self.scoped(self.topic), self.scoped(self.dlq_topic)
+        return self
+
+    def scoped(self, name: str) -> str:
+        """`name` inside this user's namespace ("a07.lab03_scratch"); unchanged without one, or if already in it.
+
+        Every place labkit turns a name into a Kafka topic, a consumer group or a Flink job name calls this,
+        so a notebook's literal "lab03_scratch" is an attendee's own topic on a shared cluster."""
+        if not self.namespace or name.startswith(self.namespace + "."):
+            return name
+        return f"{self.namespace}.{name}"
+
+    def pipeline_group(self, topic: str | None = None) -> str:
+        """The consumer group of the clickstream job reading `topic` (default: the lab's topic)."""
+        return self.scoped(f"labkit-{self.scoped(topic or self.topic)}")
 
     @field_validator("bind_host")
     @classmethod
@@ -103,6 +129,7 @@ class Settings(BaseSettings):
 
     def dlq_topic_for(self, topic: str) -> str:
         """The dead-letter topic of `topic`: the configured one for the lab's topic, `<topic>_dlq` otherwise."""
+        topic = self.scoped(topic)
         return self.dlq_topic if topic == self.topic else f"{topic}_dlq"
 
     def ports(self) -> dict[str, int]:
@@ -117,9 +144,17 @@ class Settings(BaseSettings):
 
 
 def load(**overrides: object) -> Settings:
-    """Settings from env/.env plus `overrides`; a bad value becomes a ConfigError naming the variable."""
+    """Settings from env/.env plus `overrides`; a bad value becomes a ConfigError naming the variable.
+
+    `LABKIT_ENV_FILE` names another settings file than `./.env` (a workshop attendee's, for instance)."""
+    env_file = os.environ.get("LABKIT_ENV_FILE") or ".env"
+    if env_file != ".env" and not Path(env_file).is_file():
+        raise ConfigError(
+            f"LABKIT_ENV_FILE names {env_file}, which is not a file.",
+            "point LABKIT_ENV_FILE at the settings file you were given (e.g. attendees/a01.env), or unset it",
+        )
     try:
-        s = Settings(**overrides)
+        s = Settings(_env_file=env_file, **overrides)
     except ValidationError as e:
         err = e.errors()[0]
         name = "LABKIT_" + str(err["loc"][0]).upper() if err["loc"] else "a LABKIT_ setting"

@@ -112,7 +112,7 @@ def my_consumer(group: str, n: int = 500, settings=None) -> int:
     consumer = KafkaConsumer(
         s.topic,
         **python_config(s),
-        group_id=group,
+        group_id=s.scoped(group),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=5000,

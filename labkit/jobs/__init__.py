@@ -34,7 +34,7 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
     return {
         "config": {
             **python,
-            "pipeline.name": name,
+            "pipeline.name": settings.scoped(name),  # an attendee's jobs carry their namespace
             "parallelism.default": parallelism or settings.flink_parallelism,
             "table.local-time-zone": "UTC",
             # Small Python bundles: aggregated rows reach InfluxDB within ~100 ms of leaving a window.
@@ -72,6 +72,12 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
     }
 
 
+def pipeline_name(settings: Settings, topic: str | None = None) -> str:
+    """The clickstream job's name for `topic`: the lab's topic has the plain name, scratch topics their own."""
+    topic = settings.scoped(topic or settings.topic)
+    return settings.scoped(PIPELINE if topic == settings.topic else f"{PIPELINE}-{topic}")
+
+
 def pipeline_params(
     settings: Settings,
     *,
@@ -80,13 +86,13 @@ def pipeline_params(
     from_earliest: bool = False,
     watermark_delay_s: int = WATERMARK_DELAY_S,
 ) -> JobParams:
-    topic = topic or settings.topic
+    topic = settings.scoped(topic or settings.topic)
     return JobParams(
         bootstrap=_stack(settings).job_side().kafka,
         kafka_properties=tuple(java_properties(settings).items()),
         topic=topic,
         dlq_topic=settings.dlq_topic_for(topic),
-        group_id=group_id or f"labkit-{topic}",
+        group_id=settings.scoped(group_id) if group_id else settings.pipeline_group(topic),
         startup="earliest-offset" if from_earliest else "group-offsets",
         watermark_delay_s=watermark_delay_s,
     )
@@ -104,7 +110,7 @@ def pipeline_spec(
     """The clickstream job's spec as it will be submitted, in any mode (pure: nothing is started)."""
     params = pipeline_params(settings, topic=topic, group_id=group_id, from_earliest=from_earliest)
     ddl, inserts = pipeline_statements(params)
-    job_name = name or (PIPELINE if params.topic == settings.topic else f"{PIPELINE}-{params.topic}")
+    job_name = name or pipeline_name(settings, params.topic)
     spec = base_spec(settings, job_name, parallelism)
     spec.update(ddl=ddl, inserts=inserts)
     return spec, params
@@ -171,6 +177,7 @@ def submit_pipeline(
 def pipeline_status(settings: Settings | None = None, name: str = PIPELINE) -> str:
     """One line on the pipeline: its state, its last completed checkpoint, and where a resubmission resumes."""
     settings = settings or get_settings()
+    name = settings.scoped(name)
     job = running(name, settings)
     point = resume.latest(settings, name)
     resume_from = (
@@ -185,8 +192,9 @@ def pipeline_status(settings: Settings | None = None, name: str = PIPELINE) -> s
 
 
 def list_jobs(settings: Settings | None = None) -> pd.DataFrame:
-    """Jobs on the cluster, newest first."""
+    """Jobs on the cluster, newest first (in a workshop namespace: only this attendee's)."""
     settings = settings or get_settings()
+    mine = settings.scoped("")
     rows = [
         {
             "id": j["jid"],
@@ -196,6 +204,7 @@ def list_jobs(settings: Settings | None = None) -> pd.DataFrame:
             "duration_s": round(j["duration"] / 1000, 1),
         }
         for j in Flink(settings.flink).jobs()
+        if j["name"].startswith(mine)
     ]
     return pd.DataFrame(rows, columns=["id", "name", "state", "started", "duration_s"])
 
@@ -210,6 +219,7 @@ def running(name: str = PIPELINE, settings: Settings | None = None) -> Job | Non
     """The running job called `name`, if any."""
     settings = settings or get_settings()
     f = Flink(settings.flink)
+    name = settings.scoped(name)
     for j in f.jobs():
         if j["name"] == name and j["state"] in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"):
             return Job(j["jid"], j["name"], f)

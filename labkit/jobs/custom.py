@@ -61,6 +61,8 @@ class CustomMetric:
                 "use lowercase letters, digits and _ (e.g. 'error_rate_per_url')",
             )
         self.settings = self.settings or get_settings()
+        if self.topic is not None:
+            self.topic = self.settings.scoped(self.topic)
         self.sql = self.sql.strip().rstrip(";")
 
     @property
@@ -95,7 +97,7 @@ class CustomMetric:
             **{
                 **params.__dict__,
                 "bootstrap": s.kafka,
-                "group_id": f"labkit-preview-{self.name}",
+                "group_id": s.scoped(f"labkit-preview-{self.name}"),
                 "startup": "timestamp" if (seconds is not None or since_ms is not None) else "earliest-offset",
                 "bounded": True,
                 "startup_timestamp_ms": since_ms

@@ -85,8 +85,9 @@ def run(
     from labkit.produce import produce
 
     settings = settings or get_settings()
+    topic = settings.scoped(topic)
     kafka_info.fresh_topic(topic, settings)
-    group = f"labkit-wmx-{int(time.time())}"
+    group = settings.scoped(f"labkit-wmx-{int(time.time())}")
     job = submit_spec(experiment_spec(topic, delays, settings, group), settings, stack.get(settings).mode)
     job.wait_running()
     try:

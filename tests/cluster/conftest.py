@@ -105,6 +105,10 @@ class Broker:
                     "inter.broker.listener.name=INTERNAL",
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,SASL_SSL:SASL_SSL",
                     "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                    # ACLs on, as on a shared cluster: the lab's admin user is a super user, and so is the
+                    # brokers' own PLAINTEXT traffic (a real cluster would authenticate that too).
+                    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                    f"super.users=User:{USER};User:ANONYMOUS",
                     "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;",
                     "ssl.keystore.type=PEM",

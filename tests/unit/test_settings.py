@@ -130,3 +130,44 @@ def test_kraft_cluster_ids_never_start_with_a_dash():
     ids = [new_cluster_id() for _ in range(4000)]
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_a_namespace_scopes_every_name_labkit_makes_once():
+    from labkit.settings import load
+
+    s = load(namespace="a07")
+    assert (s.topic, s.dlq_topic) == ("a07.clickstream_events", "a07.clickstream_dlq")
+    assert s.scoped("lab03_scratch") == "a07.lab03_scratch"
+    assert s.scoped(s.scoped("lab03_scratch")) == "a07.lab03_scratch"  # idempotent: callers may scope again
+    assert s.pipeline_group() == "a07.labkit-a07.clickstream_events"
+    assert (
+        s.pipeline_group("lab09_capstone") == s.pipeline_group("a07.lab09_capstone") == "a07.labkit-a07.lab09_capstone"
+    )
+    assert s.dlq_topic_for("lab09_capstone") == "a07.lab09_capstone_dlq"
+    plain = load()
+    assert (plain.topic, plain.scoped("x"), plain.pipeline_group()) == (
+        "clickstream_events",
+        "x",
+        "labkit-clickstream_events",
+    )
+
+
+@pytest.mark.parametrize("bad", ["A07", "7a", "a.b", "a b", "", "a" * 40])
+def test_a_bad_namespace_names_the_setting(bad):
+    from labkit.errors import ConfigError
+    from labkit.settings import load
+
+    with pytest.raises(ConfigError, match="LABKIT_NAMESPACE"):
+        load(namespace=bad)
+
+
+def test_a_missing_settings_file_is_named(monkeypatch, tmp_path):
+    from labkit.errors import ConfigError
+    from labkit.settings import load
+
+    monkeypatch.setenv("LABKIT_ENV_FILE", str(tmp_path / "a01.env"))
+    with pytest.raises(ConfigError, match="LABKIT_ENV_FILE"):
+        load()
+    (tmp_path / "a01.env").write_text("LABKIT_NAMESPACE=a01\nLABKIT_PARTITIONS=2\n")
+    s = load()
+    assert (s.namespace, s.topic, s.partitions) == ("a01", "a01.clickstream_events", 2)

@@ -1,0 +1,401 @@
+"""Workshop mode: one shared cluster, N attendees, each in a namespace of their own.
+
+The instructor runs these with admin settings for the shared cluster (external mode: a Kafka super user, an
+InfluxDB admin token). Per attendee `create` makes:
+
+* a namespace `aNN`: every topic, consumer group and Flink job name labkit makes for them starts with `aNN.`
+  (`Settings.scoped`), so the notebooks run unchanged;
+* a Kafka SCRAM user `labkit-aNN` with prefix ACLs on topics and groups `aNN.` and nothing else, and a byte-rate
+  quota, so one runaway producer is throttled by the brokers instead of slowing the others;
+* an InfluxDB bucket `<bucket>-aNN` with a write token (for their Flink job) and a read token (for notebooks),
+  each scoped to that bucket only;
+* one settings file `aNN.env` (0600: it holds their password and tokens) to use as `.env` or `LABKIT_ENV_FILE`.
+
+Flink has no users: attendees share the session cluster and are kept apart by job names only (each lists and
+cancels its own). The write token reaches their job as a file the TaskManagers read (`token_dir`, a folder
+they see at the same path); tokens never travel in a job's configuration, which the Flink UI shows to all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from labkit.errors import ConfigError, ServiceError
+from labkit.kafka_clients import python_config
+from labkit.settings import Settings
+from labkit.settings import get as get_settings
+from labkit.stack.provision._run import say
+
+USER_PREFIX = "labkit-"
+DESCRIPTION = "labkit workshop"
+# Per attendee and broker. The demo produces ~2 MB/s at its peak (50k events in ~20 s); a runaway producer
+# (a `while True` cell) is held at this rate while the others keep theirs.
+PRODUCER_BYTES_PER_S = 4_000_000
+CONSUMER_BYTES_PER_S = 8_000_000
+
+
+@dataclass
+class Attendee:
+    name: str  # the namespace, "a07"
+    kafka_user: str
+    bucket: str
+    settings_file: str
+
+    def settings(self, **overrides: object) -> Settings:
+        """The attendee's settings, as labkit loads them from their file (LABKIT_ variables still win)."""
+        return Settings(_env_file=self.settings_file, **overrides)
+
+
+def _registry(settings: Settings) -> Path:
+    return settings.home / "workshop" / "attendees.json"
+
+
+def attendees(settings: Settings | None = None) -> list[Attendee]:
+    """The attendees `create` made (names and files; the secrets are only in their files)."""
+    p = _registry(settings or get_settings())
+    return [Attendee(**a) for a in json.loads(p.read_text())] if p.exists() else []
+
+
+def _save(settings: Settings, people: list[Attendee]) -> None:
+    p = _registry(settings)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps([asdict(a) for a in people], indent=1))
+    os.chmod(p, 0o600)
+
+
+def _require_admin(settings: Settings) -> None:
+    if settings.mode != "external":
+        raise ConfigError(
+            f"workshop commands manage a shared cluster, but LABKIT_MODE is {settings.mode}.",
+            "run them with the instructor's external-mode settings (LABKIT_MODE=external and the cluster's addresses)",
+        )
+    if settings.namespace:
+        raise ConfigError(
+            f"these settings belong to attendee {settings.namespace} (LABKIT_NAMESPACE is set).",
+            "run workshop commands with the instructor's settings, without LABKIT_NAMESPACE",
+        )
+    if not settings.influx_token:
+        raise ConfigError(
+            "creating attendees' buckets and tokens needs the InfluxDB admin token.", "set LABKIT_INFLUX_TOKEN"
+        )
+
+
+# ---- Kafka ----------------------------------------------------------------------------------------------
+
+
+def _admin(settings: Settings):
+    from kafka import KafkaAdminClient
+
+    return KafkaAdminClient(**python_config(settings), client_id="labkit-workshop")
+
+
+def _acls(user: str, prefix: str) -> list:
+    from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
+
+    return [
+        ACL(f"User:{user}", "*", ACLOperation.ALL, ACLPermissionType.ALLOW,
+            ResourcePattern(kind, prefix, ACLResourcePatternType.PREFIXED))
+        for kind in (ResourceType.TOPIC, ResourceType.GROUP)
+    ]  # fmt: skip
+
+
+def _set_quota(admin, user: str, rates: dict[str, float] | None) -> None:
+    """Byte-rate quotas of `user` (None: remove them). kafka-python has the AlterClientQuotas message but no
+    call for it yet, so this sends it through the admin client's connection manager."""
+    from kafka.protocol.admin import AlterClientQuotasRequest
+
+    keys = ("producer_byte_rate", "consumer_byte_rate")
+    entry = AlterClientQuotasRequest.EntryData(
+        entity=[AlterClientQuotasRequest.EntryData.EntityData(entity_type="user", entity_name=user)],
+        ops=[
+            AlterClientQuotasRequest.EntryData.OpData(key=k, value=float((rates or {}).get(k, 0)), remove=rates is None)
+            for k in keys
+        ],
+    )
+
+    async def send():
+        return await admin._manager.send(AlterClientQuotasRequest(entries=[entry], validate_only=False))
+
+    response = admin._manager.run(send)
+    for e in response.entries:
+        if e.error_code:
+            raise ServiceError(f"Kafka refused the quota of {user}: {e.error_message or e.error_code}")
+
+
+def quotas(settings: Settings | None = None) -> dict[str, dict[str, float]]:
+    """Byte-rate quotas per user, as the brokers hold them."""
+    from kafka.protocol.admin import DescribeClientQuotasRequest
+
+    settings = settings or get_settings()
+    admin = _admin(settings)
+    try:
+        req = DescribeClientQuotasRequest(
+            components=[DescribeClientQuotasRequest.ComponentData(entity_type="user", match_type=2, match=None)],
+            strict=False,
+        )
+
+        async def send():
+            return await admin._manager.send(req)
+
+        r = admin._manager.run(send)
+    finally:
+        admin.close()
+    return {
+        next(e.entity_name for e in entry.entity if e.entity_type == "user"): {v.key: v.value for v in entry.values}
+        for entry in (r.entries or [])
+    }
+
+
+# ---- InfluxDB -------------------------------------------------------------------------------------------
+
+
+def _influx(settings: Settings) -> httpx.Client:
+    return httpx.Client(
+        base_url=settings.influx, timeout=15, headers={"Authorization": f"Token {settings.influx_token}"}
+    )
+
+
+def _org_id(http: httpx.Client, org: str) -> str:
+    r = http.get("/api/v2/orgs", params={"org": org})
+    if r.status_code == 401:
+        raise ConfigError(
+            "InfluxDB rejects LABKIT_INFLUX_TOKEN.", "set LABKIT_INFLUX_TOKEN to an admin (all-access) token"
+        )
+    orgs = r.json().get("orgs") or []
+    if not orgs:
+        raise ConfigError(f"InfluxDB has no organization {org!r}.", "set LABKIT_INFLUX_ORG to the shared cluster's org")
+    return orgs[0]["id"]
+
+
+def _bucket(http: httpx.Client, org_id: str, name: str) -> dict:
+    found = http.get("/api/v2/buckets", params={"orgID": org_id, "name": name}).json().get("buckets") or []
+    if found:
+        return found[0]
+    r = http.post(
+        "/api/v2/buckets",
+        json={
+            "orgID": org_id,
+            "name": name,
+            "description": DESCRIPTION,
+            "retentionRules": [{"everySeconds": 7 * 86400}],
+        },
+    )
+    r.raise_for_status()
+    return r.json()
+
+
+def _token(http: httpx.Client, org_id: str, bucket: dict, action: str, who: str) -> str:
+    r = http.post(
+        "/api/v2/authorizations",
+        json={
+            "orgID": org_id,
+            "description": f"{DESCRIPTION} {who} {action}",
+            "permissions": [{"action": action, "resource": {"type": "buckets", "id": bucket["id"], "orgID": org_id}}],
+        },
+    )
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+# ---- the commands ---------------------------------------------------------------------------------------
+
+
+def create(
+    n: int,
+    *,
+    out_dir: Path,
+    settings: Settings | None = None,
+    token_dir: Path | None = None,
+    first: int = 1,
+    parallelism: int = 1,
+    producer_bytes_per_s: int = PRODUCER_BYTES_PER_S,
+    consumer_bytes_per_s: int = CONSUMER_BYTES_PER_S,
+) -> list[Attendee]:
+    """Create attendees a<first>..: Kafka user, ACLs and quota, topics, InfluxDB bucket and tokens, settings file.
+
+    Running it again for an existing attendee gives them a new password and new tokens (a lost file)."""
+    settings = settings or get_settings()
+    _require_admin(settings)
+    from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+    from labkit.stack.kafka import ensure_topics
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    token_dir = Path(token_dir or out_dir / "tokens")
+    token_dir.mkdir(parents=True, exist_ok=True)
+    mechanism = (
+        ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")] if settings.kafka_sasl_username else None
+    )
+    made = {a.name: a for a in attendees(settings)}
+    admin = _admin(settings)
+    try:
+        with _influx(settings) as http:
+            org_id = _org_id(http, settings.influx_org)
+            for i in range(first, first + n):
+                name = f"a{i:02d}"
+                user, password = USER_PREFIX + name, secrets.token_urlsafe(18)
+                say(f"attendee {name}: Kafka user {user}, ACLs on {name}.*, quota; bucket; settings file")
+                if mechanism is not None:
+                    errors = admin.alter_user_scram_credentials(
+                        [UserScramCredentialUpsertion(user, mechanism, password)]
+                    )
+                    if errors.get(user):
+                        raise ServiceError(f"Kafka refused the SCRAM user {user}: {errors[user]}")
+                created = admin.create_acls(_acls(user, f"{name}."))
+                if created.get("failed"):
+                    raise ServiceError(f"Kafka refused ACLs for {user}: {created['failed']}")
+                _set_quota(
+                    admin,
+                    user,
+                    {"producer_byte_rate": producer_bytes_per_s, "consumer_byte_rate": consumer_bytes_per_s},
+                )
+                bucket = _bucket(http, org_id, f"{settings.influx_bucket}-{name}")
+                write, read = (_token(http, org_id, bucket, a, name) for a in ("write", "read"))
+                token_file = token_dir / f"{name}.write-token"
+                _write_secret(token_file, write + "\n")
+                # the attendee's two topics, created as the instructor (same names their settings derive)
+                ns = settings.model_copy(update={"namespace": name})
+                ensure_topics(settings.kafka, settings.model_copy(
+                    update={"topic": ns.scoped(settings.topic), "dlq_topic": ns.scoped(settings.dlq_topic)}))  # fmt: skip
+                path = out_dir / f"{name}.env"
+                _write_secret(path, _settings_file(settings, name, user, password, bucket["name"], write, read,
+                                                   token_file, parallelism))  # fmt: skip
+                made[name] = Attendee(name, user, bucket["name"], str(path.resolve()))
+                _save(settings, sorted(made.values(), key=lambda a: a.name))
+    finally:
+        admin.close()
+    return [made[f"a{i:02d}"] for i in range(first, first + n)]
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    os.chmod(path, 0o600)
+    path.write_text(text)
+
+
+def _settings_file(
+    s: Settings, name: str, user: str, password: str, bucket: str, write: str, read: str, token_file: Path, par: int
+) -> str:
+    lines = {
+        "LABKIT_MODE": "external",
+        "LABKIT_NAMESPACE": name,
+        "LABKIT_KAFKA_BOOTSTRAP": s.kafka,
+        "LABKIT_KAFKA_SECURITY_PROTOCOL": s.kafka_security_protocol,
+        "LABKIT_KAFKA_REPLICATION_FACTOR": s.kafka_replication_factor,
+        "LABKIT_PARTITIONS": s.partitions,
+        "LABKIT_FLINK_REST_URL": s.flink,
+        "LABKIT_FLINK_PARALLELISM": par,
+        "LABKIT_INFLUX_URL": s.influx,
+        "LABKIT_INFLUX_ORG": s.influx_org,
+        "LABKIT_INFLUX_BUCKET": bucket,
+        "LABKIT_INFLUX_WRITE_TOKEN": write,
+        "LABKIT_INFLUX_READ_TOKEN": read,
+        "LABKIT_FLINK_INFLUX_TOKEN_FILE": token_file.resolve(),
+    }
+    if s.kafka_bootstrap_for_flink:
+        lines["LABKIT_KAFKA_BOOTSTRAP_FOR_FLINK"] = s.kafka_bootstrap_for_flink
+    if s.influx_url_for_flink:
+        lines["LABKIT_INFLUX_URL_FOR_FLINK"] = s.influx_url_for_flink
+    if s.flink_python_executable:
+        lines["LABKIT_FLINK_PYTHON_EXECUTABLE"] = s.flink_python_executable
+    if s.kafka_sasl_username:
+        lines |= {"LABKIT_KAFKA_SASL_MECHANISM": s.kafka_sasl_mechanism, "LABKIT_KAFKA_SASL_USERNAME": user,
+                  "LABKIT_KAFKA_SASL_PASSWORD": password}  # fmt: skip
+    if s.kafka_ssl_ca_file:
+        lines["LABKIT_KAFKA_SSL_CA_FILE"] = Path(s.kafka_ssl_ca_file).resolve()
+    head = (
+        f"# labkit workshop: attendee {name}. Holds their password and tokens: keep it 0600, hand it to {name} only.\n"
+    )
+    return head + "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def status(settings: Settings | None = None) -> pd.DataFrame:
+    """One row per attendee: their Flink jobs and the lag of their pipeline's consumer group."""
+    from labkit import kafka_info
+    from labkit.jobs.control import Flink
+
+    settings = settings or get_settings()
+    jobs = Flink(settings.flink).jobs()
+    rows = []
+    for a in attendees(settings):
+        theirs = [j for j in jobs if j["name"].startswith(a.name + ".")]
+        running = [j["name"] for j in theirs if j["state"] in ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING")]
+        try:
+            ns = settings.model_copy(update={"namespace": a.name})
+            topic = ns.scoped(settings.topic)
+            lag = int(kafka_info.lag(ns.pipeline_group(topic), topic, settings)["lag"].sum())
+        except Exception:  # a topic deleted by the attendee: the row still lists them
+            lag = None
+        rows.append({"attendee": a.name, "kafka_user": a.kafka_user, "bucket": a.bucket, "running_jobs": running,
+                     "jobs_total": len(theirs), "pipeline_lag": lag})  # fmt: skip
+    return pd.DataFrame(
+        rows, columns=["attendee", "kafka_user", "bucket", "running_jobs", "jobs_total", "pipeline_lag"]
+    )
+
+
+def _group_ids(admin) -> list[str]:
+    out = []
+    for g in admin.list_groups():
+        gid = g[0] if isinstance(g, tuple) else getattr(g, "group_id", g)
+        out.append(gid["group_id"] if isinstance(gid, dict) else str(gid))
+    return out
+
+
+def teardown(settings: Settings | None = None, *, names: list[str] | None = None) -> list[str]:
+    """Remove attendees (default: all): their jobs, topics, groups, ACLs, quota, user, bucket, tokens and files."""
+    from kafka.admin import ScramMechanism, UserScramCredentialDeletion
+
+    from labkit.jobs.control import Flink
+
+    settings = settings or get_settings()
+    _require_admin(settings)
+    people = [a for a in attendees(settings) if names is None or a.name in names]
+    flink = Flink(settings.flink)
+    admin = _admin(settings)
+    try:
+        with _influx(settings) as http:
+            org_id = _org_id(http, settings.influx_org)
+            auths = http.get("/api/v2/authorizations", params={"orgID": org_id}).json().get("authorizations") or []
+            for a in people:
+                say(f"removing attendee {a.name}")
+                prefix = a.name + "."
+                for j in flink.jobs():
+                    if j["name"].startswith(prefix) and j["state"] in (
+                        "RUNNING",
+                        "RESTARTING",
+                        "CREATED",
+                        "INITIALIZING",
+                    ):
+                        flink.cancel(j["jid"])
+                topics = [t for t in admin.list_topics() if t.startswith(prefix)]
+                if topics:
+                    admin.delete_topics(topics, timeout_ms=30_000)
+                theirs = [g for g in _group_ids(admin) if g.startswith(prefix)]
+                if theirs:
+                    admin.delete_groups(theirs)
+                admin.delete_acls(_acls(a.kafka_user, prefix))
+                _set_quota(admin, a.kafka_user, None)
+                if settings.kafka_sasl_username:
+                    mech = ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")]
+                    admin.alter_user_scram_credentials([UserScramCredentialDeletion(a.kafka_user, mech)])
+                for auth in auths:
+                    if auth.get("description", "").startswith(f"{DESCRIPTION} {a.name} "):
+                        http.delete(f"/api/v2/authorizations/{auth['id']}")
+                for b in (
+                    http.get("/api/v2/buckets", params={"orgID": org_id, "name": a.bucket}).json().get("buckets") or []
+                ):
+                    http.delete(f"/api/v2/buckets/{b['id']}")
+                Path(a.settings_file).unlink(missing_ok=True)
+    finally:
+        admin.close()
+    gone = {a.name for a in people}
+    _save(settings, [a for a in attendees(settings) if a.name not in gone])
+    return sorted(gone)
