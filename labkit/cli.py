@@ -235,11 +235,26 @@ def workshop_create(
     ] = None,
     first: Annotated[int, typer.Option(help="number of the first attendee (add more later)")] = 1,
     parallelism: Annotated[int, typer.Option(help="task slots each attendee's pipeline takes")] = 1,
+    producer_bytes: Annotated[
+        int | None, typer.Option(help="Kafka produce quota per attendee, bytes/s [default: 4 MB/s]")
+    ] = None,
+    consumer_bytes: Annotated[
+        int | None, typer.Option(help="Kafka fetch quota per attendee, bytes/s [default: 8 MB/s]")
+    ] = None,
 ) -> None:
     """Create attendees a01..aNN: Kafka user, prefix ACLs and quota, topics, bucket, tokens, settings file."""
     from labkit import workshop
 
-    for a in workshop.create(n, out_dir=out, token_dir=token_dir, first=first, parallelism=parallelism):
+    made = workshop.create(
+        n,
+        out_dir=out,
+        token_dir=token_dir,
+        first=first,
+        parallelism=parallelism,
+        producer_bytes_per_s=producer_bytes or workshop.PRODUCER_BYTES_PER_S,
+        consumer_bytes_per_s=consumer_bytes or workshop.CONSUMER_BYTES_PER_S,
+    )
+    for a in made:
         typer.echo(f"{a.name}: {a.settings_file} (Kafka user {a.kafka_user}, bucket {a.bucket})")
 
 

@@ -6,7 +6,7 @@ running the same Flux (macros substituted as Grafana's Flux datasource does) aga
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +20,14 @@ DATASOURCE_UID = "clickstream-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
 GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
 ERROR_RATE_THRESHOLD = 0.05
+# Attendees' buckets are <this>-aNN (labkit.workshop names them after the instructor's LABKIT_INFLUX_BUCKET,
+# whose default this is).
+WORKSHOP_BUCKET = Settings.model_fields["influx_bucket"].default
+# The attendee variable's values: one row per attendee bucket, in the `_value` column Grafana reads.
+WORKSHOP_ATTENDEES = f"""buckets()
+  |> filter(fn: (r) => r.name =~ /^{WORKSHOP_BUCKET}-a[0-9]+$/)
+  |> rename(columns: {{name: "_value"}})
+  |> keep(columns: ["_value"])"""
 
 _SOURCE = """from(bucket: v.defaultBucket)
   |> range(start: v.timeRangeStart, stop: v.timeRangeStop)"""
@@ -119,17 +127,32 @@ class Panel:
 
     # ---- the same query, run by labkit -----------------------------------------------------------
     def render_flux(
-        self, settings: Settings, start: datetime, stop: datetime, window: timedelta, stream: str | None = None
+        self,
+        settings: Settings,
+        start: datetime,
+        stop: datetime,
+        window: timedelta,
+        stream: str | None = None,
+        attendee: str | None = None,
     ) -> str:
         """Substitute Grafana's Flux macros exactly as its InfluxDB (Flux) datasource does."""
-        q = self.flux.replace("${stream}", settings.scoped(stream or settings.topic))
+        q = self.flux
+        if "${attendee}" in q:
+            if not attendee:
+                raise ValueError(f"panel {self.title!r} is a workshop panel: name the attendee (e.g. 'a01')")
+            q = q.replace("${attendee}", attendee)
+        q = q.replace("${stream}", settings.scoped(stream or settings.topic))
         q = q.replace("v.timeRangeStart", _rfc3339(start)).replace("v.timeRangeStop", _rfc3339(stop))
         q = q.replace("v.windowPeriod", _go_duration(window))
         q = q.replace("v.defaultBucket", json.dumps(settings.influx_bucket))
         return q.replace("v.organization", json.dumps(settings.influx_org))
 
     def data(
-        self, start: str | timedelta = "15m", settings: Settings | None = None, stream: str | None = None
+        self,
+        start: str | timedelta = "15m",
+        settings: Settings | None = None,
+        stream: str | None = None,
+        attendee: str | None = None,
     ) -> pd.DataFrame:
         from labkit.influx import Influx
 
@@ -139,17 +162,23 @@ class Panel:
         # Grafana's interval: the range over ~1000 points, at least 10 s here (the window size)
         window = max(timedelta(seconds=10), span / 1000)
         with Influx(settings) as db:
-            df = db.flux(self.render_flux(settings, stop - span, stop, window, stream))
+            df = db.flux(self.render_flux(settings, stop - span, stop, window, stream, attendee))
         if not df.empty and "_time" in df.columns:
             df = df.rename(columns={"_time": "time"})
         return df
 
-    def figure(self, start: str | timedelta = "15m", settings: Settings | None = None, stream: str | None = None):
+    def figure(
+        self,
+        start: str | timedelta = "15m",
+        settings: Settings | None = None,
+        stream: str | None = None,
+        attendee: str | None = None,
+    ):
         import plotly.express as px
 
         from labkit import plots
 
-        df = self.data(start, settings, stream)
+        df = self.data(start, settings, stream, attendee)
         if df.empty:
             return plots._empty(self.title)
         series = "_field" if "_field" in df.columns else None
@@ -211,6 +240,7 @@ class Dashboard:
     title: str
     panels: tuple[Panel, ...] = field(default_factory=tuple)
     refresh: str = "5s"
+    variable: str = "stream"  # or "attendee": a workshop's dashboard (for_workshop)
 
     @property
     def slug(self) -> str:
@@ -229,13 +259,25 @@ class Dashboard:
             .editable()
             .refresh(self.refresh)
             .time("now-15m", "now")
-            .with_variable(
+        )
+        if self.variable == "attendee":
+            # The attendees are the buckets `labkit workshop create` made: <bucket>-aNN; the regex keeps aNN.
+            b = b.with_variable(
+                dash_b.QueryVariable("attendee")
+                .label("Attendee")
+                .datasource(dash_m.DataSourceRef(type_val=DATASOURCE["type"], uid=DATASOURCE_UID))
+                .query(WORKSHOP_ATTENDEES)
+                .regex(f"/^{WORKSHOP_BUCKET}-(a[0-9]+)$/")
+                .refresh(dash_m.VariableRefresh.ON_DASHBOARD_LOAD)
+                .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
+            )
+        else:
+            b = b.with_variable(
                 dash_b.TextBoxVariable("stream")
                 .label("Kafka topic")
                 .default_value("clickstream_events")
                 .current(dash_m.VariableOption(text="clickstream_events", value="clickstream_events"))
             )
-        )
         for p in self.panels:
             b = b.with_panel(p.grafana_builder())
         return b
@@ -392,7 +434,20 @@ ENGAGEMENT = Dashboard(
     ),
 )
 
-DASHBOARDS = (ERRORS, ENGAGEMENT)
+
+def for_workshop(d: Dashboard) -> Dashboard:
+    """`d` for an instructor: the same panels over one attendee's bucket and topic, picked by a variable."""
+    source = f'from(bucket: "{WORKSHOP_BUCKET}-${{attendee}}")'
+    panels = tuple(
+        replace(p, flux=p.flux.replace("from(bucket: v.defaultBucket)", source).replace(
+            '"${stream}"', '"${attendee}.clickstream_events"'))
+        for p in d.panels
+    )  # fmt: skip
+    return replace(d, uid=f"{d.uid}-workshop", title=f"{d.title} (workshop)", panels=panels, variable="attendee")
+
+
+WORKSHOP_ERRORS = for_workshop(ERRORS)
+DASHBOARDS = (ERRORS, ENGAGEMENT, WORKSHOP_ERRORS)
 
 
 def write_grafana(dest: Path = GRAFANA_DIR / "dashboards") -> list[Path]:

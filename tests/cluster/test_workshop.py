@@ -18,6 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import (
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePatternFilter,
+    ResourceType,
+)
 from kafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
 
 from labkit import kafka_info, workshop
@@ -217,6 +225,19 @@ def test_three_attendees_run_the_demo_at_once_each_exact(shared):
         assert row.running_jobs == [f"{row.attendee}.clickstream-metrics"], st
         assert row.pipeline_lag == 0, st.to_string()  # each job read its whole stream and committed
 
+    # The instructor's dashboard: its attendee variable lists the three, and each panel shows that attendee's data
+    from labkit import dashboards
+    from labkit.influx import Influx
+
+    grafana = instructor.model_copy(update={"influx_read_token": instructor.influx_token})  # reads every bucket
+    with Influx(grafana) as db:
+        listed = db.flux(dashboards.WORKSHOP_ATTENDEES)
+    assert sorted(listed.get("_value", [])) == ["clickstream-a01", "clickstream-a02", "clickstream-a03"], listed
+    for a in people:
+        for panel in dashboards.WORKSHOP_ERRORS.panels:
+            df = panel.data("30m", settings=grafana, attendee=a.name)
+            assert not df.empty, f"workshop panel {panel.title!r} shows nothing for {a.name}"
+
 
 def test_teardown_leaves_nothing_of_an_attendee(shared):
     instructor, people = shared
@@ -232,6 +253,14 @@ def test_teardown_leaves_nothing_of_an_attendee(shared):
     try:
         assert not [t for t in admin.list_topics() if t.startswith("a03.")]
         assert "labkit-a03" not in workshop.quotas(instructor)
+        any_resource = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
+        acls, _ = admin.describe_acls(
+            ACLFilter("User:labkit-a03", None, ACLOperation.ANY, ACLPermissionType.ANY, any_resource)
+        )
+        kept, _ = admin.describe_acls(
+            ACLFilter("User:labkit-a01", None, ACLOperation.ANY, ACLPermissionType.ANY, any_resource)
+        )
+        assert (len(acls), len(kept)) == (0, 2)  # a03's gone; a01's topic and group ACLs untouched
     finally:
         admin.close()
     r = httpx.get(f"{instructor.influx}/api/v2/buckets", params={"name": a3.bucket}, timeout=10,

@@ -30,6 +30,8 @@ def test_every_panel_returns_rows_and_renders_inline(settings, pipeline):
     )
     assert verify(summary.ledger, settings=settings, wait_s=90).exact
     for board in dashboards.DASHBOARDS:
+        if board.variable != "stream":
+            continue  # the workshop board reads attendees' buckets: tests/cluster/test_workshop.py runs it
         for panel in board.panels:
             df = panel.data("30m", settings=settings, stream=topic)
             assert not df.empty, f"{board.uid} panel {panel.id} ({panel.title}) returned no rows"

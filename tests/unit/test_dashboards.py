@@ -40,7 +40,14 @@ def test_dashboards_validate_and_use_the_provisioned_datasource():
             assert p["datasource"]["uid"] == dashboards.DATASOURCE_UID
             for t in p["targets"]:
                 assert t["datasource"]["uid"] == dashboards.DATASOURCE_UID
-                assert "v.timeRangeStart" in t["query"] and "v.defaultBucket" in t["query"]
+                assert "v.timeRangeStart" in t["query"]
+                if d.variable == "attendee":  # a workshop board: one attendee's bucket and topic
+                    assert 'from(bucket: "clickstream-${attendee}")' in t["query"]
+                    assert 'r.stream == "${attendee}.clickstream_events"' in t["query"]
+                else:
+                    assert "v.defaultBucket" in t["query"] and "${stream}" in t["query"]
+        names = [v["name"] for v in model["templating"]["list"]]
+        assert names == [d.variable]
     assert len(uids) == len(dashboards.DASHBOARDS)
 
 
