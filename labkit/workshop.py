@@ -204,6 +204,14 @@ def _token(http: httpx.Client, org_id: str, bucket: dict, action: str, who: str)
     return r.json()["token"]
 
 
+def _drop_tokens(http: httpx.Client, org_id: str, who: str) -> None:
+    """Delete the tokens `create` made for `who` (a re-created attendee's old ones must stop working)."""
+    auths = http.get("/api/v2/authorizations", params={"orgID": org_id}).json().get("authorizations") or []
+    for auth in auths:
+        if auth.get("description", "").startswith(f"{DESCRIPTION} {who} "):
+            http.delete(f"/api/v2/authorizations/{auth['id']}")
+
+
 # ---- the commands ---------------------------------------------------------------------------------------
 
 
@@ -258,6 +266,7 @@ def create(
                     {"producer_byte_rate": producer_bytes_per_s, "consumer_byte_rate": consumer_bytes_per_s},
                 )
                 bucket = _bucket(http, org_id, f"{settings.influx_bucket}-{name}")
+                _drop_tokens(http, org_id, name)
                 write, read = (_token(http, org_id, bucket, a, name) for a in ("write", "read"))
                 token_file = token_dir / f"{name}.write-token"
                 _write_secret(token_file, write + "\n")
@@ -363,7 +372,6 @@ def teardown(settings: Settings | None = None, *, names: list[str] | None = None
     try:
         with _influx(settings) as http:
             org_id = _org_id(http, settings.influx_org)
-            auths = http.get("/api/v2/authorizations", params={"orgID": org_id}).json().get("authorizations") or []
             for a in people:
                 say(f"removing attendee {a.name}")
                 prefix = a.name + "."
@@ -386,9 +394,7 @@ def teardown(settings: Settings | None = None, *, names: list[str] | None = None
                 if settings.kafka_sasl_username:
                     mech = ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")]
                     admin.alter_user_scram_credentials([UserScramCredentialDeletion(a.kafka_user, mech)])
-                for auth in auths:
-                    if auth.get("description", "").startswith(f"{DESCRIPTION} {a.name} "):
-                        http.delete(f"/api/v2/authorizations/{auth['id']}")
+                _drop_tokens(http, org_id, a.name)
                 for b in (
                     http.get("/api/v2/buckets", params={"orgID": org_id, "name": a.bucket}).json().get("buckets") or []
                 ):

@@ -239,6 +239,25 @@ def test_three_attendees_run_the_demo_at_once_each_exact(shared):
             assert not df.empty, f"workshop panel {panel.title!r} shows nothing for {a.name}"
 
 
+def test_recreating_an_attendee_revokes_their_old_password_and_tokens(shared):
+    instructor, people = shared
+    old = _as(people[1])
+    (again,) = workshop.create(1, first=2, out_dir=Path(people[1].settings_file).parent, settings=instructor)
+    new = _as(again)
+    assert new.influx_read_token != old.influx_read_token
+
+    def read(token: str) -> int:
+        return httpx.post(f"{old.influx}/api/v2/query", params={"org": old.influx_org}, timeout=10,
+                          headers={"Authorization": f"Token {token}", "Content-Type": "application/vnd.flux"},
+                          content=f'from(bucket: "{old.influx_bucket}") |> range(start: -1m)').status_code  # fmt: skip
+
+    assert (read(new.influx_read_token), read(old.influx_read_token)) == (200, 401)
+    admin = KafkaAdminClient(**python_config(new))
+    admin.close()
+    with pytest.raises(KafkaError):  # the old password no longer authenticates
+        KafkaAdminClient(**python_config(old), request_timeout_ms=5000).close()
+
+
 def test_teardown_leaves_nothing_of_an_attendee(shared):
     instructor, people = shared
     a3 = people[2]
