@@ -128,10 +128,22 @@ def submit(
         bool,
         typer.Option(help="start from the committed offsets with empty state (open windows get partial counts)"),
     ] = False,
+    print_spec: Annotated[
+        bool,
+        typer.Option(help="print the job's spec (runner.py's input) instead of submitting: for docs/k8s"),
+    ] = False,
 ) -> None:
     """Submit the clickstream metrics job; by default it resumes from its latest checkpoint or savepoint."""
     from labkit import jobs
 
+    if print_spec:
+        import json
+
+        spec, _ = jobs.pipeline_spec(
+            settings_mod.get(), topic=topic, from_earliest=from_earliest, parallelism=parallelism
+        )
+        typer.echo(json.dumps(spec, indent=1))
+        return
     job = jobs.submit_pipeline(
         topic=topic, from_earliest=from_earliest, savepoint=savepoint, parallelism=parallelism, fresh=fresh
     )
