@@ -21,6 +21,7 @@ import pandas as pd
 
 from labkit.errors import JobError, RestoreError, ServiceError
 from labkit.settings import Settings
+from labkit.stack.provision._run import say
 
 RUNNER = Path(__file__).with_name("runner.py")
 _EXC = re.compile(r"^(?:Caused by: |: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")
@@ -323,6 +324,31 @@ def require_slots(flink: Flink, needed: int, name: str, wait_s: float = 15) -> N
     )
 
 
+def heal_local_taskmanager(settings: Settings, flink: Flink, wait_s: float = 60) -> None:
+    """Local mode: a TaskManager (or JobManager) that went down on its own is started again before a submission.
+
+    Flink 2.2's Python runner can take the whole TaskManager down while a job is cancelled: closing the Beam
+    environment that a slot's Python operators share fails ("Reference count must not be negative") and Flink
+    treats that as fatal (seen once in CI). A job submitted then would wait for slots forever. A TaskManager
+    still shutting down is waited for first; one that is starting is given time to register."""
+    from labkit import stack as stack_mod
+
+    st = stack_mod.get(settings)
+    deadline = time.monotonic() + wait_s
+    while True:
+        dead = [
+            s.name for s in st.services if s.name in ("jobmanager", "taskmanager") and s.process.state() == "crashed"
+        ]
+        if dead:
+            say(
+                f"the local {' and '.join(dead)} stopped on its own (`labkit logs taskmanager` says why); starting it again"
+            )
+            st.up()
+        if flink.overview().get("slots-total", 0) > 0 or time.monotonic() > deadline:
+            return
+        time.sleep(1)
+
+
 def submit_spec(
     spec: dict,
     settings: Settings,
@@ -337,6 +363,8 @@ def submit_spec(
 
     flink = Flink(settings.flink)
     flink.overview()  # a cluster that is down is reported before the slow client starts
+    if stack_mode == "local":
+        heal_local_taskmanager(settings, flink)
     require_slots(flink, int(spec["config"].get("parallelism.default", 1)), spec["config"]["pipeline.name"])
     provision_client()
     jobs_dir = settings.home / "jobs"

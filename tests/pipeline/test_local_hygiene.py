@@ -66,6 +66,26 @@ def test_a_crashed_taskmanagers_python_workers_are_reaped(settings, stack, pipel
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in survivors)
 
 
+def test_a_submission_starts_a_taskmanager_that_died_on_its_own(settings, stack, unique_topic, capsys):
+    # What Flink 2.2 did once in CI: a cancel took the TaskManager down (a fatal error in Beam's cleanup), and the
+    # next job waited for slots forever. Here the TaskManager dies the hard way, with no job running.
+    from labkit import jobs
+
+    old = stack.service("taskmanager").process.pid
+    stack.service("taskmanager").process.kill()
+    assert stack.service("taskmanager").process.state() == "crashed"
+    job = jobs.submit_pipeline(settings, topic=unique_topic, from_earliest=True, parallelism=1, wait=False)
+    try:
+        # The JobManager learns of a SIGKILLed TaskManager only at its heartbeat timeout, so the job may first
+        # be placed on the dead one's slots and restart; a TaskManager that fails fatally says goodbye at once.
+        job.wait_running(timeout=180)
+        assert stack.service("taskmanager").process.state() == "running"
+        assert stack.service("taskmanager").process.pid != old
+        assert "taskmanager stopped on its own" in capsys.readouterr().out
+    finally:
+        job.cancel()
+
+
 def test_down_leaves_no_process_of_the_stack_behind(settings, stack):
     pids = _stack_pids(stack)
     assert pids
