@@ -544,16 +544,27 @@ def check_error_rate_per_url(metric, seconds: float = 600) -> Feedback:
     for col in ("window_end", "url"):
         if col not in got.columns:
             return not_yet(f"select `{col}` too: the metric is per URL and per window")
-    want = reference("error_rate_per_url", metric.settings, metric.topic).preview(
-        since_ms=since, seconds=seconds, limit=5000
-    )
-    want = want.rename(columns={"error_rate": "__rate", "requests": "__requests"})[
-        ["window_end", "url", "__rate", "__requests"]
-    ]
+
+    def the_reference():
+        want = reference("error_rate_per_url", metric.settings, metric.topic).preview(
+            since_ms=since, seconds=seconds, limit=5000
+        )
+        return want.rename(columns={"error_rate": "__rate", "requests": "__requests"})[
+            ["window_end", "url", "__rate", "__requests"]
+        ]
+
+    want = the_reference()
     numeric = [c for c in got.columns if c not in ("window_end", "window_start", "url") and _numeric(got[c])]
     if not numeric:
         return not_yet("add a numeric column: the error rate", "CAST(... AS DOUBLE) / COUNT(*) AS error_rate")
     merged = got.merge(want, on=["window_end", "url"])
+    if len(merged) < len(want) * 0.9 and seconds is not None:
+        # Two previews of the last minutes of a shared topic can disagree on which events were late: each decides
+        # by its own watermark's timing, and those minutes mix several runs' event times (docs/known-issues.md).
+        # Look once more before telling the attendee their grouping is wrong.
+        got = metric.preview(since_ms=since, seconds=seconds, limit=5000)
+        want = the_reference()
+        merged = got.merge(want, on=["window_end", "url"]) if "url" in got.columns else got.iloc[0:0]
     if len(merged) < len(want) * 0.9:
         return not_yet(
             f"expected about {len(want)} (window, url) rows, found {len(merged)} matching ones",
