@@ -31,6 +31,7 @@ from labkit.errors import ConfigError, ServiceError
 from labkit.kafka_clients import python_config
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
+from labkit.stack.influxdb import bucket_token
 from labkit.stack.provision._run import say
 
 USER_PREFIX = "labkit-"
@@ -39,6 +40,7 @@ DESCRIPTION = "labkit workshop"
 # (a `while True` cell) is held at this rate while the others keep theirs.
 PRODUCER_BYTES_PER_S = 4_000_000
 CONSUMER_BYTES_PER_S = 8_000_000
+LIVE = ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING")  # job states that hold slots
 
 
 @dataclass
@@ -106,6 +108,22 @@ def _acls(user: str, prefix: str) -> list:
     ]  # fmt: skip
 
 
+def _send(admin, request):
+    """Send a protocol message kafka-python has no admin call for (client quotas) on the admin's connections."""
+
+    async def send():
+        return await admin._manager.send(request)
+
+    return admin._manager.run(send)
+
+
+def _mechanism(settings: Settings):
+    """The SCRAM mechanism attendees' users get: the instructor's own (None on a cluster without SASL)."""
+    from kafka.admin import ScramMechanism
+
+    return ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")] if settings.kafka_sasl_username else None
+
+
 def _set_quota(admin, user: str, rates: dict[str, float] | None) -> None:
     """Byte-rate quotas of `user` (None: remove them). kafka-python has the AlterClientQuotas message but no
     call for it yet, so this sends it through the admin client's connection manager."""
@@ -120,10 +138,7 @@ def _set_quota(admin, user: str, rates: dict[str, float] | None) -> None:
         ],
     )
 
-    async def send():
-        return await admin._manager.send(AlterClientQuotasRequest(entries=[entry], validate_only=False))
-
-    response = admin._manager.run(send)
+    response = _send(admin, AlterClientQuotasRequest(entries=[entry], validate_only=False))
     for e in response.entries:
         if e.error_code:
             raise ServiceError(f"Kafka refused the quota of {user}: {e.error_message or e.error_code}")
@@ -136,15 +151,10 @@ def quotas(settings: Settings | None = None) -> dict[str, dict[str, float]]:
     settings = settings or get_settings()
     admin = _admin(settings)
     try:
-        req = DescribeClientQuotasRequest(
+        r = _send(admin, DescribeClientQuotasRequest(
             components=[DescribeClientQuotasRequest.ComponentData(entity_type="user", match_type=2, match=None)],
             strict=False,
-        )
-
-        async def send():
-            return await admin._manager.send(req)
-
-        r = admin._manager.run(send)
+        ))  # fmt: skip
     finally:
         admin.close()
     return {
@@ -191,19 +201,6 @@ def _bucket(http: httpx.Client, org_id: str, name: str) -> dict:
     return r.json()
 
 
-def _token(http: httpx.Client, org_id: str, bucket: dict, action: str, who: str) -> str:
-    r = http.post(
-        "/api/v2/authorizations",
-        json={
-            "orgID": org_id,
-            "description": f"{DESCRIPTION} {who} {action}",
-            "permissions": [{"action": action, "resource": {"type": "buckets", "id": bucket["id"], "orgID": org_id}}],
-        },
-    )
-    r.raise_for_status()
-    return r.json()["token"]
-
-
 def _drop_tokens(http: httpx.Client, org_id: str, who: str) -> None:
     """Delete the tokens `create` made for `who` (a re-created attendee's old ones must stop working)."""
     auths = http.get("/api/v2/authorizations", params={"orgID": org_id}).json().get("authorizations") or []
@@ -231,7 +228,7 @@ def create(
     Running it again for an existing attendee gives them a new password and new tokens (a lost file)."""
     settings = settings or get_settings()
     _require_admin(settings)
-    from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+    from kafka.admin import UserScramCredentialUpsertion
 
     from labkit.stack.kafka import ensure_topics
 
@@ -239,9 +236,7 @@ def create(
     out_dir.mkdir(parents=True, exist_ok=True)
     token_dir = Path(token_dir or out_dir / "tokens")
     token_dir.mkdir(parents=True, exist_ok=True)
-    mechanism = (
-        ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")] if settings.kafka_sasl_username else None
-    )
+    mechanism = _mechanism(settings)
     made = {a.name: a for a in attendees(settings)}
     admin = _admin(settings)
     try:
@@ -267,7 +262,7 @@ def create(
                 )
                 bucket = _bucket(http, org_id, f"{settings.influx_bucket}-{name}")
                 _drop_tokens(http, org_id, name)
-                write, read = (_token(http, org_id, bucket, a, name) for a in ("write", "read"))
+                write, read = (bucket_token(http, bucket, a, f"{DESCRIPTION} {name} {a}") for a in ("write", "read"))
                 token_file = token_dir / f"{name}.write-token"
                 _write_secret(token_file, write + "\n")
                 # the attendee's two topics, created as the instructor (same names their settings derive)
@@ -336,7 +331,7 @@ def status(settings: Settings | None = None) -> pd.DataFrame:
     rows = []
     for a in attendees(settings):
         theirs = [j for j in jobs if j["name"].startswith(a.name + ".")]
-        running = [j["name"] for j in theirs if j["state"] in ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING")]
+        running = [j["name"] for j in theirs if j["state"] in LIVE]
         try:
             ns = settings.model_copy(update={"namespace": a.name})
             topic = ns.scoped(settings.topic)
@@ -360,44 +355,39 @@ def _group_ids(admin) -> list[str]:
 
 def teardown(settings: Settings | None = None, *, names: list[str] | None = None) -> list[str]:
     """Remove attendees (default: all): their jobs, topics, groups, ACLs, quota, user, bucket, tokens and files."""
-    from kafka.admin import ScramMechanism, UserScramCredentialDeletion
+    from kafka.admin import UserScramCredentialDeletion
 
     from labkit.jobs.control import Flink
 
     settings = settings or get_settings()
     _require_admin(settings)
     people = [a for a in attendees(settings) if names is None or a.name in names]
+    mechanism = _mechanism(settings)
     flink = Flink(settings.flink)
     admin = _admin(settings)
     try:
+        # what the cluster holds, read once: each attendee's share is picked out by its prefix below
+        jobs = [j for j in flink.jobs() if j["state"] in LIVE]
+        topics, groups = admin.list_topics(), _group_ids(admin)
         with _influx(settings) as http:
             org_id = _org_id(http, settings.influx_org)
             for a in people:
                 say(f"removing attendee {a.name}")
                 prefix = a.name + "."
-                for j in flink.jobs():
-                    if j["name"].startswith(prefix) and j["state"] in (
-                        "RUNNING",
-                        "RESTARTING",
-                        "CREATED",
-                        "INITIALIZING",
-                    ):
+                for j in jobs:
+                    if j["name"].startswith(prefix):
                         flink.cancel(j["jid"])
-                topics = [t for t in admin.list_topics() if t.startswith(prefix)]
-                if topics:
-                    admin.delete_topics(topics, timeout_ms=30_000)
-                theirs = [g for g in _group_ids(admin) if g.startswith(prefix)]
-                if theirs:
+                if theirs := [t for t in topics if t.startswith(prefix)]:
+                    admin.delete_topics(theirs, timeout_ms=30_000)
+                if theirs := [g for g in groups if g.startswith(prefix)]:
                     admin.delete_groups(theirs)
                 admin.delete_acls(_acls(a.kafka_user, prefix))
                 _set_quota(admin, a.kafka_user, None)
-                if settings.kafka_sasl_username:
-                    mech = ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")]
-                    admin.alter_user_scram_credentials([UserScramCredentialDeletion(a.kafka_user, mech)])
+                if mechanism is not None:
+                    admin.alter_user_scram_credentials([UserScramCredentialDeletion(a.kafka_user, mechanism)])
                 _drop_tokens(http, org_id, a.name)
-                for b in (
-                    http.get("/api/v2/buckets", params={"orgID": org_id, "name": a.bucket}).json().get("buckets") or []
-                ):
+                found = http.get("/api/v2/buckets", params={"orgID": org_id, "name": a.bucket}).json()
+                for b in found.get("buckets") or []:
                     http.delete(f"/api/v2/buckets/{b['id']}")
                 Path(a.settings_file).unlink(missing_ok=True)
     finally:

@@ -84,23 +84,23 @@ def onboard(settings, creds: credentials.Credentials) -> None:
             bucket = buckets[0]
         if creds.influx_write_token and creds.influx_read_token:
             return
-        org_id = bucket["orgID"]
-
-        def token(action: str, description: str) -> str:
-            r = http.post(
-                "/api/v2/authorizations",
-                headers=auth,
-                json={
-                    "orgID": org_id,
-                    "description": description,
-                    "permissions": [
-                        {"action": action, "resource": {"type": "buckets", "id": bucket["id"], "orgID": org_id}}
-                    ],
-                },
-            )
-            r.raise_for_status()
-            return r.json()["token"]
-
-        creds.influx_write_token = token("write", f"labkit: Flink job writes {settings.influx_bucket}")
-        creds.influx_read_token = token("read", f"labkit: notebooks read {settings.influx_bucket}")
+        b = settings.influx_bucket
+        creds.influx_write_token = bucket_token(http, bucket, "write", f"labkit: Flink job writes {b}", headers=auth)
+        creds.influx_read_token = bucket_token(http, bucket, "read", f"labkit: notebooks read {b}", headers=auth)
         credentials.save(settings.home, creds)
+
+
+def bucket_token(http: httpx.Client, bucket: dict, action: str, description: str, headers: dict | None = None) -> str:
+    """A new token that may only `action` ("read" or "write") the one `bucket` (as InfluxDB returns buckets)."""
+    org_id = bucket["orgID"]
+    r = http.post(
+        "/api/v2/authorizations",
+        headers=headers,
+        json={
+            "orgID": org_id,
+            "description": description,
+            "permissions": [{"action": action, "resource": {"type": "buckets", "id": bucket["id"], "orgID": org_id}}],
+        },
+    )
+    r.raise_for_status()
+    return r.json()["token"]
