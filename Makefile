@@ -108,15 +108,13 @@ test: setup up
 	$(BIN)/python -m labkit.notebooks_ci --pass solution
 	$(MAKE) test-docker
 
-# External mode against Kafka clusters the tests build: one broker with SASL/SCRAM over TLS on loopback, and
-# three brokers on three hosts (network namespaces, root only) with replication factor 3 and a broker killed
-# mid-stream. Flink and InfluxDB are the local stack's.
+# External mode against clusters the tests build: one broker with SASL/SCRAM over TLS on loopback (and the
+# workshop on it), and every service on hosts of its own (network namespaces, root only): three brokers with
+# replication factor 3 and a broker killed mid-stream, a Flink session cluster (JobManager + two TaskManagers)
+# with a TaskManager killed mid-stream, InfluxDB. `test-cluster-flink` runs only the Flink cluster's test.
 test-cluster: up
-	$(BIN)/pytest tests/cluster --ignore=tests/cluster/test_flink_cluster.py
+	$(BIN)/pytest tests/cluster
 
-# Every service on hosts of its own: the three brokers, a Flink session cluster (JobManager + two
-# TaskManagers) and InfluxDB; a TaskManager killed mid-stream. ~9 min on a 2-core machine, so not yet a step
-# of `make test` (CI's 90-minute budget); see docs/known-issues.md for what it found.
 test-cluster-flink: up
 	$(BIN)/pytest tests/cluster/test_flink_cluster.py
 

@@ -41,7 +41,7 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
             "python.fn-execution.bundle.time": 100,
             "python.fn-execution.bundle.size": 1000,
             "python.fn-execution.arrow.batch.size": 1000,
-            "pipeline.auto-watermark-interval": "20 ms",  # small: the on-time filter follows it
+            "pipeline.auto-watermark-interval": "20 ms",  # small: a window fires soon after its last event
             "pipeline.object-reuse": "true",  # SQL operators are safe with it; saves a copy per branch
             # Recovery travels with the job, so it holds on any cluster (external ones included).
             # Exponential delay, as Flink itself defaults to with checkpointing: it waits for resources as

@@ -75,7 +75,7 @@ class CustomMetric:
             *functions_ddl(),
             source_ddl(params),
             checked_view(params),
-            *views(),
+            *views(params),
             EVENTS_VIEW,
             "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')",
         ]

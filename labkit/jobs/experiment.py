@@ -15,7 +15,17 @@ import pandas as pd
 
 from labkit.jobs import base_spec, pipeline_params
 from labkit.jobs.control import submit_spec
-from labkit.jobs.sql import JobParams, epoch_ms, functions_ddl, influx_insert, lit, point_select, source_ddl
+from labkit.jobs.sql import (
+    JobParams,
+    checked_view,
+    epoch_ms,
+    functions_ddl,
+    influx_insert,
+    lit,
+    on_time_view,
+    point_select,
+    source_ddl,
+)
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 from labkit.timing import WINDOW_S
@@ -35,11 +45,8 @@ def experiment_spec(topic: str, delays: tuple[int, ...], settings: Settings, gro
             alignment_group=f"{group}-{d}",
         )
         ddl.append(source_ddl(p, name=f"raw_{d}"))
-        ddl.append(
-            f"""CREATE TEMPORARY VIEW on_time_{d} AS
-SELECT e.rowtime FROM raw_{d} AS e, LATERAL TABLE(parse_click(e.payload, e.kafka_ts)) AS c
-WHERE c.reason IS NULL AND (CURRENT_WATERMARK(e.rowtime) IS NULL OR e.rowtime > CURRENT_WATERMARK(e.rowtime))"""
-        )
+        ddl.append(checked_view(p, source=f"raw_{d}", name=f"checked_{d}"))
+        ddl.append(on_time_view(d, name=f"on_time_{d}", source=f"checked_{d}", columns="rowtime, pt"))
         selects.append(
             point_select(
                 MEASUREMENT,
