@@ -51,6 +51,13 @@ def python_config(settings: Settings | None = None, *, bootstrap: str | None = N
     return kw
 
 
+def admin(settings: Settings | None = None, *, client_id: str = "labkit", bootstrap: str | None = None):
+    """A kafka-python KafkaAdminClient for the settings' cluster (security included). The caller closes it."""
+    from kafka import KafkaAdminClient
+
+    return KafkaAdminClient(**python_config(settings, bootstrap=bootstrap), client_id=client_id)
+
+
 def librdkafka_config(settings: Settings | None = None, *, bootstrap: str | None = None) -> dict:
     """Configuration for confluent-kafka (librdkafka) clients."""
     s = settings or get_settings()

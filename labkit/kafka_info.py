@@ -7,15 +7,14 @@ import json
 
 import pandas as pd
 
+from labkit import kafka_clients
 from labkit.kafka_clients import python_config
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
 
 def _admin(settings: Settings):
-    from kafka import KafkaAdminClient
-
-    return KafkaAdminClient(**python_config(settings), client_id="labkit-info")
+    return kafka_clients.admin(settings, client_id="labkit-info")
 
 
 def _consumer(settings: Settings, **kw):

@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from labkit import kafka_clients
 from labkit.errors import ConfigError, ServiceError
-from labkit.kafka_clients import python_config
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 from labkit.stack.influxdb import bucket_token
@@ -93,9 +93,7 @@ def _require_admin(settings: Settings) -> None:
 
 
 def _admin(settings: Settings):
-    from kafka import KafkaAdminClient
-
-    return KafkaAdminClient(**python_config(settings), client_id="labkit-workshop")
+    return kafka_clients.admin(settings, client_id="labkit-workshop")
 
 
 def _acls(user: str, prefix: str) -> list:

@@ -46,7 +46,7 @@ def experiment_spec(topic: str, delays: tuple[int, ...], settings: Settings, gro
         )
         ddl.append(source_ddl(p, name=f"raw_{d}"))
         ddl.append(checked_view(p, source=f"raw_{d}", name=f"checked_{d}"))
-        ddl.append(on_time_view(d, name=f"on_time_{d}", source=f"checked_{d}", columns="rowtime, pt"))
+        ddl.append(on_time_view(d, name=f"on_time_{d}", source=f"checked_{d}", columns="rowtime"))
         selects.append(
             point_select(
                 MEASUREMENT,

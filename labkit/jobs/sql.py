@@ -120,23 +120,27 @@ def on_time_view(delay_s: int, name: str = "events_on_time", source: str = "even
     """The valid rows of `source` that are not late, decided per Kafka partition, in the partition's order.
 
     A row is late when its event time is at or behind its partition's watermark: the newest event time the
-    partition has shown (every record, control and malformed ones too, as the source's watermark sees them)
-    minus the delay. Both the rule and its input are the partition's own: Kafka keeps a partition's order, and
-    the newest time per partition is keyed state in the job's checkpoints, so a replay (a preview, a restart
-    after a failure) decides exactly as the live run did. The watermark the windows fire by is the minimum
-    over the partitions, never ahead of any partition's own, so a row this filter lets through finds its
-    window still open.
+    partition has shown (valid events and end markers, as the source's watermark sees them; a message that fails
+    validation has the earliest time and moves nothing) minus the delay. Both the rule and its input are the
+    partition's own: Kafka keeps a partition's order, and the newest time per partition is keyed state in the
+    job's checkpoints, so a replay (a preview, a restart after a failure) decides exactly as the live run did.
+    The windows fire by the minimum over the partitions, never ahead of any partition's own watermark, so a row
+    this filter lets through finds its window still open.
 
     `CURRENT_WATERMARK(rowtime)` would read the subtask's watermark instead: it depends on how the reads of
     its partitions interleave, and it starts empty after a restore, when replayed late rows passed it into
     windows the restored state still held open (tests/cluster/test_flink_cluster.py found 7-14 such rows).
+
+    The price is an exchange by partition ahead of the windows, which carries whole rows: Flink's planner does
+    not prune columns below an OVER aggregation (a narrower projection or view in between was merged away).
+    docs/benchmarks.md has what it costs.
     """
     return f"""
 CREATE TEMPORARY VIEW {name} AS
 SELECT {columns} FROM (
   SELECT {columns}, reason, MAX(rowtime) OVER (
     PARTITION BY kafka_partition ORDER BY pt ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS partition_newest
-  FROM {source}
+  FROM {source} WHERE reason IS NULL OR reason = 'control'
 ) WHERE reason IS NULL AND rowtime > partition_newest - INTERVAL '{delay_s}' SECOND"""
 
 

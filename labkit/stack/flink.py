@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import shutil
 import sys
+from pathlib import Path
 
 from labkit.stack.local_service import LocalService
 from labkit.stack.provision import flink as provision
@@ -12,18 +13,30 @@ from labkit.stack.provision.tools import require_java
 from labkit.stack.readiness import FlinkSlots, PortOpen, WaitStrategy
 
 
+def conf_folder(conf: Path, settings: dict[str, object]) -> Path:
+    """A Flink conf folder: the distribution's logging files and a config.yaml of `settings` over what every
+    Flink process of the lab needs (Java 17 module flags, Beam and PemJa loaded parent-first). Shared by the
+    local stack and the test-built session cluster (tests/cluster), so the two cannot drift apart."""
+    conf.mkdir(parents=True, exist_ok=True)
+    for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties", "logback-console.xml"):
+        shutil.copy(provision.flink_home() / "conf" / name, conf / name)
+    base = {
+        # Flink's own JVM flags (module opens for Java 17), carried over from PyFlink's default config.
+        "env.java.opts.all": _default_java_opts(),
+        # flink-python sits in lib/ behind the loopback gRPC patch (provision/loopback.py); every job also
+        # ships it as a user jar. Beam's and PemJa's classes must come from one place, the patched one.
+        "classloader.parent-first-patterns.additional": "org.apache.beam.;pemja.",
+    }
+    (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in {**base, **settings}.items()))
+    return conf
+
+
 def write_conf(service: LocalService) -> None:
     """One conf folder for both processes and for `flink run`."""
     s = service.settings
     root = s.home / "flink"
-    conf = root / "conf"
-    conf.mkdir(parents=True, exist_ok=True)
-    for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties", "logback-console.xml"):
-        shutil.copy(provision.flink_home() / "conf" / name, conf / name)
     h = s.bind_host
     settings = {
-        # Flink's own JVM flags (module opens for Java 17), carried over from PyFlink's default config.
-        "env.java.opts.all": _default_java_opts(),
         "jobmanager.rpc.address": h,
         "jobmanager.rpc.port": s.flink_rpc_port,
         "jobmanager.bind-host": h,
@@ -52,11 +65,8 @@ def write_conf(service: LocalService) -> None:
         "env.log.dir": str(s.home / "logs"),
         "env.pid.dir": str(s.home / "run"),
         "web.cancel.enable": "true",
-        # flink-python sits in lib/ behind the loopback gRPC patch (provision/loopback.py); every job also
-        # ships it as a user jar. Beam's and PemJa's classes must come from one place, the patched one.
-        "classloader.parent-first-patterns.additional": "org.apache.beam.;pemja.",
     }
-    (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
+    conf = conf_folder(root / "conf", settings)
     (conf / "masters").write_text(f"{h}:{s.flink_rest_port}\n")
     (conf / "workers").write_text(f"{h}\n")
 

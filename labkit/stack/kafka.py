@@ -129,13 +129,12 @@ class LocalKafka(LocalService):
 
 def ensure_topics(bootstrap: str, settings) -> None:
     """Create the lab's topics if missing (explicitly: the Flink job must not race auto-creation)."""
-    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    from labkit.kafka_clients import python_config
+    from labkit import kafka_clients
 
-    admin = KafkaAdminClient(**python_config(settings, bootstrap=bootstrap), client_id="labkit-admin")
+    admin = kafka_clients.admin(settings, bootstrap=bootstrap, client_id="labkit-admin")
     try:
         existing = set(admin.list_topics())
         new = [

@@ -407,15 +407,9 @@ class FlinkCluster:
 
 
 def _flink_conf(d: Path, host_ip: str, checkpoints: Path) -> Path:
-    from labkit.stack.flink import _default_java_opts
-    from labkit.stack.provision import flink as flink_dist
+    from labkit.stack.flink import conf_folder
 
-    conf = d / "conf"
-    conf.mkdir(parents=True, exist_ok=True)
-    for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties", "logback-console.xml"):
-        shutil.copy(flink_dist.flink_home() / "conf" / name, conf / name)
-    settings = {
-        "env.java.opts.all": _default_java_opts(),
+    return conf_folder(d / "conf", {
         "jobmanager.rpc.address": FLINK_IP,
         "jobmanager.bind-host": host_ip,
         "rest.address": FLINK_IP,
@@ -431,10 +425,7 @@ def _flink_conf(d: Path, host_ip: str, checkpoints: Path) -> Path:
         "state.checkpoints.dir": f"file://{checkpoints}",
         "state.savepoints.dir": f"file://{checkpoints.parent / 'savepoints'}",
         "python.executable": sys.executable,
-        "classloader.parent-first-patterns.additional": "org.apache.beam.;pemja.",
-    }
-    (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
-    return conf
+    })  # fmt: skip
 
 
 def _onboard_influx(url: str, org: str, bucket: str) -> dict[str, str]:
