@@ -20,17 +20,23 @@ def watermark_trace(records: pd.DataFrame, delay_s: float = WATERMARK_DELAY_S) -
     """`records` (kafka_info.records) with `watermark` (the windows' watermark before the record arrived),
     `partition_watermark` (its partition's, before it arrived) and `late` columns."""
     df = records.dropna(subset=["event_ms"]).sort_values(["kafka_ms", "partition", "offset"]).reset_index(drop=True)
+    delay_ms = delay_s * 1000
+    # The windows' watermark needs an interleaving of the partitions: their Kafka timestamps (arrival) stand in.
     newest: dict[int, float] = {}
     n_parts = records["partition"].nunique()
-    wm, own = np.full(len(df), np.nan), np.full(len(df), -np.inf)
+    wm = np.full(len(df), np.nan)
     for i, (p, t) in enumerate(zip(df["partition"].to_numpy(), df["event_ms"].to_numpy(), strict=True)):
         if len(newest) == n_parts:
-            wm[i] = min(newest.values()) - delay_s * 1000
-        own[i] = newest.get(p, -np.inf) - delay_s * 1000
+            wm[i] = min(newest.values()) - delay_ms
         newest[p] = max(newest.get(p, -np.inf), t)
     df["watermark_ms"] = wm
     df["watermark"] = pd.to_datetime(df["watermark_ms"], unit="ms", utc=True)
+    # A partition's own watermark needs only its order, the offsets (Kafka timestamps need not follow them).
+    by_offset = df.sort_values(["partition", "offset"])
+    before = by_offset.groupby("partition")["event_ms"].transform(lambda t: t.cummax().shift(1)).fillna(-np.inf)
+    own = (before - delay_ms).reindex(df.index)
     df["partition_watermark_ms"] = own
-    df["late"] = df["event_ms"] <= df["partition_watermark_ms"]
+    # at or behind its partition's watermark, and not the partition's newest (which only matters at delay 0)
+    df["late"] = (df["event_ms"] <= own) & (df["event_ms"] < own + delay_ms)
     df["window_end"] = pd.to_datetime((df["event_ms"] // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000, unit="ms", utc=True)
     return df
