@@ -34,9 +34,9 @@ def watermark_trace(records: pd.DataFrame, delay_s: float = WATERMARK_DELAY_S) -
     # A partition's own watermark needs only its order, the offsets (Kafka timestamps need not follow them).
     by_offset = df.sort_values(["partition", "offset"])
     before = by_offset.groupby("partition")["event_ms"].transform(lambda t: t.cummax().shift(1)).fillna(-np.inf)
-    own = (before - delay_ms).reindex(df.index)
-    df["partition_watermark_ms"] = own
+    before = before.reindex(df.index)
+    df["partition_watermark_ms"] = before - delay_ms
     # at or behind its partition's watermark, and not the partition's newest (which only matters at delay 0)
-    df["late"] = (df["event_ms"] <= own) & (df["event_ms"] < own + delay_ms)
+    df["late"] = (df["event_ms"] <= df["partition_watermark_ms"]) & (df["event_ms"] < before)
     df["window_end"] = pd.to_datetime((df["event_ms"] // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000, unit="ms", utc=True)
     return df

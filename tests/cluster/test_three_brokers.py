@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import TopicAuthorizationFailedError
 
-from labkit import jobs, workshop
+from labkit import jobs, kafka_clients, workshop
 from labkit import stack as stack_mod
 from labkit.kafka_clients import python_config
 from labkit.produce import produce
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.stack
 
 
 def _leaders(s, topic: str) -> dict[int, int]:
-    admin = KafkaAdminClient(**python_config(s))
+    admin = kafka_clients.admin(s)
     try:
         (t,) = admin.describe_topics([topic])
     finally:
@@ -74,7 +74,7 @@ def test_workshop_attendees_are_kept_apart_on_every_broker(kafka_cluster, tmp_pa
     finally:
         workshop.teardown(instructor)
     assert workshop.attendees(instructor) == []
-    admin = KafkaAdminClient(**python_config(instructor))
+    admin = kafka_clients.admin(instructor)
     try:
         assert not [t for t in admin.list_topics() if t.startswith(("a01.", "a02."))]
     finally:
