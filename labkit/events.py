@@ -367,7 +367,10 @@ class EventGenerator:
         )
         if self.malformed_fraction and rnd() < self.malformed_fraction:
             bad = r.choice(badinput.MIX)
-            return Emitted(sid.encode(), bad.make(r, json.loads(value)), now, "malformed", 0, now, bad.reason)
+            # made bad from the on-time event: a late event time 30 s "ahead" would still trail its send time,
+            # and the job would rightly find it valid (seen once in `make demo`: a dead letter short, a late too many)
+            ev = {**json.loads(value), "event_timestamp": now}
+            return Emitted(sid.encode(), bad.make(r, ev), now, "malformed", 0, now, bad.reason)
         return Emitted(sid.encode(), value, now, kind, status, event_ms, "", ep.path, uid, sid, latency)
 
     def sample(self, n: int = 20):

@@ -154,3 +154,15 @@ def test_bad_input_corpus_has_at_least_12_distinct_classes():
 def test_sample_is_a_dataframe():
     df = EventGenerator(seed=1, start_ms=START).sample(10)
     assert len(df) == 10 and "event_time" in df.columns and "http_status" in df.columns
+
+
+def test_a_malformed_event_is_malformed_by_the_jobs_rules_even_when_its_draw_was_late():
+    # the Python reading of the job's rules (kafka_info._event_ms, NaN = dead-lettered), not the producer's own
+    # labels: a late draw made "30 s ahead" once stayed behind its send time, and the job found it valid
+    from labkit.kafka_info import _event_ms
+
+    gen = EventGenerator(seed=9, start_ms=START, rate=1000, late_fraction=0.5, malformed_fraction=0.2)
+    ahead = [e for e in take(gen, 60_000) if e.kind == "malformed" and e.reason.startswith("event_timestamp ahead")]
+    assert len(ahead) > 100
+    for e in ahead:
+        assert _event_ms(e.value, e.timestamp_ms) != _event_ms(e.value, e.timestamp_ms), e.value[:200]  # NaN
