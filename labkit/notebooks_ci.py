@@ -4,6 +4,8 @@
    feedback on the starter code (and so must not raise: an exception fails the cell, and the run).
 2. **With the solutions** (`use_solution=True`) and CI's parameters: every checker must pass.
 
+In both passes every claim the text makes about the data (`labkit.claims`) is strict: a sentence that the run's
+data do not bear out fails the notebook, quoting it.
 Executed copies go to build/notebooks/<pass>/, each also as HTML with plotly.js embedded (viewable offline);
 every chart in them must carry data, and no secret may appear in them.
 Usage: python -m labkit.notebooks_ci [--pass attendee|solution] [names...]
@@ -42,13 +44,17 @@ PASSES = {
 }
 # checkers with no starter answer: they grade the run itself (verify's accounts), so they pass in both passes
 ALWAYS_PASS = {"accounts"}
-CHECK = re.compile(r"class='labkit-check' data-exercise='([^']*)' data-state='(pass|fail)'")
+CHECK = re.compile(r"class='labkit-check' data-exercise='([^']*)' data-state='(pass|fail|lab)'")
 
 
 def run(names: list[str] | None = None, passes: list[str] | None = None) -> int:
     import papermill as pm
 
     os.environ.setdefault("LABKIT_PROGRESS", "lines")
+    # every sentence about the data is checked, in every pass: a false one fails the run (labkit.claims)
+    from labkit.claims import STRICT_ENV
+
+    os.environ[STRICT_ENV] = "1"
     # plotly.js inline in the first chart of each notebook: the HTML copies work offline
     os.environ.setdefault("LABKIT_PLOTLY_RENDERER", "notebook+plotly_mimetype")
     books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -111,6 +117,9 @@ def check_executed(path: Path, expect: str) -> list[str]:
             if not found:
                 problems.append(f"a check cell shows no checker feedback: {''.join(cell['source'])[:80]!r}")
             for exercise, state in found:
+                if state == "lab":  # the checker could not reach a service: the lab is broken, not the answer
+                    problems.append(f"checker {exercise!r} could not reach the lab")
+                    continue
                 if state != ("pass" if exercise in ALWAYS_PASS else expect):
                     problems.append(f"checker {exercise!r} gave {state!r}, expected {expect!r}")
         for o in outs:

@@ -115,6 +115,26 @@ class Stack(ABC):
     def is_up(self) -> bool:
         return self.status().all_running
 
+    # ---- capacity: more task slots, as adding a machine would give -------------------------------------
+    def taskmanagers(self) -> list[str]:
+        """The running TaskManagers' names."""
+        return []
+
+    def add_taskmanager(self, timeout: float = 120) -> str:
+        """Start one more TaskManager and wait until the JobManager has registered it; returns its name."""
+        from labkit.errors import LabkitError
+
+        raise LabkitError(
+            f"labkit cannot add a TaskManager in {self.mode} mode.",
+            "ask whoever runs the Flink cluster for more TaskManagers (or task slots)",
+        )
+
+    def remove_taskmanager(self, name: str | None = None) -> str:
+        """Stop a TaskManager that `add_taskmanager` started (the newest if `name` is None)."""
+        from labkit.errors import LabkitError
+
+        raise LabkitError(f"labkit cannot remove a TaskManager in {self.mode} mode.", "ask whoever runs the cluster")
+
     def __enter__(self) -> Stack:
         if not self.is_up():
             self.up()

@@ -169,6 +169,27 @@ class DockerStack(Stack):
         for name, check in self._checks():
             check.wait_until_ready(timeout, service=name)
 
+    def taskmanagers(self) -> list[str]:
+        out = self._compose("ps", "-q", "taskmanager", check=False).stdout.split()
+        return [f"taskmanager-{i}" for i in range(1, len(out) + 1)]
+
+    def _scale_taskmanagers(self, n: int, timeout: float) -> None:
+        # compose's own scaling: the TaskManager service has no fixed name or host port, so N replicas can run
+        self._compose("up", "-d", "--no-recreate", "--wait", "--wait-timeout", str(int(timeout)),
+                      "--scale", f"taskmanager={n}", "taskmanager")  # fmt: skip
+
+    def add_taskmanager(self, timeout: float = 180) -> str:
+        n = len(self.taskmanagers()) + 1
+        self._scale_taskmanagers(n, timeout)
+        return f"taskmanager-{n}"
+
+    def remove_taskmanager(self, name: str | None = None) -> str:
+        n = len(self.taskmanagers())
+        if n <= 1:
+            raise LabkitError("no added TaskManager to remove.", "`labkit taskmanager add` adds one")
+        self._scale_taskmanagers(n - 1, 180)
+        return f"taskmanager-{n}"
+
     def host_ports(self, service: str) -> list[int]:
         s = self.settings
         return {"kafka": [s.kafka_port], "jobmanager": [s.flink_rest_port], "influxdb": [s.influx_port]}.get(

@@ -117,7 +117,15 @@ class LocalJobManager(LocalService):
 
 
 class LocalTaskManager(LocalService):
+    """The stack's TaskManager (index 1), or one more added with `labkit taskmanager add` (index 2, 3, ...):
+    more task slots on the same host, each a process of its own (its RPC and data ports are picked free)."""
+
     name = "taskmanager"
+
+    def __init__(self, settings, creds, index: int = 1) -> None:
+        self.index = index
+        self.name = "taskmanager" if index == 1 else f"taskmanager-{index}"
+        super().__init__(settings, creds)
 
     @property
     def address(self) -> str:

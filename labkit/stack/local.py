@@ -98,6 +98,11 @@ class LocalStack(Stack):
             LocalTaskManager(settings, self.creds),
             LocalInfluxDB(settings, self.creds),
         ]
+        # TaskManagers added with `labkit taskmanager add` (still running, or crashed: `down` must see them)
+        for pidfile in sorted((settings.home / "run").glob("taskmanager-*.pid")):
+            index = pidfile.stem.removeprefix("taskmanager-")
+            if index.isdigit():
+                self.services.append(LocalTaskManager(settings, self.creds, int(index)))
 
     def service(self, name: str) -> LocalService:
         for s in self.services:
@@ -119,6 +124,50 @@ class LocalStack(Stack):
 
     def host_ports(self, service: str) -> list[int]:
         return list(self.service(service).ports().values())
+
+    def taskmanagers(self) -> list[str]:
+        return [s.name for s in self.services if isinstance(s, LocalTaskManager) and s.process.state() == "running"]
+
+    def add_taskmanager(self, timeout: float = 120) -> str:
+        """Start one more TaskManager (its `flink_taskmanager_slots` more slots) and wait until the JobManager
+        has registered it: the way out of a slot shortage, in local mode, as adding a machine would be."""
+        import httpx
+
+        flink = self.settings.flink
+        before = httpx.get(f"{flink}/overview", timeout=5).json().get("taskmanagers", 0)
+        used = {s.index for s in self.services if isinstance(s, LocalTaskManager)}
+        tm = LocalTaskManager(self.settings, self.creds, next(i for i in range(2, 100) if i not in used))
+        tm.prepare()
+        cmd, env = tm.command()
+        tm.process.start(cmd, env=env)
+        self.services.append(tm)
+        deadline = time.monotonic() + timeout
+        while (now := httpx.get(f"{flink}/overview", timeout=5).json()).get("taskmanagers", 0) <= before:
+            if tm.process.pid is None:
+                raise LabkitError(f"{tm.name} exited while starting.", f"see `labkit logs {tm.name}`")
+            if time.monotonic() > deadline:
+                raise LabkitError(f"{tm.name} did not register within {timeout:.0f}s.", f"see `labkit logs {tm.name}`")
+            time.sleep(0.5)
+        say(
+            f"started {tm.name} (pid {tm.process.pid}): {now.get('slots-total')} slots, {now.get('slots-available')} free"
+        )
+        return tm.name
+
+    def remove_taskmanager(self, name: str | None = None) -> str:
+        """Stop an added TaskManager (the newest if `name` is None); the stack's first one stays. Its running
+        tasks fail over like a lost machine's: the jobs restart from their last checkpoint."""
+        added = [s for s in self.services if isinstance(s, LocalTaskManager) and s.index > 1]
+        chosen = [s for s in added if name in (None, s.name)]
+        if not chosen:
+            raise LabkitError(
+                f"no added TaskManager {name or ''} to remove".replace("  ", " ") + ".",
+                f"added: {', '.join(s.name for s in added) or 'none'}; `labkit taskmanager add` adds one",
+            )
+        tm = chosen[-1]
+        tm.process.stop()
+        self.services.remove(tm)
+        say(f"stopped {tm.name}")
+        return tm.name
 
     def influx_token(self, role: str = "admin") -> str:
         token = {

@@ -239,6 +239,30 @@ def secured_kafka(tmp_path_factory, stack) -> Iterator[SecuredKafka]:
     _stop(sk.brokers)
 
 
+@pytest.fixture
+def free_slots(stack):
+    """`free_slots(n)`: make sure the local Flink has n free task slots, whatever else runs there (after `make
+    demo` the lab's own pipeline holds some). Missing slots come from an added TaskManager, stopped again after
+    the test; the running jobs are left alone. Where slots cannot be added, the test fails saying so."""
+    import httpx
+
+    added: list[str] = []
+
+    def need(n: int) -> None:
+        ov = httpx.get(f"{stack.get_flink_url()}/overview", timeout=5).json()
+        while ov.get("slots-available", 0) < n:
+            print(f"[test] {n} free task slot(s) needed, {ov.get('slots-available', 0)} free: adding a TaskManager")
+            try:
+                added.append(stack.add_taskmanager())
+            except Exception as e:
+                pytest.fail(f"this test needs {n} free task slots and cannot add a TaskManager: {e}")
+            ov = httpx.get(f"{stack.get_flink_url()}/overview", timeout=5).json()
+
+    yield need
+    for name in reversed(added):
+        stack.remove_taskmanager(name)
+
+
 def _sh(*cmd: str) -> None:
     subprocess.run(cmd, check=True, capture_output=True)
 
