@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 export LABKIT_PROGRESS ?= lines
 
-.PHONY: dev dashboards setup system demo up down status test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster test-cluster-flink \
+.PHONY: dev dashboards setup system demo up down status check leftovers test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster test-cluster-flink \
 	test-docker docker-prep-background notebooks lint format bench lab clean
 
 $(BIN)/python:
@@ -41,6 +41,17 @@ demo: setup
 
 test-unit: setup
 	$(BIN)/pytest -q tests/unit
+
+# Lint and the unit tests: no services, about a minute. `make test` runs it first, so a typo costs a minute.
+check: setup
+	$(BIN)/ruff check labkit tests
+	$(BIN)/ruff format --check labkit tests
+	$(BIN)/pytest -q tests/unit
+
+# Nothing the tests made may outlive them: processes, network namespaces (and, after docker mode, the compose
+# project's containers and volumes). Fails the run, listing what was left.
+leftovers: setup
+	$(BIN)/python -m labkit.leftovers $(LEFTOVERS_ARGS)
 
 test-stack: up
 	$(BIN)/pytest -q tests/stack
@@ -100,13 +111,15 @@ test-docker: setup
 
 # The whole suite, as CI runs it: unit tests, the real stack, the pipeline, faults, the notebooks with their
 # solutions (local mode); then docker mode, where the notebooks run as an attendee first runs them.
-test: setup up
-	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster
+test: check up
+	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster --ignore=tests/unit
+	$(MAKE) leftovers
 	$(MAKE) test-cluster
 	$(MAKE) docker-prep-background
 	$(BIN)/pytest tests -m slow
 	$(BIN)/python -m labkit.notebooks_ci --pass solution
 	$(MAKE) test-docker
+	$(MAKE) leftovers LEFTOVERS_ARGS=--docker
 
 # External mode against clusters the tests build: one broker with SASL/SCRAM over TLS on loopback (and the
 # workshop on it), and every service on hosts of its own (network namespaces, root only): three brokers with
@@ -114,6 +127,8 @@ test: setup up
 # with a TaskManager killed mid-stream, InfluxDB. `test-cluster-flink` runs only the Flink cluster's test.
 test-cluster: up
 	$(BIN)/pytest tests/cluster
+	$(BIN)/pytest tests/hygiene
+	$(MAKE) leftovers
 
 test-cluster-flink: up
 	$(BIN)/pytest tests/cluster/test_flink_cluster.py

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +36,13 @@ def _stack(mode: str | None = None):
 @app.callback()
 def main(mode: ModeOpt = None) -> None:
     state["mode"] = mode
+    if mode is not None:
+        # every command, not only the stack's, reads the mode from the settings: `labkit --mode docker submit`
+        # must submit to the docker stack, so the option becomes the setting for this call
+        if mode not in ("local", "docker", "external"):
+            raise LabkitError(f"--mode {mode!r} is not a mode.", "use --mode local, --mode docker or --mode external")
+        os.environ["LABKIT_MODE"] = mode
+        settings_mod.get.cache_clear()
 
 
 @app.command()
@@ -118,6 +127,41 @@ def produce(
     typer.echo(summary)
 
 
+MASK = "***"
+
+
+def masked_spec(settings: settings_mod.Settings, build: Callable[[settings_mod.Settings], dict]) -> dict:
+    """The spec `build` makes from `settings`, with every secret shown as MASK.
+
+    Built from a copy of the settings whose SASL password *is* MASK, so the password never enters the spec,
+    however the Kafka properties quote and the SQL escapes it (password="..." inside '...'). Then, in case
+    a secret reaches the spec some other way, every string is searched for each secret's raw value."""
+    from pydantic import SecretStr
+
+    from labkit.kafka_clients import sasl_password
+
+    tokens = (settings.influx_token, settings.influx_write_token, settings.influx_read_token)
+    raw = [sasl_password(settings), *(settings_mod.reveal(t) for t in tokens)]
+    secrets = sorted({x for x in raw if x}, key=len, reverse=True)  # longest first: no partial leftovers
+    if settings.kafka_sasl_password is not None or settings.kafka_sasl_password_file is not None:
+        settings = settings.model_copy(
+            update={"kafka_sasl_password": SecretStr(MASK), "kafka_sasl_password_file": None}
+        )
+    return _redact(build(settings), secrets)
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v, secrets) for v in value]
+    return value
+
+
 @app.command()
 def submit(
     topic: str | None = None,
@@ -130,19 +174,38 @@ def submit(
     ] = False,
     print_spec: Annotated[
         bool,
-        typer.Option(help="print the job's spec (runner.py's input) instead of submitting: for docs/k8s"),
+        typer.Option(
+            help="print the job's spec (runner.py's input) instead of submitting, secrets shown as ***: for docs/k8s"
+        ),
     ] = False,
+    spec_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="write the job's spec, secrets included, to this file instead of submitting "
+            "(mode 0600; a symlink there is refused)",
+        ),
+    ] = None,
 ) -> None:
     """Submit the clickstream metrics job; by default it resumes from its latest checkpoint or savepoint."""
     from labkit import jobs
 
-    if print_spec:
+    if print_spec or spec_file is not None:
         import json
 
-        spec, _ = jobs.pipeline_spec(
-            settings_mod.get(), topic=topic, from_earliest=from_earliest, parallelism=parallelism
-        )
-        typer.echo(json.dumps(spec, indent=1))
+        s = settings_mod.get()
+
+        def spec_of(settings: settings_mod.Settings) -> dict:
+            return jobs.pipeline_spec(settings, topic=topic, from_earliest=from_earliest, parallelism=parallelism)[0]
+
+        if spec_file is not None:
+            # The real thing, for `flink run ... --spec`: it must hold the password, so only its owner may read it.
+            from labkit.credentials import write_secret
+
+            write_secret(spec_file, json.dumps(spec_of(s), indent=1) + "\n")
+            typer.echo(f"wrote the job's spec, secrets included, to {spec_file} (mode 0600)", err=True)
+        if print_spec:
+            # Printed specs end up in terminals, CI logs and docs: every secret is shown as MASK.
+            typer.echo(json.dumps(masked_spec(s, spec_of), indent=1))
         return
     job = jobs.submit_pipeline(
         topic=topic, from_earliest=from_earliest, savepoint=savepoint, parallelism=parallelism, fresh=fresh
@@ -234,6 +297,28 @@ def bench(quick: Annotated[bool, typer.Option(help="smaller runs (~5 min)")] = F
     run_bench(quick=quick)
 
 
+taskmanager_app = typer.Typer(no_args_is_help=True, help="More task slots: add or remove a TaskManager.")
+app.add_typer(taskmanager_app, name="taskmanager")
+
+
+@taskmanager_app.command("add")
+def taskmanager_add(mode: ModeOpt = None) -> None:
+    """Start one more TaskManager (local: a process; docker: compose --scale), as adding a machine would."""
+    name = _stack(mode).add_taskmanager()
+    typer.echo(f"added {name}")
+
+
+@taskmanager_app.command("remove")
+def taskmanager_remove(name: Annotated[str | None, typer.Argument()] = None, mode: ModeOpt = None) -> None:
+    """Stop an added TaskManager (the newest by default); its tasks fail over like a lost machine's."""
+    typer.echo(f"removed {_stack(mode).remove_taskmanager(name)}")
+
+
+@taskmanager_app.command("list")
+def taskmanager_list(mode: ModeOpt = None) -> None:
+    typer.echo("\n".join(_stack(mode).taskmanagers()) or "no TaskManager running")
+
+
 workshop_app = typer.Typer(no_args_is_help=True, help="One shared cluster for a workshop: attendees' namespaces.")
 app.add_typer(workshop_app, name="workshop")
 
@@ -241,7 +326,14 @@ app.add_typer(workshop_app, name="workshop")
 @workshop_app.command("create")
 def workshop_create(
     n: Annotated[int, typer.Argument(help="how many attendees")],
-    out: Annotated[Path, typer.Option(help="folder for the attendees' settings files (0600)")] = Path("attendees"),
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            # parentheses, not brackets: rich would take "[...]" for markup and drop it
+            help="folder for the attendees' settings files, 0600 as they hold passwords and tokens "
+            "(default: LABKIT_HOME/workshop/attendees, outside the repository so they cannot be committed)"
+        ),
+    ] = None,
     token_dir: Annotated[
         Path | None, typer.Option(help="folder the TaskManagers see at the same path (default: OUT/tokens)")
     ] = None,
@@ -254,7 +346,10 @@ def workshop_create(
         int | None, typer.Option(help="Kafka fetch quota per attendee, bytes/s [default: 8 MB/s]")
     ] = None,
 ) -> None:
-    """Create attendees a01..aNN: Kafka user, prefix ACLs and quota, topics, bucket, tokens, settings file."""
+    """Create attendees a01..aNN: Kafka user, prefix ACLs and quota, topics, bucket, tokens, settings file.
+
+    The settings files (and, unless --token-dir, the write-token files) go to LABKIT_HOME/workshop/attendees
+    unless --out names another folder: they hold passwords and tokens, so keep them out of any repository."""
     from labkit import workshop
 
     made = workshop.create(

@@ -278,3 +278,37 @@ class LagRecorder:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def consumer_groups_tool(*args: str, settings: Settings | None = None, timeout: float = 60) -> str:
+    """Run Kafka's own `kafka-consumer-groups` tool (the class behind kafka-consumer-groups.sh, from the
+    kafka-tools jar labkit provisions) against the lab's cluster, and return what it printed. Notebooks show
+    the standard tool's view first; `lag()` is labkit's reading of the same offsets.
+
+    Plaintext clusters only: on a secured cluster the tool needs a `--command-config` file with the SASL
+    settings, which would put the password on disk; use `lag()` there."""
+    import subprocess
+
+    from labkit.errors import LabkitError
+    from labkit.stack.provision import kafka as kafka_dist
+    from labkit.stack.provision.tools import require_java
+
+    s = settings or get_settings()
+    if s.kafka_security_protocol != "PLAINTEXT":
+        raise LabkitError(
+            "kafka-consumer-groups is run here only against a plaintext cluster.",
+            "use kafka_info.lag(group), which reads the same offsets with the lab's credentials",
+        )
+    if not kafka_dist.is_provisioned():
+        raise LabkitError("Kafka's tools are not provisioned on this machine.", "run `labkit up --mode local` once")
+    cmd = [require_java(), "-Xmx256m", "-cp", str(kafka_dist.jars_dir() / "*"),
+           "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server", s.kafka, *args]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    # the tool prints a Java stack trace under its one-line error (and exits 0 on some): keep the lines for people
+    noise = ("SLF4J", "\tat ", "java.util.concurrent.", "Caused by:")
+    out = "\n".join(line for line in (r.stdout + r.stderr).splitlines() if not line.startswith(noise)).strip()
+    if r.returncode != 0:
+        raise LabkitError(
+            f"kafka-consumer-groups failed: {out.strip()[-500:]}", "check that Kafka is up: labkit status"
+        )
+    return out

@@ -58,9 +58,12 @@ class Settings(BaseSettings):
     influx_url_for_flink: str | None = None
     influx_org: str = "clickstream-lab"
     influx_bucket: str = "clickstream"
-    influx_token: str | None = Field(None, description="admin token (external/docker); local: generated")
-    influx_write_token: str | None = None
-    influx_read_token: str | None = None
+    # Tokens are SecretStr, like the Kafka password: repr(settings), str() and model_dump_json() show "**********",
+    # so a settings object printed in a notebook, a log line or a traceback's locals does not leak them.
+    # Code that sends a token reads it with reveal() (or .get_secret_value()).
+    influx_token: SecretStr | None = Field(None, description="admin token (external/docker); local: generated")
+    influx_write_token: SecretStr | None = None
+    influx_read_token: SecretStr | None = None
 
     # Where the TaskManagers find the write-only token (a path on their side); local mode writes one itself.
     flink_influx_token_file: str | None = None
@@ -143,6 +146,16 @@ class Settings(BaseSettings):
         }
 
 
+def reveal(secret: SecretStr | str | None) -> str | None:
+    """The raw value of a secret setting (None when unset), for the one place that sends it.
+
+    A plain str is returned as it is: `model_copy(update=...)` does not validate, so a caller may have put one
+    there, and a client must still get the value rather than an AttributeError."""
+    if secret is None:
+        return None
+    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+
+
 def load(**overrides: object) -> Settings:
     """Settings from env/.env plus `overrides`; a bad value becomes a ConfigError naming the variable.
 
@@ -151,7 +164,7 @@ def load(**overrides: object) -> Settings:
     if env_file != ".env" and not Path(env_file).is_file():
         raise ConfigError(
             f"LABKIT_ENV_FILE names {env_file}, which is not a file.",
-            "point LABKIT_ENV_FILE at the settings file you were given (e.g. attendees/a01.env), or unset it",
+            "point LABKIT_ENV_FILE at the settings file you were given (e.g. a01.env), or unset it",
         )
     try:
         s = Settings(_env_file=env_file, **overrides)

@@ -9,7 +9,8 @@ InfluxDB admin token). Per attendee `create` makes:
   quota, so one runaway producer is throttled by the brokers instead of slowing the others;
 * an InfluxDB bucket `<bucket>-aNN` with a write token (for their Flink job) and a read token (for notebooks),
   each scoped to that bucket only;
-* one settings file `aNN.env` (0600: it holds their password and tokens) to use as `.env` or `LABKIT_ENV_FILE`.
+* one settings file `aNN.env` (0600: it holds their password and tokens) to use as `.env` or `LABKIT_ENV_FILE`,
+  by default in `<LABKIT_HOME>/workshop/attendees`: outside any repository, so it cannot be committed by accident.
 
 Flink has no users: attendees share the session cluster and are kept apart by job names only (each lists and
 cancels its own). The write token reaches their job as a file the TaskManagers read (`token_dir`, a folder
@@ -19,7 +20,6 @@ they see at the same path); tokens never travel in a job's configuration, which 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,8 +28,9 @@ import httpx
 import pandas as pd
 
 from labkit import kafka_clients
+from labkit.credentials import write_secret
 from labkit.errors import ConfigError, ServiceError
-from labkit.settings import Settings
+from labkit.settings import Settings, reveal
 from labkit.settings import get as get_settings
 from labkit.stack.influxdb import bucket_token
 from labkit.stack.provision._run import say
@@ -49,6 +50,9 @@ class Attendee:
     kafka_user: str
     bucket: str
     settings_file: str
+    # The write-token file their Flink job reads; teardown deletes it with the settings file. Empty in a
+    # registry written before it was recorded (teardown then finds it in the settings file).
+    token_file: str = ""
 
     def settings(self, **overrides: object) -> Settings:
         """The attendee's settings, as labkit loads them from their file (LABKIT_ variables still win)."""
@@ -59,6 +63,13 @@ def _registry(settings: Settings) -> Path:
     return settings.home / "workshop" / "attendees.json"
 
 
+def default_out_dir(settings: Settings) -> Path:
+    """Where `create` writes the attendees' settings files unless told: under the lab's home, not the working
+    folder. They hold passwords and tokens, and `./attendees` inside a clone of this repository was one
+    `git add .` away from being committed."""
+    return settings.home / "workshop" / "attendees"
+
+
 def attendees(settings: Settings | None = None) -> list[Attendee]:
     """The attendees `create` made (names and files; the secrets are only in their files)."""
     p = _registry(settings or get_settings())
@@ -66,10 +77,7 @@ def attendees(settings: Settings | None = None) -> list[Attendee]:
 
 
 def _save(settings: Settings, people: list[Attendee]) -> None:
-    p = _registry(settings)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps([asdict(a) for a in people], indent=1))
-    os.chmod(p, 0o600)
+    write_secret(_registry(settings), json.dumps([asdict(a) for a in people], indent=1))
 
 
 def _require_admin(settings: Settings) -> None:
@@ -83,7 +91,7 @@ def _require_admin(settings: Settings) -> None:
             f"these settings belong to attendee {settings.namespace} (LABKIT_NAMESPACE is set).",
             "run workshop commands with the instructor's settings, without LABKIT_NAMESPACE",
         )
-    if not settings.influx_token:
+    if not reveal(settings.influx_token):
         raise ConfigError(
             "creating attendees' buckets and tokens needs the InfluxDB admin token.", "set LABKIT_INFLUX_TOKEN"
         )
@@ -165,9 +173,9 @@ def quotas(settings: Settings | None = None) -> dict[str, dict[str, float]]:
 
 
 def _influx(settings: Settings) -> httpx.Client:
-    return httpx.Client(
-        base_url=settings.influx, timeout=15, headers={"Authorization": f"Token {settings.influx_token}"}
-    )
+    # the settings hold the token as a SecretStr (masked in repr); the header needs the raw value
+    token = reveal(settings.influx_token)
+    return httpx.Client(base_url=settings.influx, timeout=15, headers={"Authorization": f"Token {token}"})
 
 
 def _org_id(http: httpx.Client, org: str) -> str:
@@ -213,7 +221,7 @@ def _drop_tokens(http: httpx.Client, org_id: str, who: str) -> None:
 def create(
     n: int,
     *,
-    out_dir: Path,
+    out_dir: Path | None = None,
     settings: Settings | None = None,
     token_dir: Path | None = None,
     first: int = 1,
@@ -223,14 +231,15 @@ def create(
 ) -> list[Attendee]:
     """Create attendees a<first>..: Kafka user, ACLs and quota, topics, InfluxDB bucket and tokens, settings file.
 
-    Running it again for an existing attendee gives them a new password and new tokens (a lost file)."""
+    Running it again for an existing attendee gives them a new password and new tokens (a lost file).
+    `out_dir` defaults to `default_out_dir(settings)`; `token_dir` to `out_dir/tokens`."""
     settings = settings or get_settings()
     _require_admin(settings)
     from kafka.admin import UserScramCredentialUpsertion
 
     from labkit.stack.kafka import ensure_topics
 
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     token_dir = Path(token_dir or out_dir / "tokens")
     token_dir.mkdir(parents=True, exist_ok=True)
@@ -262,25 +271,19 @@ def create(
                 _drop_tokens(http, org_id, name)
                 write, read = (bucket_token(http, bucket, a, f"{DESCRIPTION} {name} {a}") for a in ("write", "read"))
                 token_file = token_dir / f"{name}.write-token"
-                _write_secret(token_file, write + "\n")
+                write_secret(token_file, write + "\n")
                 # the attendee's two topics, created as the instructor (same names their settings derive)
                 ns = settings.model_copy(update={"namespace": name})
                 ensure_topics(settings.kafka, settings.model_copy(
                     update={"topic": ns.scoped(settings.topic), "dlq_topic": ns.scoped(settings.dlq_topic)}))  # fmt: skip
                 path = out_dir / f"{name}.env"
-                _write_secret(path, _settings_file(settings, name, user, password, bucket["name"], write, read,
-                                                   token_file, parallelism))  # fmt: skip
-                made[name] = Attendee(name, user, bucket["name"], str(path.resolve()))
+                write_secret(path, _settings_file(settings, name, user, password, bucket["name"], write, read,
+                                                  token_file, parallelism))  # fmt: skip
+                made[name] = Attendee(name, user, bucket["name"], str(path.resolve()), str(token_file.resolve()))
                 _save(settings, sorted(made.values(), key=lambda a: a.name))
     finally:
         admin.close()
     return [made[f"a{i:02d}"] for i in range(first, first + n)]
-
-
-def _write_secret(path: Path, text: str) -> None:
-    path.touch(mode=0o600, exist_ok=True)
-    os.chmod(path, 0o600)
-    path.write_text(text)
 
 
 def _settings_file(
@@ -351,6 +354,19 @@ def _group_ids(admin) -> list[str]:
     return out
 
 
+def _files(a: Attendee) -> list[Path]:
+    """The files `create` wrote for `a`: the settings file and the write-token file. The token file is the
+    recorded one or, for an attendee recorded before that, the one their settings file names, if it is the
+    `aNN.write-token` that `create` writes (never some other file a hand-edited settings file points to)."""
+    token = a.token_file
+    if not token and Path(a.settings_file).is_file():
+        from dotenv import dotenv_values
+
+        named = dotenv_values(a.settings_file).get("LABKIT_FLINK_INFLUX_TOKEN_FILE") or ""
+        token = named if Path(named).name == f"{a.name}.write-token" else ""
+    return [Path(a.settings_file), *([Path(token)] if token else [])]
+
+
 def teardown(settings: Settings | None = None, *, names: list[str] | None = None) -> list[str]:
     """Remove attendees (default: all): their jobs, topics, groups, ACLs, quota, user, bucket, tokens and files."""
     from kafka.admin import UserScramCredentialDeletion
@@ -387,7 +403,8 @@ def teardown(settings: Settings | None = None, *, names: list[str] | None = None
                 found = http.get("/api/v2/buckets", params={"orgID": org_id, "name": a.bucket}).json()
                 for b in found.get("buckets") or []:
                     http.delete(f"/api/v2/buckets/{b['id']}")
-                Path(a.settings_file).unlink(missing_ok=True)
+                for f in _files(a):
+                    f.unlink(missing_ok=True)  # a symlink is removed itself, never what it points to
     finally:
         admin.close()
     gone = {a.name for a in people}

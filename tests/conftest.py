@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 
 import pytest
 
+from labkit import leftovers
 from labkit import settings as settings_mod
+
+
+def pytest_configure(config):
+    """Every process this run starts is marked as this run's (labkit.leftovers), and what a killed run left
+    is ended first. SIGTERM (a `timeout`, a cancelled CI job) ends the run like Ctrl-C: the fixtures' teardowns
+    run, and `pytest_unconfigure` ends whatever they did not."""
+    os.environ[leftovers.MARK] = str(os.getpid())
+    cleaned = leftovers.clean_stale()
+    if cleaned:
+        print(f"[tests] removed what an earlier, interrupted run left: {'; '.join(cleaned.lines())}")
+
+    def interrupted(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
+def pytest_unconfigure(config):
+    ended = leftovers.clean_owned(os.getpid())
+    if os.geteuid() == 0:
+        ended.namespaces = leftovers.remove_namespaces(only_unowned_by_live_runs=True)
+    if ended:
+        print(f"[tests] ended what this run's tests left running: {'; '.join(ended.lines())}")
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
-"""The course's exercises: checkers with specific feedback (`checks`), and the answers (`solutions`).
+"""The course's exercises: checkers with specific feedback (`checks`), multiple-choice questions (`questions`),
+predictions recorded before a run and graded as recorded (`predictions`), and the answers (`solutions`).
 
 Notebooks import the checkers from here. Every checker returns a `Feedback` (✅ or "not yet" with hints) and
 never raises on a wrong answer; CI runs each with the starter code and with the solution.
 """
 
+from labkit.exercises import predictions
 from labkit.exercises.checks import (
     QUESTIONS,
     ask,
@@ -26,9 +28,9 @@ from labkit.exercises.checks import (
     check_sessions_per_minute,
     check_tags_or_fields,
     check_top_5xx_urls,
-    check_watermark_prediction,
 )
 from labkit.exercises.feedback import Feedback, checker
+from labkit.exercises.predictions import check_watermark_prediction
 
 __all__ = [
     "QUESTIONS",
@@ -55,4 +57,5 @@ __all__ = [
     "check_top_5xx_urls",
     "check_watermark_prediction",
     "checker",
+    "predictions",
 ]

@@ -221,7 +221,7 @@ QUESTIONS: dict[str, Question] = {
         "What does 'exactly once' mean for this lab's metrics?",
         {
             "a": "Every event is processed by Flink exactly one time: after a failure nothing is read twice",
-            "b": "Each on-time event counts once per window: state restores with offsets, rewrites overwrite",
+            "b": "Each on-time event counts once in its window: state restores with offsets, rewrites overwrite",
             "c": "Kafka delivers each message to Flink exactly once, so the rest of the pipeline needs nothing",
         },
         "b",
@@ -250,7 +250,7 @@ QUESTIONS: dict[str, Question] = {
         "Drill 3 stops the job with a savepoint and resumes it at parallelism 4. What really sets a savepoint "
         "apart from a checkpoint?",
         {
-            "a": "You own it, Flink never deletes it, its format is portable: made for planned changes",
+            "a": "You own it, Flink never deletes it, portable by default: made for planned changes",
             "b": "Only who triggers it: a savepoint is simply a checkpoint that you trigger yourself",
             "c": "Only a savepoint stores the Kafka offsets with the state, so only it can resume a job",
         },

@@ -9,18 +9,21 @@ from __future__ import annotations
 SOLUTIONS: dict[str, object] = {
     # 00
     "pipeline_order": ["producer", "kafka", "flink", "influxdb", "grafana"],
-    "first_check": "b",
+    "first_check": "c",
     # 01
     "error_share": "(df['http_status'] >= 400).mean()",
     "broken_url": "storm[storm['http_status'] == 404]['url'].value_counts().index[0]",
     # 02
-    "keying_by_session": "c",
+    "keying_by_session": "b",
+    "flink_consumer_group": "a",
     # 03
     "first_tumble": """SELECT window_end, http_status, COUNT(*) AS events
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND))
 GROUP BY window_start, window_end, http_status""",
-    "watermark_prediction": {"fewest_late": 30, "fastest_results": 0},
-    "watermark_in_ui": "b",
+    # late_share_5s: the stragglers arrive 2-25 s after they happened, so a 5 s delay still counts most of them
+    # late; the measured windows favour the older ones, and runs measure about 0.9-0.96 (late at 5 s / at 0 s)
+    "watermark_prediction": {"fewest_late": 30, "fastest_results": 0, "late_share_5s": 0.9},
+    "watermark_in_ui": "c",
     # 04
     "tags_or_fields": {
         "status_code": "tag",
@@ -49,7 +52,7 @@ GROUP BY window_start, window_end, http_status""",
   |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
   |> filter(fn: (r) => r._measurement == "latency" and r.stream == "${stream}")
   |> filter(fn: (r) => r.url == "/checkout" and r._field == "p95")""",
-    "alert_condition": "c",
+    "alert_condition": "a",
     # 06
     "failing_endpoint": """during = urls[urls["time"].isin(worst)].groupby("url")["errors_5xx"].mean()
 before = urls[~urls["time"].isin(worst)].groupby("url")["errors_5xx"].mean()
@@ -65,8 +68,9 @@ GROUP BY window_start, window_end, url""",
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end""",
     # 08
-    "dlq_exactly_once": "b",
-    "exactly_once_scope": "a",
+    "dlq_exactly_once": "c",
+    "exactly_once_scope": "b",
+    "savepoint_vs_checkpoint": "a",
     "rescaled_readers": 4,
     # 09
     "bot_metric": """SELECT window_end,

@@ -8,6 +8,7 @@ tags and numeric columns fields. Errors come back as Flink's message with the li
 
 from __future__ import annotations
 
+import decimal
 import html
 import json
 import re
@@ -28,6 +29,11 @@ from labkit.settings import get as get_settings
 EVENTS_VIEW = "CREATE TEMPORARY VIEW events AS SELECT * FROM events_on_time"
 
 
+class PreviewTimeout(JobError):
+    """A preview that did not finish in time: the lab (a busy machine, a slow or unreachable Kafka), not the
+    SQL, is why. Its own class so that checkers tell it from a SQL error (`labkit.exercises.feedback`)."""
+
+
 def _text(b: bytes | str | None) -> str:
     return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
 
@@ -43,6 +49,50 @@ EXAMPLE = """SELECT window_end, url,
        CAST(SUM(CASE WHEN http_status >= 500 THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS error_rate_5xx
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND))
 GROUP BY window_start, window_end, url"""
+
+
+def _decimal(v: object) -> decimal.Decimal | None:
+    """`v` as a finite Decimal if it is one, or a string spelling one ("0.333333", "0E-21"); None otherwise."""
+    if isinstance(v, decimal.Decimal):
+        return v if v.is_finite() else None
+    if not isinstance(v, str) or not v or v != v.strip():
+        return None
+    try:
+        d = decimal.Decimal(v)
+    except decimal.InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+def decimal_column(s: pd.Series) -> bool:
+    """Does `s` hold a Flink DECIMAL column as the preview passes it on (Decimal objects, or their text)?
+
+    Flink types `SUM(CASE ... 1.0 ...) / COUNT(*)` as DECIMAL; the runner sends its values as text, so they
+    arrived as strings and a checker saw no numeric column, while deploying stores them as numbers. The
+    preview's protocol carries column names, not types, so the type is recognised from the values: every one
+    is a Decimal, or a string spelling one with the same exponent (a DECIMAL(p, s) value always has scale s:
+    "0.333333", and zero as "0E-21" at scale 21), with a fractional scale. A STRING column of ids or URLs
+    never looks like that; integer-looking strings ("123") are left alone, they are more likely ids."""
+    if s.dtype != object:
+        return False
+    values = [v for v in s if v is not None and not (isinstance(v, float) and v != v)]
+    if not values:
+        return False
+    if all(isinstance(v, decimal.Decimal) for v in values):
+        return all(v.is_finite() for v in values)
+    parsed = [_decimal(v) for v in values]
+    if any(d is None for d in parsed):
+        return False
+    exponents = {d.as_tuple().exponent for d in parsed}  # type: ignore[union-attr]
+    return len(exponents) == 1 and next(iter(exponents)) < 0  # type: ignore[operator]
+
+
+def decimals_to_float(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its DECIMAL columns (see `decimal_column`) as floats, so they are numbers as in InfluxDB."""
+    for c in df.columns[~df.columns.duplicated(keep=False)]:  # a repeated name is a frame, not a column
+        if decimal_column(df[c]):
+            df[c] = pd.Series([float("nan") if v is None else float(v) for v in df[c]], index=df.index, dtype=float)
+    return df
 
 
 @dataclass
@@ -134,7 +184,7 @@ class CustomMetric:
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired as e:
-            raise JobError(
+            raise PreviewTimeout(
                 f"the preview of {self.name} did not finish in {timeout_s + 120:.0f}s: "
                 f"{root_cause(_text(e.stdout) + _text(e.stderr))}",
                 "see `labkit doctor`; a preview needs Java and the Kafka topic, not the Flink cluster",
@@ -149,7 +199,7 @@ class CustomMetric:
             elif tag == "LABKIT_PREVIEW_TIMEOUT":
                 timed_out = True
         if timed_out and not rows:
-            raise JobError(
+            raise PreviewTimeout(
                 f"the preview of {self.name} returned no row within {timeout_s:.0f}s.",
                 "preview fewer events (a smaller `seconds`), or give it longer (timeout_s=...)",
             )
@@ -163,7 +213,7 @@ class CustomMetric:
             )
         if timed_out:
             print(f"[labkit] the preview stopped after {timeout_s:.0f}s: showing the {len(rows)} row(s) it had by then")
-        df = pd.DataFrame(rows, columns=columns)
+        df = decimals_to_float(pd.DataFrame(rows, columns=columns))
         if df.empty:
             where = (
                 f"since {pd.Timestamp(since_ms, unit='ms')} UTC"

@@ -242,25 +242,42 @@ def docker_settings(settings):
     return settings.model_copy(update=update)
 
 
-def ensure_env_file(compose_dir: Path = COMPOSE_DIR) -> Path:
-    """compose/.env with freshly generated secrets (0600) if it does not exist yet."""
-    import os
+def _generated_secrets() -> dict[str, str]:
     import secrets
 
-    env = compose_dir / ".env"
-    if env.exists():
-        return env
-    example = (compose_dir / ".env.example").read_text()
-    values = {
+    return {
         "INFLUXDB_ADMIN_PASSWORD": secrets.token_urlsafe(18),
         "INFLUXDB_ADMIN_TOKEN": secrets.token_urlsafe(32),
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+        # JupyterLab's login (the jupyter profile): it runs code for whoever reaches its port
+        "JUPYTER_TOKEN": secrets.token_urlsafe(32),
     }
+
+
+def ensure_env_file(compose_dir: Path = COMPOSE_DIR) -> Path:
+    """compose/.env with freshly generated secrets (0600) if it does not exist yet.
+
+    An existing file keeps its values; a generated secret it has no line for (one added to the lab after the
+    file was made, like JUPYTER_TOKEN) is appended, as compose refuses to start without it. A key that is there
+    but empty is left to the user, whom compose then tells what is missing."""
+    from labkit.credentials import write_secret
+
+    env = compose_dir / ".env"
+    values = _generated_secrets()
+    if env.exists():
+        have = dotenv_values(env)
+        missing = {k: v for k, v in values.items() if k not in have}
+        if missing:
+            text = env.read_text()
+            text += ("" if text.endswith("\n") or not text else "\n") + "".join(
+                f"{k}={v}\n" for k, v in missing.items()
+            )
+            write_secret(env, text)  # rewritten whole: 0600, never through a symlink
+        return env
+    example = (compose_dir / ".env.example").read_text()
     lines = []
     for line in example.splitlines():
         key = line.split("=", 1)[0]
         lines.append(f"{key}={values[key]}" if key in values else line)
-    fd = os.open(env, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_secret(env, "\n".join(lines) + "\n")
     return env

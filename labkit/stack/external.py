@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from labkit.errors import LabkitError
+from labkit.settings import reveal
 from labkit.stack.base import ServiceStatus, Stack, StackStatus
 from labkit.stack.readiness import FlinkSlots, InfluxBucket, KafkaMetadata
 
@@ -18,10 +19,12 @@ class ExternalStack(Stack):
 
     def influx_token(self, role: str = "admin") -> str:
         s = self.settings
+        # the settings hold tokens as SecretStr (masked in repr); the client needs the raw value
+        admin = reveal(s.influx_token)
         token = {
-            "admin": s.influx_token,
-            "write": s.influx_write_token or s.influx_token,
-            "read": s.influx_read_token or s.influx_token,
+            "admin": admin,
+            "write": reveal(s.influx_write_token) or admin,
+            "read": reveal(s.influx_read_token) or admin,
         }[role]
         if not token:
             raise LabkitError("no InfluxDB token is configured for external mode.", "set LABKIT_INFLUX_TOKEN")

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from labkit.settings import Settings
 from labkit.stack.local_service import LocalService
 from labkit.stack.provision import flink as provision
 from labkit.stack.provision.tools import require_java
@@ -26,9 +27,20 @@ def conf_folder(conf: Path, settings: dict[str, object]) -> Path:
         # flink-python sits in lib/ behind the loopback gRPC patch (provision/loopback.py); every job also
         # ships it as a user jar. Beam's and PemJa's classes must come from one place, the patched one.
         "classloader.parent-first-patterns.additional": "org.apache.beam.;pemja.",
+        # No jar upload and run from the web UI: with it on, anyone who reaches the REST port (or a web page
+        # that makes a visitor's browser reach it) can upload a jar (/jars/upload) and run it (/jars/:id/run),
+        # i.e. run code as this user. It only turns off those /jars handlers (Flink's WebSubmissionExtension);
+        # POST /jobs, which `flink run` (RestClusterClient) submits with, is registered regardless (checked in
+        # Flink 2.2's DispatcherRestEndpoint), so `labkit submit` works as before.
+        "web.submit.enable": "false",
     }
     (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in {**base, **settings}.items()))
     return conf
+
+
+def rest_origin(settings: Settings) -> str:
+    """The origin of the local cluster's web UI, the one origin its REST API answers CORS requests for."""
+    return f"http://{settings.bind_host}:{settings.flink_rest_port}"
 
 
 def write_conf(service: LocalService) -> None:
@@ -65,6 +77,10 @@ def write_conf(service: LocalService) -> None:
         "env.log.dir": str(s.home / "logs"),
         "env.pid.dir": str(s.home / "run"),
         "web.cancel.enable": "true",
+        # Flink answers every REST call with Access-Control-Allow-Origin "*" by default, so a script on any web
+        # page the user visits could read the cluster's state (jobs, configs, exceptions). Allow only the lab's
+        # own web UI; same-origin pages and non-browser clients (labkit, curl, `flink run`) are not affected.
+        "web.access-control-allow-origin": rest_origin(s),
     }
     conf = conf_folder(root / "conf", settings)
     (conf / "masters").write_text(f"{h}:{s.flink_rest_port}\n")

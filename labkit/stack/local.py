@@ -181,16 +181,14 @@ class LocalStack(Stack):
 
     def job_side(self) -> JobSide:
         """Local jobs read the write-only token from a 0600 file (kept out of the job graph and its logs)."""
-        import os
+        from labkit.credentials import write_secret
 
         side = super().job_side()
         if side.token_file:
             return side
         path = self.settings.home / "jobs" / "influx-write.token"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(self.influx_token("write"))
+        # 0600 from creation and never through a symlink planted at the path (see write_secret)
+        write_secret(path, self.influx_token("write"))
         return JobSide(side.kafka, side.influx_url, str(path))
 
     def check_ports(self, services: list[LocalService]) -> None:

@@ -57,7 +57,8 @@ class ManagedProcess:
             log.flush()
             proc = subprocess.Popen(
                 list(cmd),
-                env={**os.environ, **(env or {})},
+                # the lab's stack is never a test run's leftover, whoever started it (labkit.leftovers)
+                env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "LABKIT_TEST_OWNER"},
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,

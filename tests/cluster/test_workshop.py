@@ -144,7 +144,7 @@ def test_an_attendee_cannot_read_or_write_another_attendees_topics_groups_or_buc
         return httpx.post(f"{s.influx}/api/v2/write", params={"org": s.influx_org, "bucket": bucket}, timeout=10,
                           headers={"Authorization": f"Token {token}"}, content="probe value=1")  # fmt: skip
 
-    read1, write1 = s1.influx_read_token, s1.influx_write_token
+    read1, write1 = s1.influx_read_token.get_secret_value(), s1.influx_write_token.get_secret_value()  # SecretStr
     assert flux(s1, read1, s1.influx_bucket).status_code == 200
     assert write(s1, write1, s1.influx_bucket).status_code == 204
     denied = {"read": flux(s1, read1, s2.influx_bucket), "write": write(s1, write1, s2.influx_bucket),
@@ -252,7 +252,8 @@ def test_recreating_an_attendee_revokes_their_old_password_and_tokens(shared):
                           headers={"Authorization": f"Token {token}", "Content-Type": "application/vnd.flux"},
                           content=f'from(bucket: "{old.influx_bucket}") |> range(start: -1m)').status_code  # fmt: skip
 
-    assert (read(new.influx_read_token), read(old.influx_read_token)) == (200, 401)
+    new_read, old_read = new.influx_read_token.get_secret_value(), old.influx_read_token.get_secret_value()
+    assert (read(new_read), read(old_read)) == (200, 401)
     admin = KafkaAdminClient(**python_config(new))
     admin.close()
     with pytest.raises(KafkaError):  # the old password no longer authenticates
@@ -284,7 +285,7 @@ def test_teardown_leaves_nothing_of_an_attendee(shared):
     finally:
         admin.close()
     r = httpx.get(f"{instructor.influx}/api/v2/buckets", params={"name": a3.bucket}, timeout=10,
-                  headers={"Authorization": f"Token {instructor.influx_token}"})  # fmt: skip
+                  headers={"Authorization": f"Token {instructor.influx_token.get_secret_value()}"})  # fmt: skip
     assert r.json().get("buckets") == []
     jobs = httpx.get(f"{instructor.flink}/jobs/overview", timeout=10).json()["jobs"]
     assert not [j for j in jobs if j["name"].startswith("a03.") and j["state"] == "RUNNING"]

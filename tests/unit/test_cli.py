@@ -31,9 +31,29 @@ def test_bad_input_is_one_sentence(args, env, expected, tmp_path):
     r = subprocess.run([LABKIT, *args], capture_output=True, text=True, env=full_env, timeout=60)
     assert r.returncode == 2, r.stdout + r.stderr
     assert expected in r.stderr
-    assert "Traceback" not in r.stderr and "fix:" in r.stderr or expected in r.stderr
+    # One sentence and a fix, never a traceback. (This was `A and B or expected in r.stderr`, true whenever the
+    # line above passed, so it could not fail; each condition is now asserted on its own.)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "fix:" in r.stderr, r.stderr
 
 
 def test_bad_option_type_is_a_usage_error(tmp_path):
     r = subprocess.run([LABKIT, "produce", "--count", "many"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_the_global_mode_option_reaches_every_command_through_the_settings(monkeypatch):
+    """`labkit --mode docker submit` must submit to the docker stack: the option becomes the mode every command's
+    settings read, not only the stack commands'."""
+    from labkit import cli
+    from labkit import settings as settings_mod
+
+    monkeypatch.setenv("LABKIT_MODE", "local")
+    settings_mod.get.cache_clear()
+    assert settings_mod.get().mode == "local"
+    try:
+        cli.main(mode="docker")
+        assert settings_mod.get().mode == "docker"
+    finally:
+        monkeypatch.setenv("LABKIT_MODE", "local")
+        settings_mod.get.cache_clear()

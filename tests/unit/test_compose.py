@@ -13,7 +13,12 @@ from labkit import versions
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose" / "docker-compose.yml"
-DUMMY = {"INFLUXDB_ADMIN_PASSWORD": "x" * 12, "INFLUXDB_ADMIN_TOKEN": "y" * 12, "GRAFANA_ADMIN_PASSWORD": "z" * 12}
+DUMMY = {
+    "INFLUXDB_ADMIN_PASSWORD": "x" * 12,
+    "INFLUXDB_ADMIN_TOKEN": "y" * 12,
+    "GRAFANA_ADMIN_PASSWORD": "z" * 12,
+    "JUPYTER_TOKEN": "t" * 12,
+}
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +175,77 @@ def test_generated_env_file_has_random_private_secrets(tmp_path):
         line.split("=", 1) for line in env.read_text().splitlines() if "=" in line and not line.startswith("#")
     )
     assert len(values["INFLUXDB_ADMIN_TOKEN"]) >= 32 and len(values["GRAFANA_ADMIN_PASSWORD"]) >= 16
+    assert len(values["JUPYTER_TOKEN"]) >= 32
+
+
+def test_an_older_env_file_gets_the_secrets_it_lacks_and_keeps_the_rest(tmp_path):
+    """compose/.env made before JUPYTER_TOKEN existed: compose would refuse to start (the variable is required),
+    so the docker backend appends it; the values already there (the running InfluxDB's token) stay."""
+    import os
+    import stat
+
+    from dotenv import dotenv_values
+
+    from labkit.stack.docker import ensure_env_file
+
+    env = tmp_path / ".env"
+    env.write_text("INFLUXDB_ADMIN_PASSWORD=p\nINFLUXDB_ADMIN_TOKEN=keep-me\nGRAFANA_ADMIN_PASSWORD=g")
+    ensure_env_file(tmp_path)
+    values = dotenv_values(env)
+    assert values["INFLUXDB_ADMIN_TOKEN"] == "keep-me" and values["GRAFANA_ADMIN_PASSWORD"] == "g"
+    assert len(values["JUPYTER_TOKEN"]) >= 32
+    assert stat.S_IMODE(os.stat(env).st_mode) == 0o600
+    before = env.read_text()
+    ensure_env_file(tmp_path)
+    assert env.read_text() == before  # nothing missing: left as it is
+
+
+def test_jupyter_requires_a_token_and_gets_the_read_token_only(compose):
+    """JupyterLab runs arbitrary code for whoever reaches it: a token is required, and it holds no admin token
+    and none of /secrets (the write token) — only a copy of the read token in a volume of its own."""
+    jupyter = compose["services"]["jupyter"]
+    env = jupyter["environment"]
+    command = " ".join(jupyter["command"])
+
+    assert env["JUPYTER_TOKEN"].startswith("${JUPYTER_TOKEN:?"), "compose must refuse to start without a token"
+    assert "ServerApp.token=" not in command and "IdentityProvider.token=" not in command  # never emptied
+    assert 'if [ -z "$${JUPYTER_TOKEN:-}" ]' in command  # and the container refuses an empty one
+    assert "JUPYTER_TOKEN=" in (ROOT / "compose" / ".env.example").read_text()
+    dockerfile = (ROOT / "compose" / "jupyter" / "Dockerfile").read_text().splitlines()
+    (cmd,) = [ln for ln in dockerfile if ln.startswith("CMD")]
+    assert "ServerApp.token=" not in cmd  # the image's own default must not switch login off either
+
+    assert "LABKIT_INFLUX_TOKEN" not in env  # the admin token
+    assert not [k for k, v in env.items() if "INFLUXDB_ADMIN" in str(v)], env
+    assert "INFLUXDB_ADMIN" not in command
+
+    volumes = [str(v) for v in jupyter["volumes"]]
+    assert not [v for v in volumes if "/secrets" in v or v.split(":")[0] == "secrets"], volumes
+    assert "jupyter-secrets:/run/labkit:ro" in volumes
+    assert "cat /run/labkit/influx-read.token" in command
+    # what lands in that volume: influxdb-init copies the read token there, and only that file
+    init = compose["services"]["influxdb-init"]
+    assert "jupyter-secrets:/jupyter-secrets" in init["volumes"]
+    copied = [ln for ln in init["command"][0].splitlines() if "/jupyter-secrets/" in ln]
+    assert copied and all("influx-read.token" in ln for ln in copied), copied
+    assert not [ln for ln in copied if "write" in ln or "admin" in ln.lower()]
+    assert jupyter["ports"] == ["127.0.0.1:${JUPYTER_HOST_PORT:-8888}:8888"]
+
+
+def test_flink_in_docker_has_no_web_submission_and_no_open_cors(compose):
+    """The same REST hardening as the local stack's conf writer (labkit/stack/flink.py)."""
+    props = dict(
+        line.split(": ", 1)
+        for line in compose["x-flink-common"]["environment"]["FLINK_PROPERTIES"].splitlines()
+        if line.strip()
+    )
+    assert props["web.submit.enable"] == "false"
+    assert props["web.access-control-allow-origin"] == "http://127.0.0.1:${FLINK_HOST_PORT:-8081}"
+    for name in ("jobmanager", "taskmanager"):
+        assert (
+            compose["services"][name]["environment"]["FLINK_PROPERTIES"]
+            == (compose["x-flink-common"]["environment"]["FLINK_PROPERTIES"])
+        )
 
 
 def test_docker_mode_without_docker_says_so_and_suggests_local(monkeypatch):

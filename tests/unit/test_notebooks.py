@@ -119,3 +119,18 @@ def test_the_ci_reader_of_executed_notebooks_sees_states_and_empty_charts(tmp_pa
     )
     assert check_executed(book(empty, tags=()), "pass")
     assert check_executed(book(full, tags=()), "pass") == []
+
+
+@pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
+def test_every_what_to_notice_is_backed_by_claims_on_the_data(path):
+    """Each 'What to notice' paragraph is followed, before the next markdown, by a cell that checks it against the
+    run's data (labkit.claims): a sentence the data do not bear out fails the CI run."""
+    cells = nbformat.read(path, as_version=4).cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "markdown" or "**What to notice:**" not in cell.source:
+            continue
+        nxt = cells[i + 1] if i + 1 < len(cells) else None
+        assert nxt is not None and nxt.cell_type == "code" and "claim(" in nxt.source, (
+            f"{path.name}: no claim cell after {cell.source[:80]!r}"
+        )
+        assert "claim" in nxt.metadata.get("tags", []), f"{path.name}: tag the claim cell 'claim'"
