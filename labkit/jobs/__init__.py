@@ -212,7 +212,7 @@ def list_jobs(settings: Settings | None = None) -> pd.DataFrame:
 def get_job(job_id: str, settings: Settings | None = None) -> Job:
     settings = settings or get_settings()
     f = Flink(settings.flink)
-    return Job(job_id, f.job(job_id)["name"], f)
+    return Job(job_id, f.job(job_id)["name"], f, settings)
 
 
 def running(name: str = PIPELINE, settings: Settings | None = None) -> Job | None:
@@ -222,7 +222,7 @@ def running(name: str = PIPELINE, settings: Settings | None = None) -> Job | Non
     name = settings.scoped(name)
     for j in f.jobs():
         if j["name"] == name and j["state"] in ("RUNNING", "CREATED", "RESTARTING", "INITIALIZING"):
-            return Job(j["jid"], j["name"], f)
+            return Job(j["jid"], j["name"], f, settings)
     return None
 
 

@@ -158,6 +158,9 @@ class Job:
     id: str
     name: str
     flink: Flink = field(repr=False)
+    #: the settings the job was submitted or found with: its savepoint is recorded in their home, not in
+    #: whatever the process-wide settings say (an attendee's job, another mode's stack)
+    settings: Settings | None = field(default=None, repr=False)
 
     def info(self) -> dict:
         return self.flink.job(self.id)
@@ -209,7 +212,7 @@ class Job:
         from labkit.settings import get
 
         location = self.flink.stop_with_savepoint(self.id, savepoint_dir)
-        resume.record_savepoint(get(), self.name, location)
+        resume.record_savepoint(self.settings or get(), self.name, location)
         return location
 
     def checkpoints(self) -> dict:
@@ -394,4 +397,4 @@ def submit_spec(
                 "windows that were open when it stopped are then counted partially",
             )
         raise JobError(f"Flink rejected job {name}: {root_cause(out)}")
-    return Job(m.group(1), spec["config"]["pipeline.name"], flink)
+    return Job(m.group(1), spec["config"]["pipeline.name"], flink, settings)
