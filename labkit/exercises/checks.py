@@ -1092,6 +1092,43 @@ def _grade_sessions(got: pd.DataFrame, want: Reference, limit: int = 5000) -> Fe
 
 
 # ---- 08 -----------------------------------------------------------------------------------------------------
+@checker("idle_readers")
+def check_idle_readers(answer: object, job: Any, partitions: int = 4) -> Feedback:
+    """How many of the rescaled job's source subtasks read no partition at all? Kafka's partitions are the unit
+    of parallelism for reading: a source subtask gets whole partitions, so subtasks beyond the partition count
+    idle (and, without an idle timeout, would hold back the watermark)."""
+    v, why = _whole(answer, "how many source subtasks read no partition?")
+    if why is not None:
+        return not_yet(why)
+    if not hasattr(job, "info") or not hasattr(job, "flink"):
+        return not_yet("`job` is not a Flink job: run the cells above that rescale it, then this one")
+    with talking_to("Flink", job.flink.url):
+        info = job.info()
+    return _grade_idle(v, info, partitions)  # type: ignore[arg-type]
+
+
+def _grade_idle(v: int, info: dict, partitions: int = 4) -> Feedback:
+    """`v` (a whole number) against the job's vertices (Flink's /jobs/<id>) and the topic's partitions."""
+    src = [x for x in info.get("vertices", []) if "Source" in x.get("name", "")]
+    if not src:
+        return lab_problem("the job has no source vertex: run the cells above that rescale it, then this one.")
+    p = int(src[0]["parallelism"])
+    truth = max(0, p - partitions)
+    if v == truth:
+        return passed(
+            f"{p} source subtasks, {partitions} partitions: {truth} subtask(s) get no partition and idle. A source "
+            "subtask reads whole partitions, so reading parallelism beyond the partition count buys nothing"
+        )
+    if v == p:
+        return not_yet(f"{p} is how many source subtasks run, not how many of them have nothing to read")
+    if v == partitions:
+        return not_yet(f"{partitions} is the number of partitions: how many subtasks are left without one?")
+    return not_yet(
+        f"not {v}: each partition is read by exactly one source subtask ({partitions} partitions, {p} subtasks)",
+        "count the subtasks that cannot get a partition",
+    )
+
+
 @checker("rescaled_readers")
 def check_rescaled_readers(answer: object, job: Any) -> Feedback:
     v, why = _whole(answer, "how many parallel source subtasks read Kafka now?")

@@ -72,6 +72,7 @@ GROUP BY window_start, window_end""",
     "exactly_once_scope": "b",
     "savepoint_vs_checkpoint": "a",
     "rescaled_readers": 4,
+    "idle_readers": 2,  # parallelism 6 over 4 partitions
     # 09
     "bot_metric": """SELECT window_end,
        MAX(requests) AS max_requests_per_user
@@ -129,6 +130,28 @@ def my_consumer(group: str, n: int = 500, settings=None) -> int:
     consumer.commit()
     consumer.close()
     return read
+
+
+def operate_rescale(job, stack, parallelism: int = 6, via_shortage: bool = True):
+    """Notebook 08's drill 3, as an attendee types it: stop with a savepoint, try a parallelism above the free
+    slots, meet the shortage, add a TaskManager, resubmit from the savepoint. Returns (savepoint, parallelism,
+    new job, whether a TaskManager was added). With `via_shortage=False`, the plain rescale to `parallelism`."""
+    from labkit import jobs
+    from labkit.errors import JobError
+
+    savepoint = job.stop()  # 1. stop with a savepoint: Flink returns its path
+    print(f"savepoint: {savepoint}")
+    added = False
+    try:
+        new_job = jobs.submit_pipeline(savepoint=savepoint, parallelism=parallelism)  # 2.-3.
+    except JobError as e:
+        if not via_shortage or "free task slot" not in str(e.message):
+            raise
+        print(f"as expected, a slot shortage: {e.message}")
+        stack.add_taskmanager()  # what `labkit taskmanager add` does
+        added = True
+        new_job = jobs.submit_pipeline(savepoint=savepoint, parallelism=parallelism)
+    return savepoint, parallelism, new_job, added
 
 
 def show(name: str) -> object:

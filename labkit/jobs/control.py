@@ -323,7 +323,8 @@ def require_slots(flink: Flink, needed: int, name: str, wait_s: float = 15) -> N
     raise JobError(
         f"{name} needs {needed} free task slot(s) but only {o.get('slots-available', 0)} of "
         f"{o.get('slots-total', 0)} are free; running: {', '.join(holders) or 'nothing'}.",
-        "cancel a job you no longer need (`labkit jobs`, then `labkit cancel ID`), or submit with a lower parallelism",
+        "add a TaskManager (`labkit taskmanager add`: more slots, as another machine would bring), cancel a job you "
+        "no longer need (`labkit jobs`, then `labkit cancel ID`), or submit with a lower parallelism",
     )
 
 

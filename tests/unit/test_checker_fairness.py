@@ -38,6 +38,7 @@ from labkit.exercises import (
     check_latency_regression,
     check_my_consumer,
     check_pipeline_order,
+    check_idle_readers,
     check_rescaled_readers,
     check_sessions_per_minute,
     check_tags_or_fields,
@@ -144,6 +145,7 @@ LAB_CALLS = {
     "error_rate_per_url": ("Kafka", lambda s: check_error_rate_per_url(_metric("error_rate_per_url", s))),
     "sessions_per_minute": ("Kafka", lambda s: check_sessions_per_minute(_metric("sessions_per_minute", s))),
     "rescaled_readers": ("Flink", lambda s: check_rescaled_readers(4, Job("0123abcd", "pipeline", Flink(s.flink)))),
+    "idle_readers": ("Flink", lambda s: check_idle_readers(2, Job("0123abcd", "pipeline", Flink(s.flink)))),
     "bot_metric": ("Kafka", lambda s: check_bot_metric(_metric("bot_metric", s), _BURST)),
     "bot_panel": (
         "InfluxDB",
@@ -325,6 +327,10 @@ SHAPES = [
     ("rescaled_readers", lambda s: check_rescaled_readers(True, Job("j", "j", Flink(s.flink))), "number"),
     ("rescaled_readers", lambda s: check_rescaled_readers(math.inf, Job("j", "j", Flink(s.flink))), "count"),
     ("rescaled_readers", lambda s: check_rescaled_readers(4, None), "job"),
+    ("idle_readers", lambda s: check_idle_readers(2.5, Job("j", "j", Flink(s.flink))), "whole number"),
+    ("idle_readers", lambda s: check_idle_readers("two", Job("j", "j", Flink(s.flink))), "number"),
+    ("idle_readers", lambda s: check_idle_readers(None, Job("j", "j", Flink(s.flink))), "number"),
+    ("idle_readers", lambda s: check_idle_readers(2, None), "job"),
     ("bot_metric", lambda s: check_bot_metric(None, _BURST), "CustomMetric"),
     ("bot_metric", lambda s: check_bot_metric(str(SOLUTIONS["bot_metric"]), _BURST), "SQL text"),
     ("bot_metric", lambda s: check_bot_metric(_metric("bot_metric", s), Ledger("t")), "burst"),
@@ -414,6 +420,13 @@ def test_a_whole_number_is_whole_and_4_point_9_is_not_4():
 
     info = {"vertices": [{"name": "Source: events_raw -> Calc", "parallelism": 4}, {"name": "Sink", "parallelism": 1}]}
     is_pass(C._grade_rescaled(4, info))
+    six = {"vertices": [{"name": "Source: events", "parallelism": 6}, {"name": "Sink", "parallelism": 1}]}
+    is_pass(C._grade_idle(2, six))
+    assert "not how many" in is_not_yet(C._grade_idle(6, six)).message  # the subtasks, not the idle ones
+    assert "number of partitions" in is_not_yet(C._grade_idle(4, six)).message
+    assert "exactly one source subtask" in is_not_yet(C._grade_idle(3, six)).message
+    is_pass(C._grade_idle(0, info))  # parallelism 4 over 4 partitions: none idle
+    is_lab(C._grade_idle(2, {"vertices": [{"name": "Sink", "parallelism": 1}]}), "job", None)
     assert "not 2" in is_not_yet(C._grade_rescaled(2, info)).message
     is_lab(C._grade_rescaled(4, {"vertices": [{"name": "Sink", "parallelism": 1}]}), "job", None)
 
