@@ -301,8 +301,18 @@ def check_first_tumble(metric: Any, ledger: Any) -> Feedback:
         return bad
     if not hasattr(ledger, "frame"):
         return not_yet("pass the scratch run's ledger too: check_first_tumble(metric, scratch.ledger)")
+    if not _sql_body(metric.sql):  # a blank starter: say so at once, without a 20 s preview
+        return not_yet(
+            "your query is empty: write it from scratch",
+            "SELECT ... FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND)) GROUP BY ...",
+        )
     got = _preview(metric, seconds=None, limit=10_000)
     return _grade_first_tumble(got, ledger.frame())
+
+
+def _sql_body(sql: str) -> str:
+    """The SQL without its comments and blanks ('' for a starter that holds only a comment)."""
+    return re.sub(r"--[^\n]*|/\*.*?\*/", "", sql or "", flags=re.S).strip()
 
 
 def _grade_first_tumble(got: pd.DataFrame, want: pd.DataFrame) -> Feedback:
@@ -320,9 +330,24 @@ def _grade_first_tumble(got: pd.DataFrame, want: pd.DataFrame) -> Feedback:
     status = pd.to_numeric(got["http_status"], errors="coerce")  # CAST(http_status AS STRING) is still the status
     got = got.assign(window_end=_ms(got["window_end"]), http_status=status)
     if got.duplicated(["window_end", "http_status"]).any():
+        extra = [c for c in got.columns if c not in ("window_start", "window_end", "http_status") and c not in nums]
         return not_yet(
-            "several rows for one window and status: group by the window and http_status only",
+            "several rows for one window and status: "
+            + (f"you also group by {', '.join(extra)}; " if extra else "")
+            + "group by the window and http_status only",
             "GROUP BY window_start, window_end, http_status",
+        )
+    ends = pd.Series(sorted(got["window_end"].unique()))
+    steps = ends.diff().dropna()
+    if len(steps) and (steps % 10_000 != 0).any():
+        return not_yet(
+            f"your windows end {int(steps.min() / 1000)} s apart somewhere: the windows are not 10 s tumbling ones",
+            "TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND)",
+        )
+    if len(steps) and steps.min() > 10_000 and len(ends) < len(want["window_end"].unique()) / 2:
+        return not_yet(
+            f"your windows are {int(steps.min() / 1000)} s long, not 10 s",
+            "INTERVAL '10' SECOND in the TUMBLE",
         )
     if want.empty:
         return lab_problem(

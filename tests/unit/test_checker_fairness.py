@@ -35,10 +35,10 @@ from labkit.exercises import (
     check_error_share,
     check_failing_endpoint,
     check_first_tumble,
+    check_idle_readers,
     check_latency_regression,
     check_my_consumer,
     check_pipeline_order,
-    check_idle_readers,
     check_rescaled_readers,
     check_sessions_per_minute,
     check_tags_or_fields,
@@ -762,3 +762,27 @@ def test_bot_alert_forgives_spaces_and_names_a_bad_threshold():
         "time" in is_not_yet(check_bot_alert(AlertRule("bot", "x", "m", 100), values.drop(columns="time"), led)).message
     )
     assert "ledger" in is_not_yet(check_bot_alert(AlertRule("bot", "x", "m", 100), values, None)).message
+
+
+def test_first_tumble_names_the_key_or_window_that_is_wrong():
+    want = pd.DataFrame({"window_end": [10_000, 10_000, 20_000], "status_code": [200, 404, 200], "expected": [5, 1, 4]})
+    right = pd.DataFrame({"window_end": pd.to_datetime([10_000, 10_000, 20_000], unit="ms"),
+                          "http_status": [200, 404, 200], "events": [5, 1, 4]})  # fmt: skip
+    is_pass(C._grade_first_tumble(right, want))
+    by_url = right.assign(url=["/a", "/b", "/a"])
+    by_url = pd.concat([by_url, by_url.assign(url="/c")])
+    assert "you also group by url" in is_not_yet(C._grade_first_tumble(by_url, want)).message
+    assert "http_status" in is_not_yet(C._grade_first_tumble(right.drop(columns="http_status"), want)).message
+    ends = [10_000 * i for i in range(1, 13)]  # two minutes of 10 s windows, counted per minute
+    long_want = pd.DataFrame({"window_end": ends, "status_code": 200, "expected": 3})
+    minute = pd.DataFrame({"window_end": pd.to_datetime([60_000, 120_000], unit="ms"), "http_status": 200, "n": 18})
+    assert "not 10 s" in is_not_yet(C._grade_first_tumble(minute, long_want)).message
+    assert "differ" in is_not_yet(C._grade_first_tumble(right.assign(events=[5, 1, 3]), want)).message
+
+
+def test_a_blank_first_tumble_is_told_so_without_a_preview():
+    from labkit.jobs.custom import CustomMetric
+
+    blank = CustomMetric("first_tumble", "\n-- per window and status\n", topic="lab03_scratch")
+    fb = is_not_yet(check_first_tumble(blank, Ledger("lab03_scratch")))
+    assert "empty" in fb.message
