@@ -79,6 +79,22 @@ def lag(group: str, topic: str | None = None, settings: Settings | None = None) 
     return o
 
 
+def caught_up(
+    group: str, timeout: float = 60, topic: str | None = None, settings: Settings | None = None
+) -> pd.DataFrame:
+    """The group's lag (as `lag`), once it has committed (nearly) everything: at most 2% of the topic left, or
+    when `timeout` runs out (a bounded wait, so a notebook cell finishes). A Flink job commits only when a
+    checkpoint completes, so right after a burst, or after the job (re)started, its committed offsets trail."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        now = lag(group, topic, settings)
+        if now["lag"].sum() <= 0.02 * max(1, int(now["end"].sum())) or time.monotonic() > deadline:
+            return now
+        time.sleep(2)
+
+
 def peek(
     topic: str | None = None, n: int = 10, settings: Settings | None = None, from_end: bool = True
 ) -> pd.DataFrame:
