@@ -328,3 +328,38 @@ def consumer_groups_tool(*args: str, settings: Settings | None = None, timeout: 
             f"kafka-consumer-groups failed: {out.strip()[-500:]}", "check that Kafka is up: labkit status"
         )
     return out
+
+
+def join_group(consumers: list, timeout: float = 60) -> pd.DataFrame:
+    """Poll every consumer of one group in turn until the group has settled: each partition of their topics
+    assigned to exactly one of them. Returns one row per consumer: its partitions. Kafka's rebalance needs every
+    member to poll (a member that does not is waited for, then dropped), so in one notebook cell the consumers
+    take turns; each poll may also read a few records, which nobody commits here.
+
+    Raises ServiceError if the group has not settled within `timeout` (Kafka not reachable, or a member stuck)."""
+    import time
+
+    from labkit.errors import ServiceError
+
+    deadline = time.monotonic() + timeout
+    topics = set().union(*((c.subscription() or set()) for c in consumers))
+    last, same = None, 0
+    while True:
+        for c in consumers:
+            c.poll(timeout_ms=300, max_records=10)
+        owned = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+        total = sum(len(consumers[0].partitions_for_topic(t) or ()) for t in topics)
+        flat = [p for ps in owned for p in ps]
+        # settled: every partition owned once, as many members owning some as can, and no change for 3 rounds
+        complete = total > 0 and sorted(flat) == list(range(total)) if len(topics) == 1 else len(set(flat)) == total
+        busy = sum(1 for o in owned if o) == min(len(consumers), total)
+        same = same + 1 if owned == last else 0
+        last = owned
+        if complete and busy and same >= 3:
+            return pd.DataFrame({"consumer": [f"consumer {i + 1}" for i in range(len(consumers))],
+                                 "partitions": owned, "count": [len(p) for p in owned]})  # fmt: skip
+        if time.monotonic() > deadline:
+            raise ServiceError(
+                f"the group did not settle within {timeout:.0f}s (assignments so far: {owned}).",
+                "check that Kafka is up (`labkit status`) and that every consumer subscribed to the same topic",
+            )

@@ -292,6 +292,44 @@ def check_my_consumer(
     )
 
 
+@checker("partition_split")
+def check_partition_split(prediction: object, assignment: object, partitions: int = 4) -> Feedback:
+    """The attendee's predicted split of the topic's partitions between two consumers of one group, against the
+    assignment Kafka made (`kafka_info.join_group`): one row per consumer with its partition count."""
+    if not isinstance(assignment, pd.DataFrame) or "count" not in assignment.columns:
+        return not_yet("run the cell that starts the consumers first: it returns who got which partition")
+    actual = sorted(int(n) for n in assignment["count"])
+    if len(actual) < 2:
+        return not_yet(
+            "only one consumer joined the group, so it got every partition",
+            "start a second KafkaConsumer with the same topic and the same group_id, then run the cell again",
+        )
+    if not isinstance(prediction, (list, tuple)) or not prediction:
+        return not_yet("record your prediction first: a list with one number per consumer, like [a, b]")
+    got = []
+    for x in prediction:
+        v, why = _whole(x, "a number of partitions")
+        if why is not None:
+            return not_yet(f"{x!r} in your prediction: {why}")
+        got.append(v)
+    if len(got) != len(actual):
+        return not_yet(f"your prediction has {len(got)} numbers, for {len(actual)} consumers: one per consumer")
+    if sum(got) != partitions:
+        return not_yet(
+            f"your prediction shares out {sum(got)} partitions; the topic has {partitions}",
+            "each partition goes to exactly one member of the group: the numbers add up to the partition count",
+        )
+    if sorted(got) != actual:
+        return not_yet(
+            f"the group split them {actual}, not {sorted(got)}",
+            "Kafka's assignors spread a topic's partitions as evenly as they can over the group's members",
+        )
+    return passed(
+        f"{actual}: each partition to exactly one member, spread evenly. A third consumer would get {partitions // 3} "
+        f"or more, a fifth none: members beyond the partition count idle (the same rule as Flink's source subtasks)"
+    )
+
+
 # ---- 03 -----------------------------------------------------------------------------------------------------
 @checker("first_tumble")
 def check_first_tumble(metric: Any, ledger: Any) -> Feedback:

@@ -14,6 +14,7 @@ SOLUTIONS: dict[str, object] = {
     "error_share": "(df['http_status'] >= 400).mean()",
     "broken_url": "storm[storm['http_status'] == 404]['url'].value_counts().index[0]",
     # 02
+    "partition_split": [2, 2],
     "keying_by_session": "b",
     "flink_consumer_group": "a",
     # 03
@@ -152,6 +153,19 @@ def operate_rescale(job, stack, parallelism: int = 6, via_shortage: bool = True)
         added = True
         new_job = jobs.submit_pipeline(savepoint=savepoint, parallelism=parallelism)
     return savepoint, parallelism, new_job, added
+
+
+def second_consumer(group: str, settings=None):
+    """Notebook 02, exercise 2: a second member of `group` on the lab's topic (same topic, same group_id)."""
+    from kafka import KafkaConsumer
+
+    from labkit.kafka_clients import python_config
+    from labkit.settings import get
+
+    s = settings or get()
+    return KafkaConsumer(
+        s.topic, **python_config(s), group_id=group, auto_offset_reset="earliest", enable_auto_commit=False
+    )
 
 
 def show(name: str) -> object:

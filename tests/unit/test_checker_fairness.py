@@ -367,7 +367,7 @@ def test_every_checker_of_the_course_is_fed_wrong_shapes():
     assert all(sum(n == name for n, _, _ in SHAPES) >= 3 for name in served)
     assert served == set(LAB_CALLS)
     pure = {"pipeline_order", "error_share", "broken_url", "tags_or_fields", "failing_endpoint"}
-    pure |= {"latency_regression", "bot_alert", "accounts"}
+    pure |= {"latency_regression", "bot_alert", "accounts", "partition_split"}
     checkers = {
         f.exercise
         for n, f in inspect.getmembers(C, inspect.isfunction)

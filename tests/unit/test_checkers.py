@@ -219,3 +219,20 @@ def test_alert_rule_replays_grafana_semantics():
     assert tl.started == times[26] and tl.fired == times[32]
     assert tl.detection_delay_s == 60
     assert ERROR_RATE.timeline(pd.DataFrame({"time": times, "error_rate": [0.04] * 60})).fired is None
+
+
+def test_partition_split_grades_the_prediction_against_the_groups_assignment():
+    from labkit.exercises import check_partition_split
+
+    two = pd.DataFrame({"consumer": ["consumer 1", "consumer 2"], "partitions": [[0, 1], [2, 3]], "count": [2, 2]})
+    one = pd.DataFrame({"consumer": ["consumer 1"], "partitions": [[0, 1, 2, 3]], "count": [4]})
+    passed(check_partition_split([2, 2], two))
+    passed(check_partition_split((2.0, 2), two))
+    assert "only one consumer" in not_yet(check_partition_split([2, 2], one)).message  # no second consumer started
+    assert "not [1, 3]" in not_yet(check_partition_split([3, 1], two)).message  # uneven
+    assert "shares out 8" in not_yet(check_partition_split([4, 4], two)).message  # each its own copy
+    assert "one per consumer" in not_yet(check_partition_split([1, 1, 2], two)).message
+    assert "2.5" in not_yet(check_partition_split([2.5, 1.5], two)).message  # not whole
+    assert "starts the consumers" in not_yet(check_partition_split([2, 2], None)).message
+    for odd in ODD_SHAPES:
+        not_yet(check_partition_split(odd, two))
