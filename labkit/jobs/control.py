@@ -208,7 +208,7 @@ class Job:
 
     def stop(self, savepoint_dir: str | None = None) -> str:
         """Stop with a savepoint; returns its location. Submitting the pipeline again resumes from it."""
-        from labkit.jobs import resume
+        from labkit import restore_points as resume
         from labkit.settings import get
 
         location = self.flink.stop_with_savepoint(self.id, savepoint_dir)

@@ -124,7 +124,7 @@ class DockerStack(Stack):
     def down(self, *, wipe: bool = False) -> StackStatus:
         self._compose("down", "--remove-orphans", *(["--volumes"] if wipe else []))
         if wipe:  # the savepoints and checkpoints were in a volume
-            from labkit.jobs import resume
+            from labkit import restore_points as resume
 
             resume.forget_cluster(self.settings)
         return self.status()

@@ -228,7 +228,7 @@ class LocalStack(Stack):
             svc.process.stop()
         reap_orphaned_python_workers()
         if wipe:
-            from labkit.jobs import resume
+            from labkit import restore_points as resume
 
             resume.forget_cluster(self.settings)  # only this cluster's: a docker stack keeps its volumes
             for name in ("kafka", "influxdb", "flink", "logs", "run", "secrets.json"):

@@ -9,28 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labkit.errors import MissingToolError
 from labkit.paths import cache_dir
 from labkit.stack.provision import maven
-from labkit.versions import FLINK, FLINK_KAFKA_CONNECTOR
-
-
-def flink_home() -> Path:
-    """PyFlink's distribution folder, checked against the pinned version."""
-    try:
-        import pyflink
-        from pyflink.version import __version__
-    except ImportError as e:
-        raise MissingToolError(
-            "PyFlink (the apache-flink package) is not installed.", f"pip install 'apache-flink=={FLINK}'"
-        ) from e
-    if __version__ != FLINK:
-        raise MissingToolError(
-            f"apache-flink {__version__} is installed but the lab is pinned to {FLINK} "
-            f"(the Kafka connector {FLINK_KAFKA_CONNECTOR} only works with it).",
-            f"pip install 'apache-flink=={FLINK}'",
-        )
-    return Path(pyflink.__file__).parent
+from labkit.stack.provision.pyflink_dist import flink_home  # noqa: F401  (re-exported: callers import it from here)
+from labkit.versions import FLINK_KAFKA_CONNECTOR
 
 
 def connector_jar(version: str = FLINK_KAFKA_CONNECTOR) -> Path:

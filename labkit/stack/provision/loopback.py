@@ -23,7 +23,7 @@ JAR_NAME = "0-labkit-grpc-loopback.jar"  # sorts before every other jar: first o
 
 
 def python_jar() -> Path:
-    from labkit.stack.provision.flink import flink_home
+    from labkit.stack.provision.pyflink_dist import flink_home
 
     return next((flink_home() / "opt").glob("flink-python-*.jar"))
 

@@ -41,7 +41,7 @@ def is_provisioned() -> bool:
 
 
 def provision() -> Path:
-    from labkit.stack.provision.flink import flink_home
+    from labkit.stack.provision.pyflink_dist import flink_home
 
     target = jar_path()
     if not target.is_file():

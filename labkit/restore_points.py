@@ -1,0 +1,65 @@
+"""Restore points: which checkpoint or savepoint each pipeline resumes from, per cluster (a JSON file per
+pipeline name in the lab's home). The store knows nothing of Flink, so the stack backends (which forget a
+cluster's restore points on `down --wipe`) and a Job (which records its savepoint) use it without importing the
+job machinery; `labkit.jobs.resume` asks Flink which restore point is the newest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from labkit.settings import Settings
+
+
+def cluster_id(settings: Settings) -> str:
+    """local, docker, or external-<hash of the JobManager's address>: whose checkpoints these are."""
+    if settings.mode != "external":
+        return settings.mode
+    import hashlib
+
+    return "external-" + hashlib.sha1(settings.flink.encode()).hexdigest()[:8]
+
+
+def _state_path(settings: Settings, name: str) -> Path:
+    return settings.home / "jobs" / f"{name}.{cluster_id(settings)}.restore.json"
+
+
+def _load(settings: Settings, name: str) -> dict:
+    p = _state_path(settings, name)
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save(settings: Settings, name: str, state: dict) -> None:
+    p = _state_path(settings, name)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(state, indent=1))
+
+
+def record_job(settings: Settings, name: str, job_id: str) -> None:
+    state = _load(settings, name)
+    state["jobs"] = [*state.get("jobs", [])[-9:], job_id]
+    _save(settings, name, state)
+
+
+def record_savepoint(settings: Settings, name: str, location: str) -> None:
+    state = _load(settings, name)
+    state["savepoint"] = {"path": location, "at_ms": int(time.time() * 1000)}
+    _save(settings, name, state)
+
+
+def forget(settings: Settings, name: str) -> None:
+    """Start the next submission fresh (e.g. after `labkit down --wipe`, or a new topic)."""
+    _state_path(settings, name).unlink(missing_ok=True)
+
+
+def forget_cluster(settings: Settings) -> None:
+    """Forget every restore point of this cluster: its checkpoints and savepoints were just deleted
+    (`labkit down --wipe`). Without this, the next submission would try to resume from a savepoint that no
+    longer exists, and Flink would reject the job."""
+    for p in (settings.home / "jobs").glob(f"*.{cluster_id(settings)}.restore.json"):
+        p.unlink(missing_ok=True)
