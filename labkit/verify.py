@@ -43,9 +43,28 @@ class Accounting:
     # measurement -> (window, key, field) values that differ from the ledger; None: not checked (no detail)
     value_mismatches: dict | None = None
     value_diffs: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # the first differing values
+    dlq_checked: bool = True  # False: check_dlq=False, the dead letters were not read (never assumed)
 
     @property
-    def exact(self) -> bool:
+    def complete(self) -> bool:
+        """Everything the run sent was checked: at least one window, none still open, the DLQ read. A run
+        without end markers leaves its last windows open (they fire only when later events move the
+        watermark), and a run whose windows are all open checked nothing: neither may be called EXACT."""
+        return self.windows > 0 and self.open_windows == 0 and self.dlq_checked
+
+    def _incomplete_reasons(self) -> list[str]:
+        why = []
+        if self.windows == 0:
+            why.append("no window of the run was checked (all of them are still open)")
+        elif self.open_windows:
+            why.append(f"{self.open_windows} window(s) are still open, so their counts were not checked")
+        if not self.dlq_checked:
+            why.append("the dead-letter topic was not read")
+        return why
+
+    @property
+    def agrees(self) -> bool:
+        """The checked windows' numbers agree with the ledger (what EXACT needs besides being complete)."""
         return (
             self.lost == 0
             and self.duplicated == 0
@@ -56,9 +75,21 @@ class Accounting:
         )
 
     @property
+    def exact(self) -> bool:
+        return self.complete and self.agrees
+
+    @property
     def verdict(self) -> str:
         if self.exact:
             return "EXACT: every event is accounted for"
+        if self.agrees:
+            return (
+                "INCOMPLETE: "
+                + "; ".join(self._incomplete_reasons())
+                + ". Send end markers so the last windows fire (`labkit produce --close-windows`, or "
+                "close_windows=True), make sure the pipeline is running (`labkit jobs`), then verify again"
+                + ("" if self.dlq_checked else " with the dead-letter check on")
+            )
         parts = []
         if self.lost:
             parts.append(f"{self.lost} lost")
@@ -74,7 +105,7 @@ class Accounting:
         for m, n in (self.value_mismatches or {}).items():
             if n:
                 parts.append(f"{m}: {n} value(s) differ from the ledger")
-        return "MISMATCH: " + ", ".join(parts)
+        return "MISMATCH: " + ", ".join(parts) + "".join(f" ({w})" for w in self._incomplete_reasons())
 
     def as_dict(self) -> dict:
         return {
@@ -347,4 +378,5 @@ def verify(
         missing_windows=missing,
         value_mismatches=values if ledger.detail is not None else None,
         value_diffs=value_diffs if value_diffs is not None else pd.DataFrame(),
+        dlq_checked=check_dlq,
     )

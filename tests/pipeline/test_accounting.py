@@ -177,3 +177,13 @@ def test_verify_catches_a_wrong_value_in_every_measurement_and_a_missing_window(
         text=True,
     )
     assert r.returncode == 1 and "MISMATCH" in r.stdout, r.stdout + r.stderr
+
+
+def test_verify_without_end_markers_and_without_a_job_is_incomplete_not_exact(settings, stack, unique_topic):
+    """`labkit produce -n 3000` (no end markers) with no job on the topic, then `labkit verify`: no window was
+    checked, so the CLI must not say EXACT; it exits non-zero and says what to do."""
+    labkit_cmd = shutil.which("labkit") or ".venv/bin/labkit"
+    r = subprocess.run([labkit_cmd, "produce", "-n", "3000", "--topic", unique_topic], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([labkit_cmd, "verify", "--topic", unique_topic, "--wait", "5"], capture_output=True, text=True)
+    assert r.returncode != 0 and "INCOMPLETE" in r.stdout and "EXACT" not in r.stdout, r.stdout + r.stderr

@@ -1,0 +1,41 @@
+"""verify's verdict: EXACT only when every window of the run was checked, the DLQ read, and the numbers agree;
+INCOMPLETE (a non-zero exit, with what to do) when windows are open or unchecked; MISMATCH when numbers differ."""
+
+from collections import Counter
+
+import pandas as pd
+
+from labkit.verify import Accounting
+
+
+def _acc(**kw) -> Accounting:
+    base = dict(topic="t", windows=12, open_windows=0, expected=1000, counted=1000, lost=0, duplicated=0,
+                late_expected=5, late_counted=5, dlq_expected=Counter({"bad": 2}), dlq_found=Counter({"bad": 2}),
+                mismatches=pd.DataFrame())  # fmt: skip
+    return Accounting(**{**base, **kw})
+
+
+def test_every_window_checked_and_agreeing_is_exact():
+    acc = _acc()
+    assert acc.exact and acc.verdict.startswith("EXACT")
+
+
+def test_a_run_whose_windows_are_all_open_checked_nothing_and_is_incomplete():
+    acc = _acc(windows=0, open_windows=3, expected=0, counted=0)  # `labkit produce -n 3000`, no end markers
+    assert not acc.exact and acc.verdict.startswith("INCOMPLETE")
+    assert "no window" in acc.verdict and "close-windows" in acc.verdict and "labkit jobs" in acc.verdict
+
+
+def test_open_windows_make_it_incomplete_not_exact():
+    acc = _acc(open_windows=2)
+    assert not acc.exact and "2 window(s) are still open" in acc.verdict
+
+
+def test_the_dead_letters_are_never_assumed():
+    acc = _acc(dlq_checked=False)
+    assert not acc.exact and "dead-letter topic was not read" in acc.verdict
+
+
+def test_numbers_that_differ_are_a_mismatch_and_say_what_was_left_open():
+    acc = _acc(lost=3, open_windows=1)
+    assert acc.verdict.startswith("MISMATCH") and "3 lost" in acc.verdict and "still open" in acc.verdict
