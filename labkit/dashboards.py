@@ -15,6 +15,7 @@ import pandas as pd
 from labkit.influx import LATE_EVENTS_FLUX
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
+from labkit.timing import WINDOW_S
 
 DATASOURCE_UID = "clickstream-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
@@ -160,7 +161,7 @@ class Panel:
         span = pd.Timedelta(start).to_pytimedelta() if isinstance(start, str) else start
         stop = datetime.now(UTC)
         # Grafana's interval: the range over ~1000 points, at least 10 s here (the window size)
-        window = max(timedelta(seconds=10), span / 1000)
+        window = max(timedelta(seconds=WINDOW_S), span / 1000)
         with Influx(settings) as db:
             df = db.flux(self.render_flux(settings, stop - span, stop, window, stream, attendee))
         if not df.empty and "_time" in df.columns:

@@ -10,7 +10,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
 
-WINDOW = pd.Timedelta(seconds=10)
+from labkit.timing import WINDOW_S
+
+WINDOW = pd.Timedelta(seconds=WINDOW_S)
 
 # One colour per status family, the same in every chart (and Grafana's palette names): 2xx green, 3xx blue,
 # 4xx orange, 5xx red; codes within a family are shades of it.
@@ -177,7 +179,7 @@ def event_time_picture(trace: pd.DataFrame, delay_s: float, title: str = "", max
     if len(ok) > max_points:
         ok = ok.sample(max_points, random_state=0).sort_values("arrival")
     fig = go.Figure()
-    lo, hi = trace["event_time"].min().floor("10s"), trace["event_time"].max().ceil("10s")
+    lo, hi = trace["event_time"].min().floor(WINDOW), trace["event_time"].max().ceil(WINDOW)
     t = lo
     while t < min(hi, lo + 300 * WINDOW):  # window bands: alternate shading, each a 10 s event-time window
         if ((t - pd.Timestamp(0, tz="UTC")) // WINDOW) % 2 == 0:

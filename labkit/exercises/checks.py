@@ -38,6 +38,7 @@ from labkit.exercises.feedback import (
     talking_to,
 )
 from labkit.exercises.questions import QUESTIONS, Question, ask, check_choice  # noqa: F401  (re-exported)
+from labkit.timing import WINDOW_MS, WINDOW_S
 
 if TYPE_CHECKING:
     from labkit.settings import Settings
@@ -377,14 +378,14 @@ def _grade_first_tumble(got: pd.DataFrame, want: pd.DataFrame) -> Feedback:
         )
     ends = pd.Series(sorted(got["window_end"].unique()))
     steps = ends.diff().dropna()
-    if len(steps) and (steps % 10_000 != 0).any():
+    if len(steps) and (steps % WINDOW_MS != 0).any():
         return not_yet(
-            f"your windows end {int(steps.min() / 1000)} s apart somewhere: the windows are not 10 s tumbling ones",
+            f"your windows end {int(steps.min() / 1000)} s apart somewhere: the windows are not {WINDOW_S} s tumbling ones",
             "TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND)",
         )
-    if len(steps) and steps.min() > 10_000 and len(ends) < len(want["window_end"].unique()) / 2:
+    if len(steps) and steps.min() > WINDOW_MS and len(ends) < len(want["window_end"].unique()) / 2:
         return not_yet(
-            f"your windows are {int(steps.min() / 1000)} s long, not 10 s",
+            f"your windows are {int(steps.min() / 1000)} s long, not {WINDOW_S} s",
             "INTERVAL '10' SECOND in the TUMBLE",
         )
     if want.empty:
@@ -1249,8 +1250,8 @@ def _grade_bot_metric(got: pd.DataFrame, info: dict) -> Feedback:
     ends = _ms(got["window_end"])
     start, end = info.get("start_ms", 0), info.get("end_ms", 0)
     # windows wholly inside the burst, and wholly outside it; the two at its edges hold a bit of both
-    during = ((ends - 10_000 >= start) & (ends <= end)).values
-    outside = ((ends <= start) | (ends - 10_000 >= end)).values
+    during = ((ends - WINDOW_MS >= start) & (ends <= end)).values
+    outside = ((ends <= start) | (ends - WINDOW_MS >= end)).values
     if not during.any() or not outside.any():
         return not_yet("the capstone run must include time before the bot burst: run its produce cell")
     for c in nums:

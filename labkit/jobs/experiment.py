@@ -112,7 +112,11 @@ def run(
         # windows every delay has fired by the end of the traffic: their late count is final
         last_ok = ledger.last_event_ms - max(delays) * 1000 - 2000
         sent = pd.Series(
-            {w: n for w, n in _valid_per_window(ledger).items() if w <= last_ok and w > ledger.first_event_ms + 10_000}
+            {
+                w: n
+                for w, n in _valid_per_window(ledger).items()
+                if w <= last_ok and w > ledger.first_event_ms + WINDOW_S * 1000
+            }
         )
         deadline = time.monotonic() + 30
         while True:
