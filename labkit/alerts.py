@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -87,3 +88,69 @@ class AlertTimeline:
 
 
 ERROR_RATE = AlertRule("Error-rate spike", "error_rate", "error_rate", ERROR_RATE_THRESHOLD)
+
+
+# ---- the provisioned Grafana rule itself, evaluated against InfluxDB -------------------------------------------
+PROVISIONED_RULE = Path(__file__).resolve().parents[1] / "grafana" / "provisioning" / "alerting" / "error-rate.yaml"
+
+
+@dataclass(frozen=True)
+class ProvisionedRule:
+    """What Grafana reads from the provisioning file: the Flux of query A, how often it evaluates, the `for`
+    duration and the threshold of condition C (reducer B is `last`)."""
+
+    title: str
+    flux: str
+    interval_s: int
+    for_s: int
+    threshold: float
+
+    @classmethod
+    def load(cls, path: Path = PROVISIONED_RULE) -> ProvisionedRule:
+        import yaml
+
+        group = yaml.safe_load(path.read_text())["groups"][0]
+        rule = group["rules"][0]
+        by_ref = {d["refId"]: d["model"] for d in rule["data"]}
+        threshold = by_ref[rule["condition"]]["conditions"][0]["evaluator"]["params"][0]
+        return cls(rule["title"], by_ref["A"]["query"], _seconds(group["interval"]), _seconds(rule["for"]),
+                   float(threshold))  # fmt: skip
+
+    def evaluate(self, start: pd.Timestamp, end: pd.Timestamp, stream: str, settings=None) -> AlertTimeline:
+        """Run the rule's own Flux at every evaluation time Grafana would use between `start` and `end`, with
+        Flux's `now` set to that time (so its `range(start: -2m)` covers the two minutes before it), and apply
+        the threshold and the `for` duration as Grafana does. The lab's events are back-dated at full speed, so
+        the evaluation times follow the run's event time, not the wall clock: this is the rule, on the data, at
+        the instants its windows describe. No data is "normal" (the rule's noDataState: OK)."""
+        from labkit.influx import Influx
+        from labkit.settings import get as get_settings
+
+        s = settings or get_settings()
+        flux = self.flux.replace('from(bucket: "clickstream")', f'from(bucket: "{s.influx_bucket}")')
+        rows, since = [], None
+        times = pd.date_range(start.ceil(f"{self.interval_s}s"), end, freq=f"{self.interval_s}s")
+        with Influx(s) as db:
+            for t in times:
+                got = db.flux(f"option now = () => {t.strftime('%Y-%m-%dT%H:%M:%SZ')}\n{flux}")
+                mine = got[got["stream"] == stream] if "stream" in got.columns else got.iloc[0:0]
+                value = float(mine["_value"].iloc[-1]) if len(mine) else float("nan")
+                cond = bool(value > self.threshold)
+                since = (since if since is not None else t) if cond else None
+                state = "normal" if not cond else ("firing" if (t - since).total_seconds() >= self.for_s else "pending")
+                rows.append({"time": t, "value": value, "condition": cond, "state": state})
+        ev = pd.DataFrame(rows, columns=["time", "value", "condition", "state"])
+        rule = AlertRule(self.title, "error_rate", "error_rate", self.threshold, for_s=self.for_s,
+                         interval_s=self.interval_s)  # fmt: skip
+        started = ev.loc[ev["condition"], "time"].min() if ev["condition"].any() else None
+        fired = ev.loc[ev["state"] == "firing", "time"].min() if (ev["state"] == "firing").any() else None
+        return AlertTimeline(rule, ev, started, fired)
+
+
+def _seconds(duration: str) -> int:
+    """Grafana's durations as the provisioning file writes them: 10s, 1m, 2m30s, 1h."""
+    import re
+
+    parts = re.findall(r"(\d+)([hms])", str(duration))
+    if not parts or "".join(n + u for n, u in parts) != str(duration):
+        raise ValueError(f"not a duration Grafana writes: {duration!r}")
+    return sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
