@@ -25,6 +25,8 @@ MARK = "LABKIT_TEST_OWNER"
 NETNS_PREFIX = "lk-"
 BRIDGE = "lkbr0"
 COMPOSE_PROJECT = "clickstream-lab"
+#: set by the cluster tests when they make test hosts: only such a run removes namespaces when it ends
+MADE_NAMESPACES = False
 
 
 @dataclass
@@ -84,9 +86,14 @@ def namespaces() -> list[str]:
 
 
 def _describe(p: psutil.Process) -> str:
+    """pid and the whole command line (a broker's main class comes after a long classpath)."""
     with contextlib.suppress(psutil.Error):
-        return f"{p.pid} {' '.join(p.cmdline())[:120]}"
+        return f"{p.pid} {' '.join(p.cmdline())}"
     return str(p.pid)
+
+
+def _short(line: str, width: int = 160) -> str:
+    return line if len(line) <= width else line[: width // 2] + " … " + line[-width // 2 :]
 
 
 def _kill(procs: list[psutil.Process]) -> list[str]:
@@ -106,7 +113,10 @@ def remove_namespaces(only_unowned_by_live_runs: bool) -> list[str]:
         if ns == BRIDGE:
             continue
         pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-        procs = [psutil.Process(int(x)) for x in pids if x.isdigit() and psutil.pid_exists(int(x))]
+        procs = []
+        for x in pids:
+            with contextlib.suppress(psutil.Error, ValueError):
+                procs.append(psutil.Process(int(x)))
         if only_unowned_by_live_runs and any((o := _owner(p)) is not None and _alive(o) for p in procs):
             continue  # a live run's host
         _kill(procs)
@@ -120,10 +130,13 @@ def remove_namespaces(only_unowned_by_live_runs: bool) -> list[str]:
 
 
 def clean_stale() -> Leftovers:
-    """End what killed runs left: processes whose run is gone, and namespaces no live run uses."""
-    stale = [p for p in marked() if not _alive(_owner(p) or 0)]
+    """End what killed runs left: processes whose run is gone, and then, only when no other test run is alive
+    (a live run may have made a namespace it has not started a process in yet), the test namespaces."""
+    everyone = marked()
+    stale = [p for p in everyone if not _alive(_owner(p) or 0)]
     out = Leftovers(processes=_kill(stale))
-    if os.geteuid() == 0:
+    others_alive = any(_alive(_owner(p) or 0) for p in everyone if p not in stale)
+    if os.geteuid() == 0 and not others_alive:
         out.namespaces = remove_namespaces(only_unowned_by_live_runs=True)
     return out
 
@@ -152,8 +165,9 @@ def docker_leftovers() -> list[str]:
 
 
 def find(docker: bool = False) -> Leftovers:
+    """What finished runs left (a process of a run still going is that run's business, not a leftover)."""
     return Leftovers(
-        processes=[_describe(p) for p in marked()],
+        processes=[_describe(p) for p in marked() if not _alive(_owner(p) or 0)],
         namespaces=namespaces(),
         docker=docker_leftovers() if docker else [],
     )
@@ -166,7 +180,7 @@ def main(argv: list[str]) -> int:
         return 0
     print("[leftovers] the tests left these behind:")
     for line in left.lines():
-        print(f"  {line}")
+        print(f"  {_short(line)}")
     if "--clean" in argv:
         cleaned = clean_stale()
         print(f"[leftovers] removed: {', '.join(cleaned.lines()) or 'nothing (their runs are alive)'}")

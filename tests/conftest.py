@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import uuid
@@ -22,18 +23,23 @@ def pytest_configure(config):
         print(f"[tests] removed what an earlier, interrupted run left: {'; '.join(cleaned.lines())}")
 
     def interrupted(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already ending: a second signal must not cut the teardown
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupted)
+    atexit.register(_end_what_this_run_left)  # also when a signal cut pytest's own unconfigure short
 
 
-def pytest_unconfigure(config):
+def _end_what_this_run_left():
     ended = leftovers.clean_owned(os.getpid())
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and leftovers.MADE_NAMESPACES:  # only a run that made test hosts removes them
         ended.namespaces = leftovers.remove_namespaces(only_unowned_by_live_runs=True)
     if ended:
         print(f"[tests] ended what this run's tests left running: {'; '.join(ended.lines())}")
+
+
+def pytest_unconfigure(config):
+    _end_what_this_run_left()
 
 
 @pytest.fixture(scope="session")

@@ -179,8 +179,21 @@ class DockerStack(Stack):
                       "--scale", f"taskmanager={n}", "taskmanager")  # fmt: skip
 
     def add_taskmanager(self, timeout: float = 180) -> str:
+        import time
+
+        import httpx
+
+        before = httpx.get(f"{self.get_flink_url()}/overview", timeout=5).json().get("taskmanagers", 0)
         n = len(self.taskmanagers()) + 1
         self._scale_taskmanagers(n, timeout)
+        # the container's healthcheck passes once any TaskManager is registered: wait for this one's slots
+        deadline = time.monotonic() + timeout
+        while httpx.get(f"{self.get_flink_url()}/overview", timeout=5).json().get("taskmanagers", 0) <= before:
+            if time.monotonic() > deadline:
+                raise LabkitError(
+                    f"taskmanager-{n} did not register within {timeout:.0f}s.", "see `labkit logs taskmanager`"
+                )
+            time.sleep(1)
         return f"taskmanager-{n}"
 
     def remove_taskmanager(self, name: str | None = None) -> str:

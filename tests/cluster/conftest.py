@@ -291,6 +291,9 @@ class Network:
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)  # takes the veths' ends with it
 
     def create(self) -> None:
+        from labkit import leftovers
+
+        leftovers.MADE_NAMESPACES = True  # this run's end removes them, however it ends
         self.teardown()
         _sh("ip", "link", "add", BRIDGE, "type", "bridge")
         _sh("ip", "addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE)

@@ -77,10 +77,10 @@ def test_what_a_killed_run_left_is_removed_by_the_next_and_said():
     assert leftovers.namespaces()
     # the check at the end of `make test` sees them and fails
     check = subprocess.run([sys.executable, "-m", "labkit.leftovers"], capture_output=True, text=True, cwd=ROOT)
-    assert check.returncode == 1 and "kafka.Kafka" in check.stdout, check.stdout
+    assert check.returncode == 1 and all(str(b) in check.stdout for b in brokers), check.stdout
     # the next run removes them before it starts, and says so
     cleaned = leftovers.clean_stale()
-    assert sorted(int(line.split()[0]) for line in cleaned.processes if "kafka.Kafka" in line) == sorted(brokers)
+    assert {int(line.split()[0]) for line in cleaned.processes} >= set(brokers), cleaned.processes
     assert any(n.startswith("lk-kafka") for n in cleaned.namespaces), cleaned
     assert not any(leftovers._alive(p) for p in brokers)
     assert leftovers.namespaces() == []
