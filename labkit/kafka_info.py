@@ -139,6 +139,24 @@ def dead_letters(n: int = 10, settings: Settings | None = None) -> pd.DataFrame:
     return parsed[["reason", "source_partition", "source_offset", "payload"]]
 
 
+def start_at(consumer, topic: str, since_ms: int | None) -> tuple[list, dict, set]:
+    """Assign every partition of `topic` to `consumer` and seek each to the first record at or after `since_ms`
+    (Kafka time; None: the beginning; a partition with nothing that new: its end). Returns the partitions, their
+    end offsets as of now (a bounded read stops there) and the partitions that have records left to read."""
+    from kafka import TopicPartition
+
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    consumer.assign(parts)
+    end = consumer.end_offsets(parts)
+    if since_ms is not None:
+        found = consumer.offsets_for_times({tp: since_ms for tp in parts})
+        for tp in parts:
+            consumer.seek(tp, found[tp].offset if found.get(tp) else end[tp])
+    else:
+        consumer.seek_to_beginning(*parts)
+    return parts, end, {tp for tp in parts if consumer.position(tp) < end[tp]}
+
+
 def records(
     topic: str | None = None,
     *,
@@ -149,23 +167,13 @@ def records(
     """Records of `topic` (from `since_ms` by Kafka timestamp, else from the start), at most `limit`:
     partition, offset, Kafka timestamp (arrival, in labkit's producer the send time) and the event's own
     `event_timestamp` where the value is a JSON click event (NaN otherwise: malformed or control records)."""
-    from kafka import TopicPartition
 
     settings = settings or get_settings()
     topic = settings.scoped(topic or settings.topic)
     c = _consumer(settings, consumer_timeout_ms=3000, max_poll_records=5000)
     rows = []
     try:
-        parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-        c.assign(parts)
-        end = c.end_offsets(parts)
-        if since_ms is not None:
-            found = c.offsets_for_times({tp: since_ms for tp in parts})
-            for tp in parts:
-                c.seek(tp, found[tp].offset if found.get(tp) else end[tp])
-        else:
-            c.seek_to_beginning(*parts)
-        remaining = {tp for tp in parts if c.position(tp) < end[tp]}
+        parts, end, remaining = start_at(c, topic, since_ms)
         per_part = max(1, limit // max(1, len(parts)))
         taken: dict[int, int] = {}
         while remaining:

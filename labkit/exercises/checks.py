@@ -484,19 +484,31 @@ def _flux_frame(flux: str, settings: Settings) -> pd.DataFrame:
         return db.flux(flux)
 
 
-@checker("error_pivot")
-def check_error_pivot(flux: object, start: str, settings: Settings | None = None) -> Feedback:
-    from labkit import influx
-
+def _grade_flux(flux: object, settings: Settings | None, reference, grade, no_rows_hint: str) -> Feedback:
+    """The common path of the Flux exercises: the attendee's query and the reference each read once from
+    InfluxDB (a service error is the lab's), then `grade(got, reference)`."""
     if _flux_answer(flux) is None:
         return not_yet("your query is empty: write a Flux query as a string", 'from(bucket: "...") |> range(...)')
     s = _settings(settings)
     got = _flux_frame(flux, s)  # type: ignore[arg-type]
     if got.empty:
-        return not_yet("your query returned no rows", "check range(start: ...) and the measurement name error_rate")
+        return not_yet("your query returned no rows", no_rows_hint)
     with talking_to("InfluxDB", s.influx):
-        ref = influx.error_rate(start, settings=s)
-    return _grade_error_pivot(got, ref)
+        ref = reference(s)
+    return grade(got, ref)
+
+
+@checker("error_pivot")
+def check_error_pivot(flux: object, start: str, settings: Settings | None = None) -> Feedback:
+    from labkit import influx
+
+    return _grade_flux(
+        flux,
+        settings,
+        lambda s: influx.error_rate(start, settings=s),
+        _grade_error_pivot,
+        "check range(start: ...) and the measurement name error_rate",
+    )
 
 
 def _grade_error_pivot(got: pd.DataFrame, ref: pd.DataFrame) -> Feedback:
@@ -532,15 +544,13 @@ def _grade_error_pivot(got: pd.DataFrame, ref: pd.DataFrame) -> Feedback:
 def check_top_5xx_urls(flux: object, start: str, settings: Settings | None = None) -> Feedback:
     from labkit import influx
 
-    if _flux_answer(flux) is None:
-        return not_yet("your query is empty: write a Flux query as a string", 'from(bucket: "...") |> range(...)')
-    s = _settings(settings)
-    got = _flux_frame(flux, s)  # type: ignore[arg-type]
-    if got.empty:
-        return not_yet("your query returned no rows", "check the range and the measurement name url_counts")
-    with talking_to("InfluxDB", s.influx):
-        urls = influx.url_counts(start, settings=s)
-    return _grade_top_5xx(got, urls)
+    return _grade_flux(
+        flux,
+        settings,
+        lambda s: influx.url_counts(start, settings=s),
+        _grade_top_5xx,
+        "check the range and the measurement name url_counts",
+    )
 
 
 def _grade_top_5xx(got: pd.DataFrame, urls: pd.DataFrame) -> Feedback:
@@ -923,8 +933,9 @@ def _events(settings: Settings, topic: str, since_ms: int | None, read_timeout_s
     the whole topic): url, http_status, session_id, user_id and event time ms, read with kafka-python and
     judged by the job's rules (above). The same start as the preview (offsets for the time; the end where a
     partition has nothing newer), up to the end offsets of now."""
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
 
+    from labkit import kafka_info
     from labkit.kafka_clients import python_config
     from labkit.timing import WATERMARK_DELAY_MS
 
@@ -937,21 +948,12 @@ def _events(settings: Settings, topic: str, since_ms: int | None, read_timeout_s
             max_poll_records=5000,
         )
         try:
-            parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic) or [])]
-            if not parts:
+            if not c.partitions_for_topic(topic):
                 raise LabUnavailable(
                     f"Kafka at {settings.kafka} has no topic {topic!r}",
                     "Run the produce cell above (it creates the topic), then this cell again.",
                 )
-            c.assign(parts)
-            end = c.end_offsets(parts)
-            if since_ms is not None:
-                found = c.offsets_for_times({tp: since_ms for tp in parts})
-                for tp in parts:
-                    c.seek(tp, found[tp].offset if found.get(tp) else end[tp])
-            else:
-                c.seek_to_beginning(*parts)
-            remaining = {tp for tp in parts if c.position(tp) < end[tp]}
+            _parts, end, remaining = kafka_info.start_at(c, topic, since_ms)
             # Every record up to the end offsets, or none: a reference missing a partition's tail would grade a
             # right answer wrong. An empty poll is not the end (a fetch can take longer); the deadline is.
             deadline = time.monotonic() + read_timeout_s
