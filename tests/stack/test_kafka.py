@@ -106,3 +106,36 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_caught_up_waits_for_the_group_not_for_a_share_of_the_topic(settings, stack):
+    # A plain kafka-python consumer commits all but the last 10 of 5,000 messages. Before, "caught up" meant a
+    # lag of at most 2% of everything the topic held, so this group counted as caught up at once; in CI that
+    # ended notebook 08's recording before the drain it then claimed.
+    import time
+
+    from kafka import OffsetAndMetadata, TopicPartition
+
+    topic = f"t_{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+    for i in range(5000):
+        producer.send(topic, value=b"x%d" % i)
+    producer.flush()
+    producer.close()
+    group = f"g-{topic}"
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, group_id=group, enable_auto_commit=False)
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(4990, None, -1)})
+    consumer.close()
+
+    t0 = time.monotonic()
+    now = kafka_info.caught_up(group, timeout=3, topic=topic, settings=settings)
+    waited = time.monotonic() - t0
+    assert int(now["lag"].sum()) == 10
+    assert waited >= 3, "a group 10 messages behind is not caught up: the wait must run to its timeout"
+    # with a slack of 10 messages it is caught up, and the call says so at once
+    t0 = time.monotonic()
+    assert int(kafka_info.caught_up(group, timeout=30, topic=topic, settings=settings, slack=10)["lag"].sum()) == 10
+    assert time.monotonic() - t0 < 30
