@@ -1195,6 +1195,87 @@ def _grade_idle(v: int, info: dict, partitions: int = 4) -> Feedback:
     )
 
 
+@checker("counterfactual")
+def check_counterfactual(
+    prediction: object, accounts: Any, fresh_job: Any, settings: Any = None, mid_stream: bool | None = None
+) -> Feedback:
+    """Notebook 08's counterfactual: the attendee cancels the pipeline (no savepoint) mid-stream, starts it
+    fresh from the committed offsets with empty state, and predicts, before the run, whether `verify` says
+    EXACT or MISMATCH. Graded as recorded (`predictions.record("counterfactual", ...)` before the run)."""
+    word = _verdict_word(prediction)
+    if word is None:
+        return not_yet(
+            f'{_show_answer(prediction)} is not a prediction: answer "EXACT" or "MISMATCH"',
+            "EXACT: every event counted once in the right window; MISMATCH: some counts differ from the ledger",
+        )
+    if fresh_job is None or not hasattr(fresh_job, "checkpoints"):
+        return not_yet(
+            "the drill has not run yet: cancel `job` (no savepoint), start the pipeline with "
+            "jobs.submit_pipeline(fresh=True), keep the job it returns in `fresh_job`, then run the accounts cell"
+        )
+    if accounts is None or not hasattr(accounts, "verdict"):
+        return not_yet("`accounts4` holds no accounts yet: run the cell that verifies the drill's traffic")
+    if mid_stream is False:
+        return not_yet(
+            "your cancel came after the drill's traffic had ended, so nothing was in flight and this run cannot "
+            "test your prediction",
+            "run the traffic cell again and cancel as soon as it returns, while events still flow",
+        )
+    with talking_to("Flink", fresh_job.flink.url):
+        restored = ((fresh_job.checkpoints().get("latest") or {}).get("restored")) or None
+    return _grade_counterfactual(word, accounts, restored, settings)
+
+
+def _grade_counterfactual(word: str, accounts: Any, restored: dict | None, settings: Any = None) -> Feedback:
+    """`word` (EXACT or MISMATCH, the current answer) against the drill's accounts; `restored` is what Flink
+    says the new job was restored from (None: it started fresh)."""
+    from labkit.exercises.predictions import graded_prediction
+
+    if restored:
+        where = restored.get("external_path") or f"checkpoint {restored.get('id')}"
+        return not_yet(
+            f"your new job did not start fresh: Flink restored it from {where}, so its windows came back with the "
+            f"offsets (the accounts say {accounts.verdict.split(':')[0]}). That is the normal way, and why the lab "
+            "retains checkpoints when a job is cancelled",
+            "for the counterfactual, cancel it again and submit with fresh=True: offsets only, empty state",
+        )
+    actual = accounts.verdict.split(":")[0].strip()
+    if actual not in ("EXACT", "MISMATCH"):
+        return lab_problem(
+            f"the accounts are {actual}, so the run cannot grade a prediction: {accounts.verdict}",
+            "run the accounts cell again once the pipeline runs (`labkit jobs`)",
+        )
+    graded, note = graded_prediction("counterfactual", word, accounts.verdict, settings)
+    if graded not in ("EXACT", "MISMATCH"):
+        return not_yet(
+            f"{note}What was recorded before the run, {_show_answer(graded)}, is not a prediction, so this run "
+            "cannot grade it",
+            'record "EXACT" or "MISMATCH" with predictions.record(\'counterfactual\', ...), then run the drill again',
+        )
+    if graded != actual:
+        return not_yet(
+            f"{note}You predicted {graded}; this run says {accounts.verdict}",
+            "what did the fresh job get back: the offsets the group committed at the last checkpoint, and what else?",
+            "which windows were open at that checkpoint, and where were the events they had counted so far?",
+        )
+    return passed(
+        f"{note}Right: {accounts.verdict}. Now say why in the next question: which part of the snapshot was missing?"
+        if actual == "MISMATCH"
+        else f"{note}Right for this run: {accounts.verdict}. Rare: the cancel fell where no window was open."
+    )
+
+
+def _verdict_word(answer: object) -> str | None:
+    if not isinstance(answer, str):
+        return None
+    w = answer.strip().upper()
+    return w if w in ("EXACT", "MISMATCH") else None
+
+
+def _show_answer(answer: object) -> str:
+    return repr(answer) if not isinstance(answer, str) else f'"{answer}"'
+
+
 @checker("rescaled_readers")
 def check_rescaled_readers(answer: object, job: Any) -> Feedback:
     v, why = _whole(answer, "how many parallel source subtasks read Kafka now?")

@@ -223,6 +223,29 @@ def settle(name: str, result: object, settings: Settings | None = None) -> Predi
     return rec
 
 
+def graded_prediction(name: str, current: object, result: object, settings: Settings | None = None) -> tuple:
+    """(the prediction to grade, a note for the feedback): the one recorded before the run when there is one
+    (the note says so when the current answer differs), else the current one with a note on recording first.
+    A prediction that cannot be read is graded as the current one, with the reason in the note."""
+    try:
+        rec = settle(name, result, settings)
+    except (LabkitError, OSError) as e:
+        return current, f"(Your recorded prediction could not be read: {getattr(e, 'message', e)}.) "
+    if rec is not None and rec.was_recorded:
+        recorded_value = _normal(rec.value)
+        if isinstance(recorded_value, str):
+            recorded_value = recorded_value.strip().upper()
+        if not _same(recorded_value, current):
+            return recorded_value, (
+                f"You recorded {_show(recorded_value)} at {_hms(rec.recorded_at)}, before the run, and now say "
+                f"{_show(current)}: predictions are graded as recorded. "
+            )
+        return recorded_value, ""
+    if rec is not None and rec.later is not None:
+        return current, "(Recorded only after the run's result existed, so this grades your current answer.) "
+    return current, f"(Not recorded before the run: next time use predictions.record({name!r}, ...) first.) "
+
+
 # ---- the watermark experiment of notebook 03 ----------------------------------------------------------------
 KEYS = ("fewest_late", "fastest_results")
 SHARE_KEY = "late_share_5s"  # optional: predictions recorded before it existed have only KEYS

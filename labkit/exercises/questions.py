@@ -239,6 +239,38 @@ QUESTIONS: dict[str, Question] = {
         },
         notebook="08",
     ),
+    # Flink docs: on recovery, sources are reset to the checkpoint's offsets and operators get its state:
+    #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/learn-flink/fault_tolerance/
+    # Kafka connector, "Consumer Offset Committing": the source does not rely on committed offsets for fault
+    # tolerance, they only expose progress for monitoring; a job started without a checkpoint begins at its
+    # startup mode (here the group's committed offsets):
+    #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/connectors/table/kafka/
+    # InfluxDB: a point with the same measurement, tag set and timestamp overwrites the earlier one:
+    #   https://docs.influxdata.com/influxdb/v2/write-data/best-practices/duplicate-points/
+    "counterfactual_why": Question(
+        "In drill 4 the job was cancelled mid-stream and started fresh from the committed offsets. Why did "
+        "the accounts break?",
+        {
+            "a": "Cancelling dropped the messages the job had fetched but not yet processed",
+            "b": "Offsets came back without the state: events counted in windows still open were lost",
+            "c": "The new job wrote every window a second time, and InfluxDB added up both writes",
+        },
+        "b",
+        "The committed offsets are where the last completed checkpoint stood. Windows still open at that "
+        "checkpoint had already counted the events read before it, and those partial counts lived only in the "
+        "old job's state. The fresh job re-read from the offsets with empty windows, so it counted only what came "
+        "after, and wrote those smaller counts over the same points. A checkpoint or savepoint restores offsets "
+        "and state together, which is why the other drills stayed exact.",
+        {
+            "a": "Misconception: 'what a consumer fetched is gone from Kafka'. Reading removes nothing: the topic "
+            "keeps every message for its retention time, and the fresh job read again from the committed offsets. "
+            "What was gone was the state: the partial counts of the windows that were still open.",
+            "c": "Misconception: 'a second write adds to the first'. A point with the same measurement, tags and "
+            "time replaces the earlier one in InfluxDB (notebook 04), so rewrites cannot double count. Here they "
+            "replaced full counts with partial ones: the counts came out low, not high.",
+        },
+        notebook="08",
+    ),
     # "Checkpoints vs. Savepoints": a checkpoint is "created, owned, and released by Flink", in the state
     # backend's native (possibly incremental) format, for recovery from failures; savepoints "are created, owned
     # and deleted solely by the user", in the canonical format by default (native possible since 1.15), for

@@ -72,6 +72,8 @@ GROUP BY window_start, window_end""",
     "dlq_exactly_once": "c",
     "exactly_once_scope": "b",
     "savepoint_vs_checkpoint": "a",
+    "counterfactual_prediction": "MISMATCH",
+    "counterfactual_why": "b",
     "rescaled_readers": 4,
     "idle_readers": 2,  # parallelism 6 over 4 partitions
     # 09
@@ -153,6 +155,27 @@ def operate_rescale(job, stack, parallelism: int = 6, via_shortage: bool = True)
         added = True
         new_job = jobs.submit_pipeline(savepoint=savepoint, parallelism=parallelism)
     return savepoint, parallelism, new_job, added
+
+
+def crash_taskmanager(stack) -> None:
+    """Notebook 08's drill 1, as an attendee types it: SIGKILL the TaskManager's process (`kill -9 <pid>`);
+    in docker mode `docker compose kill taskmanager`, which is what the stack does there."""
+    import os
+    import signal
+
+    if stack.mode == "local":
+        os.kill(stack.pid("taskmanager"), signal.SIGKILL)
+    else:
+        stack.take_down("taskmanager", "kill")
+
+
+def operate_counterfactual(job):
+    """Notebook 08's drill 4, as an attendee types it: cancel the pipeline without a savepoint, then start it
+    fresh (committed offsets, empty state). Returns the new job."""
+    from labkit import jobs
+
+    job.cancel()  # no savepoint: `labkit cancel <id>`, or PATCH /jobs/<id>?mode=cancel
+    return jobs.submit_pipeline(fresh=True)
 
 
 def second_consumer(group: str, settings=None):

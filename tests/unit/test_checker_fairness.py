@@ -30,6 +30,7 @@ from labkit.exercises import (
     check_bot_panel,
     check_broken_url,
     check_checkout_p95_panel,
+    check_counterfactual,
     check_error_pivot,
     check_error_rate_per_url,
     check_error_share,
@@ -130,6 +131,18 @@ def _metric(name: str, settings, sql: str | None = None) -> CustomMetric:
     return CustomMetric(name, sql or str(SOLUTIONS[name]), settings=settings)
 
 
+def _acc(**kw):
+    """Accounts as verify returns them (EXACT unless `kw` changes a number)."""
+    from collections import Counter
+
+    from labkit.verify import Accounting
+
+    base = dict(topic="t", windows=12, open_windows=0, expected=1000, counted=1000, lost=0, duplicated=0,
+                late_expected=5, late_counted=5, dlq_expected=Counter(), dlq_found=Counter(),
+                mismatches=pd.DataFrame())  # fmt: skip
+    return Accounting(**{**base, **kw})
+
+
 _BURST = Ledger("t", scenario={"name": "bot_burst", "target": "u_bot", "start_ms": 1_000_000, "end_ms": 1_060_000})
 
 # every checker that talks to a service, called with the right answer on a lab that is down
@@ -146,6 +159,10 @@ LAB_CALLS = {
     "sessions_per_minute": ("Kafka", lambda s: check_sessions_per_minute(_metric("sessions_per_minute", s))),
     "rescaled_readers": ("Flink", lambda s: check_rescaled_readers(4, Job("0123abcd", "pipeline", Flink(s.flink)))),
     "idle_readers": ("Flink", lambda s: check_idle_readers(2, Job("0123abcd", "pipeline", Flink(s.flink)))),
+    "counterfactual": (
+        "Flink",
+        lambda s: check_counterfactual("MISMATCH", _acc(lost=40), Job("0123abcd", "pipeline", Flink(s.flink)), s),
+    ),
     "bot_metric": ("Kafka", lambda s: check_bot_metric(_metric("bot_metric", s), _BURST)),
     "bot_panel": (
         "InfluxDB",
@@ -294,6 +311,21 @@ def test_a_raised_answer_shows_its_type_message_and_a_fitting_hint():
 # ---- answers of the wrong shape, never reaching a service ------------------------------------------------------
 # (checker name, call on a lab that is down, a word the message must contain)
 SHAPES = [
+    ("counterfactual", lambda s: check_counterfactual("?", _acc(lost=40), None, s), "EXACT"),
+    ("counterfactual", lambda s: check_counterfactual(None, _acc(lost=40), None, s), "prediction"),
+    ("counterfactual", lambda s: check_counterfactual(["MISMATCH"], _acc(lost=40), None, s), "prediction"),
+    ("counterfactual", lambda s: check_counterfactual("too few", _acc(lost=40), None, s), "MISMATCH"),
+    ("counterfactual", lambda s: check_counterfactual(" mismatch ", _acc(lost=40), None, s), "not run yet"),
+    (
+        "counterfactual",
+        lambda s: check_counterfactual("MISMATCH", _acc(), Job("0123abcd", "p", Flink(s.flink)), s, mid_stream=False),
+        "after the drill's traffic had ended",
+    ),
+    (
+        "counterfactual",
+        lambda s: check_counterfactual("MISMATCH", None, Job("0123abcd", "pipeline", Flink(s.flink)), s),
+        "accounts",
+    ),
     ("my_consumer", lambda s: check_my_consumer(None, settings=s), "my_group"),
     ("my_consumer", lambda s: check_my_consumer("   ", settings=s), "my_group"),
     ("my_consumer", lambda s: check_my_consumer(["g"], settings=s), "string"),
@@ -786,3 +818,39 @@ def test_a_blank_first_tumble_is_told_so_without_a_preview():
     blank = CustomMetric("first_tumble", "\n-- per window and status\n", topic="lab03_scratch")
     fb = is_not_yet(check_first_tumble(blank, Ledger("lab03_scratch")))
     assert "empty" in fb.message
+
+
+# ---- the counterfactual of 08: graded as recorded before the run ---------------------------------------------
+def test_counterfactual_is_graded_by_what_was_recorded_before_the_run(down):
+    from labkit.exercises import predictions
+
+    broken = _acc(lost=40, counted=960)
+    # nothing recorded: the current answer is graded, with a note to record first
+    fb = C._grade_counterfactual("MISMATCH", broken, None, down)
+    assert fb.ok and "predictions.record" in fb.message
+    # recorded EXACT before the run, says MISMATCH after seeing it: graded as recorded, and told so
+    predictions.record("counterfactual", "exact ", down)
+    predictions.lock("counterfactual", broken.verdict, down)
+    fb = is_not_yet(C._grade_counterfactual("MISMATCH", broken, None, down))
+    assert "You recorded" in fb.message and "EXACT" in fb.message and "MISMATCH" in fb.message
+    # a job restored from a checkpoint is not the counterfactual, whatever was predicted
+    fb = is_not_yet(C._grade_counterfactual("EXACT", _acc(), {"id": 7, "external_path": "file:/cp/chk-7"}, down))
+    assert "file:/cp/chk-7" in fb.message and "fresh=True" in repr(fb)
+    # accounts that are not complete cannot grade a prediction: the lab's state, not the attendee's
+    fb = C._grade_counterfactual("MISMATCH", _acc(open_windows=3), None, down)
+    assert fb.lab_problem and "INCOMPLETE" in fb.message
+
+
+def test_counterfactual_right_prediction_recorded_in_time_passes(down):
+    from labkit.exercises import predictions
+
+    broken = _acc(lost=40, counted=960)
+    predictions.record("counterfactual", "MISMATCH", down)
+    predictions.lock("counterfactual", broken.verdict, down)
+    fb = C._grade_counterfactual("MISMATCH", broken, None, down)
+    assert fb.ok and "MISMATCH" in fb.message and "recorded" not in fb.message
+    # "?" recorded before the run (the starter), the right answer typed after: the recorded one is graded
+    predictions.record("counterfactual", "?", down)
+    predictions.lock("counterfactual", _acc(lost=41, counted=959).verdict, down)
+    fb = is_not_yet(C._grade_counterfactual("MISMATCH", _acc(lost=41, counted=959), None, down))
+    assert "not a prediction" in fb.message
