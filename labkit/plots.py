@@ -287,3 +287,21 @@ def alert_timeline(timeline, df: pd.DataFrame | None = None, title: str | None =
             x=timeline.fired, y=0.92, yref="paper", text=f"FIRING (+{rule.for_s} s)", showarrow=False, xanchor="left"
         )
     return fig.update_layout(title=title, hovermode="x unified", legend={"orientation": "h", "y": -0.2})
+
+
+def silent_windows(
+    sent: pd.Series, written: pd.DataFrame, title: str = "Events sent per window, and what the job wrote"
+):
+    """Notebook 03's "break it" lab: per 10 s window, the events sent (grey) and the count the job wrote (blue).
+    A window the job never wrote has no blue bar and is labelled so: a gap shows as a gap."""
+    if sent is None or sent.empty:
+        return _empty(title)
+    got = written.set_index("window_end")["clicks"] if written is not None and not written.empty else pd.Series()
+    fig = go.Figure()
+    fig.add_bar(x=sent.index, y=sent.values, name="events sent", marker_color="#7f7f7f")
+    fig.add_bar(x=got.index, y=got.values, name="count the job wrote", marker_color="#1f77b4")
+    for w, n in sent.items():
+        if w not in got.index:
+            fig.add_annotation(x=w, y=n, text="not written", showarrow=False, yshift=10, font={"size": 10})
+    fig.update_layout(title=title, barmode="group", xaxis_title="window end (event time)", yaxis_title="events")
+    return fig

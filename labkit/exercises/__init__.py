@@ -29,6 +29,8 @@ from labkit.exercises.checks import (
     check_pipeline_order,
     check_rescaled_readers,
     check_sessions_per_minute,
+    check_silent_fix,
+    check_silent_partition,
     check_tags_or_fields,
     check_top_5xx_urls,
 )
@@ -52,6 +54,8 @@ __all__ = [
     "check_failing_endpoint",
     "check_first_tumble",
     "check_idle_readers",
+    "check_silent_fix",
+    "check_silent_partition",
     "check_counterfactual",
     "check_latency_regression",
     "check_my_consumer",

@@ -1195,6 +1195,86 @@ def _grade_idle(v: int, info: dict, partitions: int = 4) -> Feedback:
     )
 
 
+# ---- 03, "break it": the silent partition ----------------------------------------------------------------------
+def _is_lab(lab: object) -> bool:
+    return all(hasattr(lab, a) for a in ("watermarks", "run", "source_ddl", "topic"))
+
+
+@checker("silent_partition")
+def check_silent_partition(answer: object, lab: Any) -> Feedback:
+    """Which partition holds the lab job's watermark back? Graded against the per-partition watermarks Flink
+    reports now: the one with no watermark at all (it never sent an event)."""
+    v, why = _whole(answer, "which partition (0 or 1) holds the watermark back?")
+    if why is not None:
+        return not_yet(why)
+    if not _is_lab(lab):
+        return not_yet("`lab` is not the silent-partition lab: run the cells above that create and run it")
+    if lab.job is None:
+        return not_yet("the lab's job has not run yet: run the cell above that calls lab.run()")
+    with talking_to("Flink", lab.job.flink.url):
+        wm = lab.watermarks()
+    parts = [int(p) for p in wm["partition"]]
+    if v not in parts:
+        return not_yet(f"the lab's topic has partitions {', '.join(map(str, parts))}: {v} is not one of them")
+    silent = [int(p) for p in wm.loc[wm["watermark"].isna(), "partition"]]
+    if not silent:
+        return lab_problem(
+            "every partition of the lab's topic has a watermark now, so there is nothing left to diagnose "
+            "(was the job fixed already?)",
+            "run the cells from `lab = SilentPartitionLab()` again, then this one",
+        )
+    if v in silent:
+        return passed(
+            f"Partition {v} has no watermark: it never sent an event, so its split has nothing to derive one from. "
+            "The source emits the minimum over its partitions, and the minimum of 'none yet' and anything is none "
+            "yet: no window can fire"
+        )
+    return not_yet(
+        f"partition {v} has a watermark ({wm.set_index('partition').loc[v, 'watermark']}): it is moving",
+        "the source emits the minimum of its partitions' watermarks: which partition has none to give?",
+    )
+
+
+@checker("silent_fix")
+def check_silent_fix(fixed_ddl: object, lab: Any, windows: pd.DataFrame | None = None) -> Feedback:
+    """The attendee's fix of the lab's source: the job must stop waiting for the silent partition (an idle
+    timeout), and windows must come out."""
+    from labkit.jobs.silent_partition import has_idle_timeout
+
+    if fixed_ddl is None or (isinstance(fixed_ddl, str) and not fixed_ddl.strip()):
+        return not_yet("`fixed_ddl` is empty: start from lab.source_ddl() and change it")
+    if not isinstance(fixed_ddl, str):
+        return not_yet(f"`fixed_ddl` must be the SQL text of the source table, not a {type(fixed_ddl).__name__}")
+    if not re.search(r"CREATE\s+(TEMPORARY\s+)?TABLE\s+clicks\b", fixed_ddl, re.I):
+        return not_yet("`fixed_ddl` must still create the table `clicks`: start from lab.source_ddl()")
+    if not _is_lab(lab):
+        return not_yet("`lab` is not the silent-partition lab: run the cells above that create and run it")
+    if getattr(lab, "ddl", None) != fixed_ddl:
+        return not_yet("the lab's job does not run your DDL yet: run lab.run(fixed_ddl), then this check")
+    got = windows if isinstance(windows, pd.DataFrame) else pd.DataFrame()
+    if not has_idle_timeout(fixed_ddl):
+        if "WATERMARK" not in fixed_ddl.upper():
+            return not_yet(
+                "without a WATERMARK the table has no event time, so an event-time window cannot be computed",
+                "keep the watermark; change how the source treats a partition that sends nothing",
+            )
+        return not_yet(
+            "the job still waits for the silent partition: nothing in your source tells Flink to stop waiting for "
+            "a partition that sends nothing",
+            "the Kafka connector's options include one about idleness (search its docs for 'idle')",
+        )
+    if got.empty:
+        return not_yet(
+            "your source has an idle timeout, but no window has come out yet: a partition counts as idle only after "
+            "that long without data",
+            "run the cell with lab.windows(...) again once the timeout has passed, or choose a timeout of seconds",
+        )
+    return passed(
+        f"{len(got)} windows came out. With an idle timeout, a partition that sends nothing for that long is "
+        "marked idle and left out of the minimum, so the watermark follows the partitions that do send"
+    )
+
+
 @checker("counterfactual")
 def check_counterfactual(
     prediction: object, accounts: Any, fresh_job: Any, settings: Any = None, mid_stream: bool | None = None

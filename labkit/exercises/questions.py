@@ -133,6 +133,35 @@ QUESTIONS: dict[str, Question] = {
         },
         notebook="02",
     ),
+    # "such an operator's current event time is the minimum of its input streams' event times"; with
+    # per-partition watermarks a split that has seen no record contributes none; idleness lets an operator
+    # advance without it (scan.watermark.idle-timeout / table.exec.source.idle-timeout):
+    #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/concepts/time/#watermarks-in-parallel-streams
+    #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/connectors/table/kafka/#source-per-partition-watermarks
+    #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/dev/datastream/event-time/generating_watermarks/#dealing-with-idle-sources
+    "silent_why": Question(
+        "In the break-it lab the job ran, nothing failed, and no window came out. Why?",
+        {
+            "a": "A window is held back until it has seen enough events from every partition",
+            "b": "The job's consumer group waits for a member to take partition 1 before it reads",
+            "c": "Partition 1 sent nothing, has no watermark, and the minimum over partitions never moves",
+        },
+        "c",
+        "Flink's Kafka source derives a watermark per partition and emits the minimum over its partitions, so that "
+        "no partition's events can be late merely because another runs ahead. A partition that has sent nothing has "
+        "no watermark at all, and the minimum of 'none yet' and anything is none yet: no window end is ever passed, "
+        "so none fires. An idle timeout tells the source to leave a partition out of the minimum after that long "
+        "without data; an end marker per partition would move each partition's watermark instead.",
+        {
+            "a": "Misconception: 'a window waits until it is full enough'. What it holds does not matter: a window of "
+            "3 events is emitted as readily as one of 3,000, once event time (the watermark) is past its end. Here "
+            "the watermark itself never moved.",
+            "b": "Misconception: 'Flink waits for the consumer group'. Flink's Kafka source assigns partitions itself "
+            "and never joins the group (notebook 02); it read partition 0 the whole time. Reading was never the "
+            "problem: the time the windows go by was.",
+        },
+        notebook="03",
+    ),
     # WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND (bounded out-of-orderness); "such an operator's
     # current event time is the minimum of its input streams' event times"; idle partitions are left out after
     # scan.watermark.idle-timeout:

@@ -68,6 +68,8 @@ GROUP BY window_start, window_end, url""",
     "sessions_per_minute": """SELECT window_end, COUNT(DISTINCT session_id) AS sessions
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end""",
+    "silent_partition": 1,
+    "silent_why": "c",
     # 08
     "dlq_exactly_once": "c",
     "exactly_once_scope": "b",
@@ -155,6 +157,12 @@ def operate_rescale(job, stack, parallelism: int = 6, via_shortage: bool = True)
         added = True
         new_job = jobs.submit_pipeline(savepoint=savepoint, parallelism=parallelism)
     return savepoint, parallelism, new_job, added
+
+
+def silent_fix(ddl: str) -> str:
+    """Notebook 03's "break it" lab: the lab's source DDL with an idle timeout, so that a partition that sends
+    nothing for 5 s is left out of the watermark's minimum."""
+    return ddl.replace("'format' = 'json',", "'scan.watermark.idle-timeout' = '5 s',\n  'format' = 'json',")
 
 
 def crash_taskmanager(stack) -> None:

@@ -41,12 +41,20 @@ class SilentPartitionLab:
     settings: Settings = field(default_factory=get_settings)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     job: Job | None = None
+    ddl: str | None = None  # the source DDL the lab's job runs
     sent: pd.DataFrame | None = None  # per event: partition, event_ms
 
     def __post_init__(self) -> None:
         from kafka.admin import NewTopic
 
+        from labkit.jobs.control import Flink
         from labkit.kafka_info import _admin
+
+        # an earlier lab left running (a cell run again, a kernel restarted) would hold a task slot for nothing
+        flink, earlier = Flink(self.settings.flink), self.settings.scoped("silent-partition-lab-")
+        for j in flink.jobs():
+            if j["name"].startswith(earlier) and j["state"] in ("RUNNING", "CREATED", "RESTARTING"):
+                flink.cancel(j["jid"])
 
         self.topic = self.settings.scoped(f"silent_{self.run_id}")  # a new name per lab: nothing to clean first
         admin = _admin(self.settings)
@@ -116,6 +124,7 @@ class SilentPartitionLab:
                 "start from lab.source_ddl() and change it",
             )
         self.cancel()
+        self.ddl = ddl
         spec = base_spec(self.settings, f"silent-partition-lab-{self.run_id}", parallelism=1)
         spec["config"].update(config or {})
         count = point_select(
@@ -169,27 +178,25 @@ class SilentPartitionLab:
         return s
 
     def watermarks(self) -> pd.DataFrame:
-        """Each partition's watermark as Flink's Kafka source reports it (metric
-        `<source>.split.<topic>-<partition>.watermark.currentWatermark`, from Flink's REST API), with its
-        idle time: the watermark of a partition that has sent nothing is Long.MIN_VALUE, shown as empty."""
+        """Each partition's watermark as Flink's Kafka source reports it: the metric
+        `<source>.split.<topic>-<partition>.watermark.currentWatermark`, from Flink's REST API. A partition that
+        has sent nothing has no watermark (Flink reports Long.MIN_VALUE): shown as empty (NaT)."""
         if self.job is None:
-            return pd.DataFrame(columns=["partition", "watermark", "idle_ms_per_s"])
+            return pd.DataFrame(columns=["partition", "watermark"])
         flink = self.job.flink
         vertex = next(v["id"] for v in self.job.info()["vertices"] if v["name"].startswith("Source"))
         base = f"/jobs/{self.job.id}/vertices/{vertex}/subtasks/metrics"
         ids = [m["id"] for m in flink._req("GET", base).json()]
-        want = re.compile(r"\.split\.(.+)-(\d+)\.watermark\.(currentWatermark|idleTimeMsPerSecond)$")
+        want = re.compile(r"\.split\.(.+)-(\d+)\.watermark\.currentWatermark$")
         names = [i for i in ids if (m := want.search(i)) and m[1] == self.topic]
         got = flink._req("GET", base, params={"get": ",".join(names), "agg": "max"}).json() if names else []
-        rows: dict[int, dict] = {p: {"partition": p, "watermark": pd.NaT, "idle_ms_per_s": None} for p in range(PARTITIONS)}
+        marks: dict[int, pd.Timestamp] = dict.fromkeys(range(PARTITIONS), pd.NaT)
         for m in got:
-            k = want.search(m["id"])
-            p, what, v = int(k[2]), k[3], float(m["max"])
-            if what == "currentWatermark":
-                rows[p]["watermark"] = pd.NaT if v <= LONG_MIN / 2 else pd.to_datetime(int(v), unit="ms", utc=True)
-            else:
-                rows[p]["idle_ms_per_s"] = v
-        return pd.DataFrame(list(rows.values()))
+            v = float(m["max"])
+            marks[int(want.search(m["id"])[2])] = (
+                pd.NaT if v <= LONG_MIN / 2 else pd.to_datetime(int(v), unit="ms", utc=True)
+            )
+        return pd.DataFrame({"partition": list(marks), "watermark": list(marks.values())})
 
     def close(self) -> None:
         """Cancel the lab's job and delete its topic."""
@@ -228,4 +235,3 @@ def has_idle_timeout(ddl: object, config: dict | None = None) -> bool:
     m = re.search(r"'scan\.watermark\.idle-timeout'\s*=\s*'([^']*)'", text)
     opt = (config or {}).get("table.exec.source.idle-timeout")
     return any(v and not re.fullmatch(r"\s*0+\s*(ms|s)?\s*", v) for v in (m[1] if m else None, opt))
-

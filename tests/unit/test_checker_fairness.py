@@ -42,6 +42,8 @@ from labkit.exercises import (
     check_pipeline_order,
     check_rescaled_readers,
     check_sessions_per_minute,
+    check_silent_fix,
+    check_silent_partition,
     check_tags_or_fields,
     check_top_5xx_urls,
     checker,
@@ -131,6 +133,24 @@ def _metric(name: str, settings, sql: str | None = None) -> CustomMetric:
     return CustomMetric(name, sql or str(SOLUTIONS[name]), settings=settings)
 
 
+def _silent_lab(settings, ddl: str | None = None):
+    """The break-it lab of 03 as the notebook holds it, its job on `settings`' Flink (no topic is made)."""
+    from labkit.jobs.silent_partition import SilentPartitionLab
+
+    lab = SilentPartitionLab.__new__(SilentPartitionLab)
+    lab.settings, lab.run_id, lab.topic, lab.sent = settings, "abc123", "silent_abc123", None
+    lab.job, lab.ddl = Job("0123abcd", "silent-partition-lab", Flink(settings.flink)), ddl
+    return lab
+
+
+_SILENT_DDL = """CREATE TEMPORARY TABLE clicks (
+  url STRING, http_status INT, event_timestamp BIGINT,
+  rowtime AS TO_TIMESTAMP_LTZ(event_timestamp, 3),
+  WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND
+) WITH ('connector' = 'kafka', 'topic' = 'silent_abc123', 'format' = 'json',
+  'json.ignore-parse-errors' = 'true')"""
+
+
 def _acc(**kw):
     """Accounts as verify returns them (EXACT unless `kw` changes a number)."""
     from collections import Counter
@@ -159,6 +179,7 @@ LAB_CALLS = {
     "sessions_per_minute": ("Kafka", lambda s: check_sessions_per_minute(_metric("sessions_per_minute", s))),
     "rescaled_readers": ("Flink", lambda s: check_rescaled_readers(4, Job("0123abcd", "pipeline", Flink(s.flink)))),
     "idle_readers": ("Flink", lambda s: check_idle_readers(2, Job("0123abcd", "pipeline", Flink(s.flink)))),
+    "silent_partition": ("Flink", lambda s: check_silent_partition(1, _silent_lab(s))),
     "counterfactual": (
         "Flink",
         lambda s: check_counterfactual("MISMATCH", _acc(lost=40), Job("0123abcd", "pipeline", Flink(s.flink)), s),
@@ -311,6 +332,10 @@ def test_a_raised_answer_shows_its_type_message_and_a_fitting_hint():
 # ---- answers of the wrong shape, never reaching a service ------------------------------------------------------
 # (checker name, call on a lab that is down, a word the message must contain)
 SHAPES = [
+    ("silent_partition", lambda s: check_silent_partition(None, _silent_lab(s)), "number"),
+    ("silent_partition", lambda s: check_silent_partition(0.5, _silent_lab(s)), "whole number"),
+    ("silent_partition", lambda s: check_silent_partition("one", _silent_lab(s)), "number"),
+    ("silent_partition", lambda s: check_silent_partition(1, None), "silent-partition lab"),
     ("counterfactual", lambda s: check_counterfactual("?", _acc(lost=40), None, s), "EXACT"),
     ("counterfactual", lambda s: check_counterfactual(None, _acc(lost=40), None, s), "prediction"),
     ("counterfactual", lambda s: check_counterfactual(["MISMATCH"], _acc(lost=40), None, s), "prediction"),
@@ -399,7 +424,7 @@ def test_every_checker_of_the_course_is_fed_wrong_shapes():
     assert all(sum(n == name for n, _, _ in SHAPES) >= 3 for name in served)
     assert served == set(LAB_CALLS)
     pure = {"pipeline_order", "error_share", "broken_url", "tags_or_fields", "failing_endpoint"}
-    pure |= {"latency_regression", "bot_alert", "accounts", "partition_split"}
+    pure |= {"latency_regression", "bot_alert", "accounts", "partition_split", "silent_fix"}
     checkers = {
         f.exercise
         for n, f in inspect.getmembers(C, inspect.isfunction)
@@ -854,3 +879,35 @@ def test_counterfactual_right_prediction_recorded_in_time_passes(down):
     predictions.lock("counterfactual", _acc(lost=41, counted=959).verdict, down)
     fb = is_not_yet(C._grade_counterfactual("MISMATCH", _acc(lost=41, counted=959), None, down))
     assert "not a prediction" in fb.message
+
+
+# ---- 03's break-it lab: the fix is graded from the DDL and the windows that came out ----------------------------
+def test_silent_fix_wrong_shapes_and_wrong_fixes_are_not_yet(down):
+    from labkit.exercises.solutions import silent_fix
+
+    good = silent_fix(_SILENT_DDL)
+    assert "'scan.watermark.idle-timeout' = '5 s'" in good
+    windows = pd.DataFrame({"window_end": pd.to_datetime([10_000], unit="ms", utc=True), "clicks": [5], "sent": [5]})
+    for shape, word in [(None, "empty"), ("   ", "empty"), (42, "SQL text"), ("SELECT 1", "clicks")]:
+        fb = is_not_yet(check_silent_fix(shape, _silent_lab(down, good), windows))
+        assert word in fb.message, fb.message
+    # the lab's job runs another DDL than the attendee's
+    assert "lab.run(fixed_ddl)" in is_not_yet(check_silent_fix(good, _silent_lab(down, _SILENT_DDL), windows)).message
+    # no idle timeout: the job still waits
+    fb = is_not_yet(check_silent_fix(_SILENT_DDL, _silent_lab(down, _SILENT_DDL), pd.DataFrame()))
+    assert "still waits" in fb.message and "idle" in repr(fb)
+    # the watermark removed: no event time at all
+    no_wm = _SILENT_DDL.replace("WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND", "")
+    assert "WATERMARK" in is_not_yet(check_silent_fix(no_wm, _silent_lab(down, no_wm), pd.DataFrame())).message
+    # an idle timeout of zero is no idle timeout
+    zero = good.replace("'5 s'", "'0 s'")
+    assert "still waits" in is_not_yet(check_silent_fix(zero, _silent_lab(down, zero), windows)).message
+    # the right fix, but the timeout has not passed yet: said as such
+    assert "only after" in is_not_yet(check_silent_fix(good, _silent_lab(down, good), pd.DataFrame())).message
+    # the job option instead of the table option is also an idle timeout
+    from labkit.jobs.silent_partition import has_idle_timeout
+
+    assert has_idle_timeout(_SILENT_DDL, {"table.exec.source.idle-timeout": "3 s"})
+    assert not has_idle_timeout(_SILENT_DDL, {"table.exec.source.idle-timeout": "0 ms"})
+    # and the right fix with windows out passes
+    assert check_silent_fix(good, _silent_lab(down, good), windows).ok
