@@ -84,12 +84,32 @@ def logs(service: str, lines: Annotated[int, typer.Option("-n", "--lines")] = 50
 
 
 @app.command()
-def doctor(mode: ModeOpt = None) -> None:
-    """Preflight: tools, versions, ports, memory, disk, CPU."""
+def doctor(
+    mode: ModeOpt = None,
+    pipeline: Annotated[
+        bool, typer.Option("--pipeline", help="walk a topic's recent traffic through the running pipeline")
+    ] = False,
+    topic: Annotated[str | None, typer.Option(help="with --pipeline: the topic (default: the lab's)")] = None,
+    minutes: Annotated[int, typer.Option(help="with --pipeline: the time range, as a panel's (minutes)")] = 15,
+) -> None:
+    """Preflight: tools, versions, ports, memory, disk, CPU. With --pipeline, after the stack is up: where did
+    the events stop? (producer, event time, job, reading, watermark, InfluxDB, counted, windows)"""
+    s = settings_mod.get()
+    s = s.model_copy(update={"mode": mode or state["mode"] or s.mode})
+    if pipeline:
+        from labkit.pipeline_doctor import diagnose
+
+        d = diagnose(topic, minutes, s)
+        typer.echo(d)
+        if s.mode == "docker":
+            typer.echo(
+                "Grafana: not walked (it cannot run in the lab's CI): open Connections > Data sources > InfluxDB > "
+                "Test, and check the panel's stream variable names this topic"
+            )
+        raise typer.Exit(0 if d.ok else 1)
     from labkit import doctor as doctor_mod
 
-    s = settings_mod.get()
-    report = doctor_mod.run(s.model_copy(update={"mode": mode or state["mode"] or s.mode}))
+    report = doctor_mod.run(s)
     typer.echo(report)
     raise typer.Exit(0 if report.ok else 1)
 

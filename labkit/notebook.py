@@ -50,6 +50,14 @@ class Links:
         return "\n".join(f"{n:10} {u:32} {d}" for n, u, d in self.items)
 
 
+def doctor(topic: str | None = None, minutes: int = 15, settings=None):
+    """Where did the events stop? The pipeline doctor (`labkit doctor --pipeline`): every link from the
+    producer to the windows in InfluxDB, the first broken one named with what it saw and the fix."""
+    from labkit.pipeline_doctor import diagnose
+
+    return diagnose(topic, minutes, settings)
+
+
 def links(settings=None) -> Links:
     s = settings or get_settings()
     items = [

@@ -1195,6 +1195,41 @@ def _grade_idle(v: int, info: dict, partitions: int = 4) -> Feedback:
     )
 
 
+# ---- 05: the empty panel, walked link by link -----------------------------------------------------------------
+@checker("broken_link")
+def check_broken_link(answer: object, diagnosis: Any) -> Feedback:
+    """Which link of the pipeline is broken for the empty panel? Graded against the pipeline doctor's walk of
+    the same topic (`notebook.doctor(topic)`), which the attendee runs after answering."""
+    from labkit.pipeline_doctor import LINKS
+
+    if not isinstance(answer, str) or not answer.strip():
+        return not_yet(f"name one link: {', '.join(LINKS)}")
+    said = answer.strip().lower()
+    names = {n.lower(): n for n in LINKS}
+    if said not in names:
+        return not_yet(f"{answer!r} is not a link of this pipeline: {', '.join(LINKS)}")
+    if diagnosis is None or not hasattr(diagnosis, "links"):
+        return not_yet("run the doctor's cell first (`d = notebook.doctor(...)`), then this check")
+    broken = diagnosis.broken
+    if broken is None:
+        return lab_problem(
+            f"the doctor found every link holding for {diagnosis.topic}, so this panel is not empty any more",
+            "run the cells of this section again from the top",
+        )
+    if names[said] == broken.name:
+        return passed(f"Right: the events stop at '{broken.name}': {broken.saw}. The fix: {broken.fix}")
+    held = [x.name for x in diagnosis.links if x.ok]
+    if names[said] in held:
+        return not_yet(
+            f"'{names[said]}' holds for this topic",
+            "walk the links in order from the producer: the first one that fails is where the events stop",
+        )
+    return not_yet(
+        f"'{names[said]}' comes after the first broken link, so nothing reaches it to check",
+        "walk the links in order from the producer",
+    )
+
+
 # ---- 03, "break it": the silent partition ----------------------------------------------------------------------
 def _is_lab(lab: object) -> bool:
     return all(hasattr(lab, a) for a in ("watermarks", "run", "source_ddl", "topic"))

@@ -68,6 +68,7 @@ GROUP BY window_start, window_end, url""",
     "sessions_per_minute": """SELECT window_end, COUNT(DISTINCT session_id) AS sessions
 FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
 GROUP BY window_start, window_end""",
+    "broken_link": "job",
     "silent_partition": 1,
     "silent_why": "c",
     # 08

@@ -132,6 +132,11 @@ class Flink:
         raise JobError(f"the savepoint of {job_id} did not complete in {timeout:.0f}s.", "see `labkit logs jobmanager`")
 
 
+def _instant(ms: float) -> pd.Timestamp:
+    """A watermark in epoch ms as a UTC timestamp; Flink's "none yet" (Long.MIN_VALUE) and "done" (MAX) as NaT."""
+    return pd.to_datetime(int(ms), unit="ms", utc=True) if 0 < ms < 2**62 else pd.NaT
+
+
 def _ratio(v) -> float:
     """A back-pressure ratio from the REST API: a number, or "NaN"/absent while a subtask is not sampled yet."""
     try:
@@ -266,6 +271,32 @@ class Job:
                 }
             )
         return pd.DataFrame(rows)
+
+    def partition_watermarks(self, topic: str, partitions: int | None = None) -> pd.DataFrame:
+        """Each Kafka partition's watermark as the job's source reports it: the connector's per-split metric
+        `<source>.split.<topic>-<partition>.watermark.currentWatermark`, from the REST API. A partition that has
+        sent nothing since the job started has none (Flink reports Long.MIN_VALUE): NaT here."""
+        vertex = next((v["id"] for v in self.info().get("vertices", []) if v["name"].startswith("Source")), None)
+        marks: dict[int, pd.Timestamp] = dict.fromkeys(range(partitions or 0), pd.NaT)
+        if vertex is not None:
+            base = f"/jobs/{self.id}/vertices/{vertex}/subtasks/metrics"
+            want = re.compile(r"\.split\.(.+)-(\d+)\.watermark\.currentWatermark$")
+            ids = [m["id"] for m in self.flink._req("GET", base).json()]
+            names = [i for i in ids if (m := want.search(i)) and m[1] == topic]
+            got = self.flink._req("GET", base, params={"get": ",".join(names), "agg": "max"}).json() if names else []
+            for m in got:
+                v = float(m["max"])
+                marks[int(want.search(m["id"])[2])] = _instant(v)
+        return pd.DataFrame({"partition": list(marks), "watermark": list(marks.values())}).sort_values("partition")
+
+    def window_watermark(self) -> pd.Timestamp:
+        """The event time the job's windows have reached: the smallest watermark of the window operators'
+        subtasks (NaT while any of them has none)."""
+        wm = self.watermarks()
+        w = wm[wm["vertex"].str.contains("Window", case=False)]
+        if w.empty or w["watermark"].isna().any():
+            return pd.NaT
+        return w["watermark"].min()
 
     def restarts(self) -> int:
         """How many times the job restarted (Flink's numRestarts metric)."""

@@ -31,7 +31,6 @@ from labkit.timing import WATERMARK_DELAY_S, WINDOW_S
 
 MEASUREMENT = "silent_partition_lab"
 PARTITIONS = 2
-LONG_MIN = -(2**63)  # what Flink reports as the watermark of a split that has none yet
 
 
 @dataclass
@@ -178,25 +177,12 @@ class SilentPartitionLab:
         return s
 
     def watermarks(self) -> pd.DataFrame:
-        """Each partition's watermark as Flink's Kafka source reports it: the metric
-        `<source>.split.<topic>-<partition>.watermark.currentWatermark`, from Flink's REST API. A partition that
-        has sent nothing has no watermark (Flink reports Long.MIN_VALUE): shown as empty (NaT)."""
+        """Each partition's watermark as Flink's Kafka source reports it (`Job.partition_watermarks`: the metric
+        `<source>.split.<topic>-<partition>.watermark.currentWatermark` from the REST API). A partition that has
+        sent nothing has no watermark: shown as empty (NaT)."""
         if self.job is None:
             return pd.DataFrame(columns=["partition", "watermark"])
-        flink = self.job.flink
-        vertex = next(v["id"] for v in self.job.info()["vertices"] if v["name"].startswith("Source"))
-        base = f"/jobs/{self.job.id}/vertices/{vertex}/subtasks/metrics"
-        ids = [m["id"] for m in flink._req("GET", base).json()]
-        want = re.compile(r"\.split\.(.+)-(\d+)\.watermark\.currentWatermark$")
-        names = [i for i in ids if (m := want.search(i)) and m[1] == self.topic]
-        got = flink._req("GET", base, params={"get": ",".join(names), "agg": "max"}).json() if names else []
-        marks: dict[int, pd.Timestamp] = dict.fromkeys(range(PARTITIONS), pd.NaT)
-        for m in got:
-            v = float(m["max"])
-            marks[int(want.search(m["id"])[2])] = (
-                pd.NaT if v <= LONG_MIN / 2 else pd.to_datetime(int(v), unit="ms", utc=True)
-            )
-        return pd.DataFrame({"partition": list(marks), "watermark": list(marks.values())})
+        return self.job.partition_watermarks(self.topic, PARTITIONS).reset_index(drop=True)
 
     def close(self) -> None:
         """Cancel the lab's job and delete its topic."""

@@ -28,6 +28,7 @@ from labkit.exercises import (
     check_bot_alert,
     check_bot_metric,
     check_bot_panel,
+    check_broken_link,
     check_broken_url,
     check_checkout_p95_panel,
     check_counterfactual,
@@ -424,7 +425,7 @@ def test_every_checker_of_the_course_is_fed_wrong_shapes():
     assert all(sum(n == name for n, _, _ in SHAPES) >= 3 for name in served)
     assert served == set(LAB_CALLS)
     pure = {"pipeline_order", "error_share", "broken_url", "tags_or_fields", "failing_endpoint"}
-    pure |= {"latency_regression", "bot_alert", "accounts", "partition_split", "silent_fix"}
+    pure |= {"latency_regression", "bot_alert", "accounts", "partition_split", "silent_fix", "broken_link"}
     checkers = {
         f.exercise
         for n, f in inspect.getmembers(C, inspect.isfunction)
@@ -911,3 +912,23 @@ def test_silent_fix_wrong_shapes_and_wrong_fixes_are_not_yet(down):
     assert not has_idle_timeout(_SILENT_DDL, {"table.exec.source.idle-timeout": "0 ms"})
     # and the right fix with windows out passes
     assert check_silent_fix(good, _silent_lab(down, good), windows).ok
+
+
+# ---- 05's empty panel: graded against the doctor's walk --------------------------------------------------------
+def test_broken_link_wrong_answers_of_every_shape():
+    from labkit.pipeline_doctor import LINKS, Diagnosis, Link
+
+    d = Diagnosis("lab05_orders", 15)
+    d.links = [Link("producer", True, "2,000 records"), Link("event time", True, "near the wall clock"),
+               Link("job", False, "no job reads lab05_orders", "submit it")]  # fmt: skip
+    d.links += [Link(n, None, "not checked") for n in LINKS[3:]]
+    for shape, word in [(None, "name one link"), ("  ", "name one link"), (3, "name one link"),
+                        ("the kafka", "not a link"), ("producer", "holds"), ("Event Time", "holds"),
+                        ("windows", "after the first broken link")]:  # fmt: skip
+        fb = is_not_yet(check_broken_link(shape, d))
+        assert word in fb.message, (shape, fb.message)
+    assert "run the doctor" in is_not_yet(check_broken_link("job", None)).message
+    fb = check_broken_link(" JOB ", d)
+    assert fb.ok and "submit it" in fb.message
+    healthy = Diagnosis("t", 15, [Link(n, True, "fine") for n in LINKS])
+    assert check_broken_link("job", healthy).lab_problem
