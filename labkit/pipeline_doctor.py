@@ -236,8 +236,15 @@ class _Context:
 
     # 5
     def watermark(self) -> str:
-        marks = self.job.partition_watermarks(self.topic)
-        window = self.job.window_watermark()
+        # Flink's REST API serves metrics from a store it refreshes every 10 s (metrics.fetcher.update-interval):
+        # a job that just started shows no watermark yet, so "none" counts only once a refresh has passed
+        deadline = time.monotonic() + 12
+        while True:
+            marks = self.job.partition_watermarks(self.topic)
+            window = self.job.window_watermark()
+            if not pd.isna(window) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         silent = [int(p) for p in marks.loc[marks["watermark"].isna(), "partition"]]
         if pd.isna(window):
             who = f"partition(s) {', '.join(map(str, silent))} have none" if silent else "no partition reports one"
