@@ -20,6 +20,7 @@ MEASUREMENTS = {
     "valid_events": "valid events read by the job, by the window their event time falls in (updating)",
     "late_events": "derived: valid events read but in no window's count (arrived after it fired), by window",
     "dlq_events": "dead-lettered messages by reason (tag reason), by Kafka-time window",
+    "sink_rejections": "points InfluxDB refused (type conflict, retention): per measurement, stamped when refused",
 }
 
 

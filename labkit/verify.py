@@ -44,6 +44,9 @@ class Accounting:
     value_mismatches: dict | None = None
     value_diffs: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # the first differing values
     dlq_checked: bool = True  # False: check_dlq=False, the dead letters were not read (never assumed)
+    # points of the run's windows that InfluxDB refused (field type conflict, beyond retention), and why
+    refused: int = 0
+    refused_why: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -72,6 +75,7 @@ class Accounting:
             and self.dlq_expected == self.dlq_found
             and not any(self.missing_windows.values())
             and not any((self.value_mismatches or {}).values())
+            and self.refused == 0
         )
 
     @property
@@ -105,6 +109,10 @@ class Accounting:
         for m, n in (self.value_mismatches or {}).items():
             if n:
                 parts.append(f"{m}: {n} value(s) differ from the ledger")
+        if self.refused:
+            parts.append(
+                f"InfluxDB refused {self.refused} point(s) of the run's windows: {'; '.join(self.refused_why)}"
+            )
         return "MISMATCH: " + ", ".join(parts) + "".join(f" ({w})" for w in self._incomplete_reasons())
 
     def as_dict(self) -> dict:
@@ -172,6 +180,25 @@ def counted_per_window(ledger: Ledger, open_windows: set[int], settings: Setting
     counted = df.set_index(["window_end", "status_code"])["count"].rename("counted")
     in_closed = ~counted.index.get_level_values(0).isin(open_windows)
     return counted, read_n - int(counted[in_closed].sum())
+
+
+def refused_points(ledger: Ledger, settings: Settings) -> tuple[int, list[str]]:
+    """Points of the ledger's windows that InfluxDB refused (the sink records each refusal in `sink_rejections`
+    instead of failing the job), and InfluxDB's reasons."""
+    from labkit.influx import Influx
+
+    windows = [w for w, _ in ledger.on_time] + list(ledger.late)
+    if not windows:
+        return 0, []
+    lo, hi = min(windows) - ledger.window_ms, max(windows)
+    with Influx(settings) as db:
+        rec = db.query("sink_rejections", start="-30d", stream=ledger.topic)
+    if rec.empty:
+        return 0, []
+    checked = {"http_counts", "valid_events", "dlq_events", *WINDOW_MEASUREMENTS}  # a custom metric's are its own
+    mine = rec[(rec["last_ms"] >= lo) & (rec["first_ms"] <= hi) & rec["measurement"].isin(checked)]
+    why = sorted({f"{m}: {msg}" for m, msg in zip(mine["measurement"], mine["message"], strict=False)})
+    return int(mine["points"].sum()), why[:3]
 
 
 WINDOW_MEASUREMENTS = ("error_rate", "active_users", "url_counts", "latency")
@@ -359,6 +386,7 @@ def verify(
         if done or last_try:
             break
         time.sleep(poll_s)
+    refused, refused_why = refused_points(ledger, settings)
     mism = j[j["diff"] != 0].reset_index()
     if not mism.empty:
         mism["window_end"] = pd.to_datetime(mism["window_end"], unit="ms", utc=True)
@@ -379,4 +407,6 @@ def verify(
         value_mismatches=values if ledger.detail is not None else None,
         value_diffs=value_diffs if value_diffs is not None else pd.DataFrame(),
         dlq_checked=check_dlq,
+        refused=refused,
+        refused_why=refused_why,
     )

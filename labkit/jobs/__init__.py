@@ -188,7 +188,31 @@ def pipeline_status(settings: Settings | None = None, name: str = PIPELINE) -> s
     latest = (job.checkpoints().get("latest", {}) or {}).get("completed") or {}
     when = pd.to_datetime(latest.get("latest_ack_timestamp", 0), unit="ms", utc=True) if latest else None
     cp = f"last checkpoint #{latest.get('id')} at {when:%H:%M:%S}" if latest else "no completed checkpoint yet"
-    return f"pipeline {name}: {job.state} (job {job.id}); {cp}; restarts {job.restarts()}"
+    line = f"pipeline {name}: {job.state} (job {job.id}); {cp}; restarts {job.restarts()}"
+    return line + refusals(settings)
+
+
+def refusals(settings: Settings, start: str = "-1h") -> str:
+    """A line on the points InfluxDB refused in the last hour (the sink records them and goes on), or ""."""
+    from labkit.errors import ServiceError
+    from labkit.influx import Influx
+
+    try:
+        with Influx(settings) as db:
+            rec = db.flux(
+                f'from(bucket: "{settings.influx_bucket}") |> range(start: {start}) '
+                '|> filter(fn: (r) => r._measurement == "sink_rejections" and r._field == "points") '
+                '|> group(columns: ["measurement"]) |> sum()'
+            )
+    except ServiceError:
+        return ""
+    if rec.empty:
+        return ""
+    parts = ", ".join(f"{int(n):,} of {m}" for m, n in zip(rec["measurement"], rec["_value"], strict=False))
+    return (
+        f"\nInfluxDB refused points in the last hour ({parts}): "
+        f"`labkit query sink_rejections --start {start} --topic TOPIC` shows why"
+    )
 
 
 def list_jobs(settings: Settings | None = None) -> pd.DataFrame:

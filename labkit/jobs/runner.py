@@ -66,8 +66,8 @@ class InfluxWrite(ScalarFunction):
     def _write(self, points: list) -> None:
         """Write with retries for as long as InfluxDB is away (tenacity: exponential back-off up to 5 s, no
         limit): the blocked sink is back pressure, and the job's checkpoints tolerate the wait. A batch that
-        is too large (413) is split in halves; a rejected write (bad request, token, bucket) fails the job
-        with InfluxDB's message. Rewrites after a retry overwrite the same points, so they cannot double count."""
+        is too large (413) is split in halves; points refused for what they hold (400, 422) are recorded and
+        skipped (`_refused`); a rejected request (token, bucket) fails the job with InfluxDB's message. Rewrites after a retry overwrite the same points, so they cannot double count."""
         from influxdb_client import WritePrecision
         from tenacity import Retrying, retry_if_exception, stop_never, wait_exponential
 
@@ -83,17 +83,70 @@ class InfluxWrite(ScalarFunction):
                         self._write(points[: len(points) // 2])
                         self._write(points[len(points) // 2 :])
                         return
+                    if status in REFUSED_POINTS:
+                        self._refused(points, status, e)
+                        return
                     if status in REJECTED:
                         raise RuntimeError(f"InfluxDB rejected the write (HTTP {status}): {e}") from None
                     raise
 
+    def _refused(self, points: list, status: int, error: Exception) -> None:
+        """InfluxDB refused points of a batch for what they hold (a field of another type than the stored one,
+        a time beyond the bucket's retention), and wrote the rest: retrying would be refused again, and failing
+        the job would restart it into the same refusal forever. So the job goes on, and the refusal is recorded
+        as a point of its own (`sink_rejections`, per measurement and stream, stamped now, with the refused
+        points' time span and InfluxDB's message), which `verify` and `labkit status` report."""
+        import time as _time
 
-REJECTED = (400, 401, 403, 404, 413, 422)  # the request itself is wrong: retrying cannot help
+        from influxdb_client import Point, WritePrecision
+
+        body = getattr(error, "body", None) or str(error)
+        try:
+            message = json.loads(body).get("message", body)
+        except (ValueError, TypeError, AttributeError):
+            message = str(body)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for p in points:
+            key = (getattr(p, "_name", "?"), str(getattr(p, "_tags", {}).get("stream", "")))
+            groups.setdefault(key, []).append(int(getattr(p, "_time", 0) or 0))
+        now = int(_time.time() * 1000)
+        records = [
+            Point("sink_rejections")
+            .tag("measurement", m)
+            .tag("stream", stream)
+            .tag("status", str(status))
+            .field("points", len(times))
+            .field("first_ms", min(times))
+            .field("last_ms", max(times))
+            .field("message", message[:500])
+            .time(now, WritePrecision.MS)
+            for (m, stream), times in groups.items()
+        ]
+        try:
+            self.write_api.write(bucket=self.bucket, record=records, write_precision=WritePrecision.MS)
+        except Exception as e:
+            _log(f"labkit sink: could not record a refusal (HTTP {status}: {message}): {e}")
+
+
+def _log(text: str) -> None:
+    """A line for the worker's log. Never raises: the Python worker's stderr can be closed, and an error here
+    would count as a transient write failure and retry the refused batch forever (it did)."""
+    import contextlib
+    import sys
+
+    with contextlib.suppress(Exception):
+        print(text, file=sys.stderr, flush=True)
+
+
+# InfluxDB refused points for their content (422: field type conflict, beyond retention; 400: a point it cannot
+# parse) and wrote the others: recorded and skipped, never retried or raised
+REFUSED_POINTS = (400, 422)
+REJECTED = (401, 403, 404, 413)  # the request itself is wrong (token, bucket): retrying cannot help
 
 
 def _transient(e: BaseException) -> bool:
     """InfluxDB down, restarting or overloaded (connection errors, 5xx, 429): wait and try again."""
-    return not isinstance(e, RuntimeError) and getattr(e, "status", None) not in REJECTED
+    return not isinstance(e, RuntimeError) and getattr(e, "status", None) not in REJECTED + REFUSED_POINTS
 
 
 def custom_metric_insert(t_env, measurement: str, stream: str, sql: str) -> str:

@@ -39,3 +39,10 @@ def test_the_dead_letters_are_never_assumed():
 def test_numbers_that_differ_are_a_mismatch_and_say_what_was_left_open():
     acc = _acc(lost=3, open_windows=1)
     assert acc.verdict.startswith("MISMATCH") and "3 lost" in acc.verdict and "still open" in acc.verdict
+
+
+def test_points_influxdb_refused_make_a_mismatch_that_says_why():
+    acc = _acc(refused=3, refused_why=["http_counts: partial write: field type conflict"])
+    assert not acc.exact and acc.verdict.startswith("MISMATCH")
+    assert "refused 3 point(s)" in acc.verdict and "field type conflict" in acc.verdict
+    assert _acc(refused=0).exact
