@@ -30,6 +30,7 @@ import pytest
 from labkit.stack.kafka import LOG4J2, new_cluster_id
 from labkit.stack.provision import kafka as kafka_dist
 from labkit.stack.provision.tools import require_java
+from tests.requirements import need
 
 USER, PASSWORD = "attendee-01", "s3cret-" + uuid.uuid4().hex[:8]
 SUBNET, BRIDGE = "10.231.0", "lkbr0"
@@ -316,8 +317,7 @@ class Network:
 
 @pytest.fixture(scope="session")
 def network() -> Iterator[Network]:
-    if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("network namespaces need root and iproute2")
+    need(os.geteuid() == 0 and shutil.which("ip") is not None, "network namespaces need root and iproute2")
     net = Network()
     net.create()
     try:

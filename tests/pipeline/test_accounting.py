@@ -15,6 +15,7 @@ from labkit.influx import Influx
 from labkit.ledger import Ledger
 from labkit.produce import produce
 from labkit.verify import verify
+from tests.requirements import need
 
 pytestmark = pytest.mark.stack
 
@@ -97,8 +98,8 @@ def test_back_to_back_runs_on_one_topic_keep_their_own_accounts(settings, pipeli
         assert acc.late_counted == summary.by_kind["late"]
 
 
-@pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat not installed (make system installs it)")
 def test_events_from_kcat_are_processed_the_same(settings, pipeline):
+    need(shutil.which("kcat") is not None, "kcat is not installed (make system installs it)")
     topic, _ = pipeline
     n = 5000
     now = int(time.time() * 1000)

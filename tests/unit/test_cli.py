@@ -57,3 +57,17 @@ def test_the_global_mode_option_reaches_every_command_through_the_settings(monke
     finally:
         monkeypatch.setenv("LABKIT_MODE", "local")
         settings_mod.get.cache_clear()
+
+
+def test_a_missing_need_skips_on_a_laptop_and_fails_in_ci(monkeypatch):
+    import pytest
+
+    from tests.requirements import need
+
+    need(True, "nothing is missing")  # no effect
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        need(False, "kcat is not installed")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run this suite, but kcat is not installed"):
+        need(False, "kcat is not installed")
