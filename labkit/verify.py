@@ -44,6 +44,8 @@ class Accounting:
     value_mismatches: dict | None = None
     value_diffs: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)  # the first differing values
     dlq_checked: bool = True  # False: check_dlq=False, the dead letters were not read (never assumed)
+    # closed windows whose late events (read − counted) differ from the ledger's late events for that window
+    late_windows_off: int = 0
     # points of the run's windows that InfluxDB refused (field type conflict, beyond retention), and why
     refused: int = 0
     refused_why: list[str] = field(default_factory=list)
@@ -72,6 +74,7 @@ class Accounting:
             self.lost == 0
             and self.duplicated == 0
             and self.late_expected == self.late_counted
+            and self.late_windows_off == 0
             and self.dlq_expected == self.dlq_found
             and not any(self.missing_windows.values())
             and not any((self.value_mismatches or {}).values())
@@ -101,6 +104,8 @@ class Accounting:
             parts.append(f"{self.duplicated} double counted")
         if self.late_expected != self.late_counted:
             parts.append(f"late {self.late_counted} counted vs {self.late_expected} sent")
+        if self.late_windows_off:
+            parts.append(f"late events differ from the ledger in {self.late_windows_off} window(s)")
         for m, n in self.missing_windows.items():
             if n:
                 parts.append(f"{m} missing {n} window(s)")
@@ -156,11 +161,12 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def counted_per_window(ledger: Ledger, open_windows: set[int], settings: Settings) -> tuple[pd.Series, int]:
-    """(counts per (window_end, status) in InfluxDB, late events counted) for the ledger's time span.
+def counted_per_window(ledger: Ledger, open_windows: set[int], settings: Settings) -> tuple[pd.Series, int, pd.Series]:
+    """(counts per (window_end, status) in InfluxDB, late events counted, late events per closed window) for the
+    ledger's time span.
 
-    Late is what the job read but no window counted: valid events read minus events in windows,
-    over the windows that have closed (an open window's events are read but not yet counted)."""
+    Late is what the job read but no window counted: valid events read minus events in windows, over the
+    windows that have closed (an open window's events are read but not yet counted)."""
     from labkit.influx import Influx
 
     windows = [w for w, _ in ledger.on_time] + list(ledger.late)
@@ -169,17 +175,28 @@ def counted_per_window(ledger: Ledger, open_windows: set[int], settings: Setting
     with Influx(settings) as db:
         df = db.query("http_counts", start=start, stop=stop, stream=ledger.topic)
         read = db.query("valid_events", start=start, stop=stop, stream=ledger.topic)
-    read_n = 0
+    read_w = pd.Series(dtype="int64")
     if not read.empty:
         ends = read["time"].astype("int64") // 10**6
-        read_n = int(read.loc[~ends.isin(open_windows), "count"].sum())
+        read_w = read.assign(w=ends)[~ends.isin(open_windows)].groupby("w")["count"].sum().astype("int64")
+    read_n = int(read_w.sum())
     if df.empty:
         idx = pd.MultiIndex.from_arrays([[], []], names=["window_end", "status_code"])
-        return pd.Series([], index=idx, dtype="int64", name="counted"), read_n
+        return pd.Series([], index=idx, dtype="int64", name="counted"), read_n, read_w
     df = df.assign(window_end=df["time"].astype("int64") // 10**6, status_code=df["status_code"].astype(int))
     counted = df.set_index(["window_end", "status_code"])["count"].rename("counted")
     in_closed = ~counted.index.get_level_values(0).isin(open_windows)
-    return counted, read_n - int(counted[in_closed].sum())
+    per_window = counted[in_closed].groupby(level=0).sum()
+    late_w = read_w.sub(per_window, fill_value=0).astype("int64")
+    return counted, read_n - int(counted[in_closed].sum()), late_w
+
+
+def _late_windows_off(ledger: Ledger, open_windows: set[int], late_w: pd.Series) -> int:
+    """How many closed windows' late events (read − counted, per window) differ from the ledger's: the totals can
+    agree while one window's late events are counted in another's."""
+    want = pd.Series({w: n for w, n in ledger.late.items() if w not in open_windows and n}, dtype="int64")
+    both = want.to_frame("want").join(late_w.rename("got"), how="outer").fillna(0)
+    return int((both["want"] != both["got"]).sum())
 
 
 def refused_points(ledger: Ledger, settings: Settings) -> tuple[int, list[str]]:
@@ -368,12 +385,13 @@ def verify(
     deadline = time.monotonic() + wait_s
     while True:
         last_try = time.monotonic() >= deadline
-        counted, late_n = counted_per_window(ledger, open_windows, settings)
+        counted, late_n, late_w = counted_per_window(ledger, open_windows, settings)
         # every window but the open ones: a count in a window the ledger has only late events for is an error too
         counted_final = counted[~counted.index.get_level_values(0).isin(open_windows)] if len(counted) else counted
         j = expected_closed.to_frame().join(counted_final, how="outer").fillna(0).astype("int64")
         j["diff"] = j["counted"] - j["expected"]
-        done = bool((j["diff"] == 0).all()) and late_n == late_expected
+        late_off = _late_windows_off(ledger, open_windows, late_w)
+        done = bool((j["diff"] == 0).all()) and late_n == late_expected and not late_off
         # the costlier checks (a scan of the whole DLQ topic, four queries) only once the counts agree
         dlq_found = dlq_expected
         if check_dlq and (done or last_try):
@@ -400,6 +418,7 @@ def verify(
         duplicated=int(j["diff"].clip(lower=0).sum()),
         late_expected=late_expected,
         late_counted=late_n,
+        late_windows_off=late_off,
         dlq_expected=dlq_expected,
         dlq_found=dlq_found,
         mismatches=mism,

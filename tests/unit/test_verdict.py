@@ -46,3 +46,19 @@ def test_points_influxdb_refused_make_a_mismatch_that_says_why():
     assert not acc.exact and acc.verdict.startswith("MISMATCH")
     assert "refused 3 point(s)" in acc.verdict and "field type conflict" in acc.verdict
     assert _acc(refused=0).exact
+
+
+def test_late_events_are_compared_window_by_window_not_only_in_total():
+    from labkit.ledger import Ledger
+    from labkit.verify import _late_windows_off
+
+    led = Ledger("t")
+    led.late.update({10_000: 3, 20_000: 1})
+    same = pd.Series({10_000: 3, 20_000: 1, 30_000: 0})
+    assert _late_windows_off(led, set(), same) == 0
+    swapped = pd.Series({10_000: 1, 20_000: 3})  # the same total, in the wrong windows
+    assert _late_windows_off(led, set(), swapped) == 2
+    assert _late_windows_off(led, {20_000}, pd.Series({10_000: 3})) == 0  # an open window is not checked yet
+    assert _late_windows_off(led, set(), pd.Series({10_000: 3, 20_000: 1, 40_000: 2})) == 1  # late nobody sent
+    acc = _acc(late_windows_off=2)
+    assert not acc.exact and "late events differ from the ledger in 2 window(s)" in acc.verdict
