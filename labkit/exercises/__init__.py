@@ -37,8 +37,10 @@ from labkit.exercises.checks import (
 )
 from labkit.exercises.feedback import Feedback, checker
 from labkit.exercises.predictions import check_watermark_prediction
+from labkit.exercises.solutions import solve
 
 __all__ = [
+    "solve",
     "QUESTIONS",
     "Feedback",
     "ask",

@@ -373,6 +373,15 @@ def feedback_for(e: BaseException) -> Feedback:
     return lab_problem(f"{_guess_service(e)} {cause}. {_todo(e)}")
 
 
+#: exercises whose not-yet feedback offers `solve(name)` (filled by labkit.exercises.solutions, which imports this
+#: module, never the other way round); predictions are not in it: their answer is worth something only before a run
+WITH_SOLUTION: set[str] = set()
+
+
+def _has_solution(exercise: str) -> bool:
+    return exercise in WITH_SOLUTION
+
+
 def checker(exercise: str) -> Callable:
     """Decorate a checker: its result carries the exercise name, and any exception becomes feedback: the lab's
     (a service did not answer: `lab_problem`, with what to do) or the answer's ("not yet", with the real reason)."""
@@ -385,6 +394,11 @@ def checker(exercise: str) -> Callable:
             except Exception as e:  # a wrong answer of an unexpected shape, or the lab: feedback, never a traceback
                 fb = feedback_for(e)
             fb.exercise = exercise
+            if not fb.ok and not fb.lab_problem and _has_solution(exercise):
+                fb.hints.append(
+                    f'stuck? `solve("{exercise}")` (from labkit.exercises import solve) shows the answer and '
+                    "returns it, to assign"
+                )
             return fb
 
         run.exercise = exercise

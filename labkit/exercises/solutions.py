@@ -200,6 +200,23 @@ def second_consumer(group: str, settings=None):
     )
 
 
+def solve(name: str) -> object:
+    """The way out when stuck: show the solution of exercise `name`, with why it is right, and return it, so that
+    assigning it (`answer = solve("alert_condition")`) puts the notebook's state right for the cells after it.
+    Questions show the explanation an instructor would give; the rest, the answer itself."""
+    from labkit.exercises.questions import QUESTIONS
+
+    key = name if name in SOLUTIONS else None
+    if key is None:
+        print(f"no solution called {name!r}; exercises: {', '.join(sorted(SOLUTIONS))}")
+        return None
+    value = SOLUTIONS[key]
+    print(f"the solution of {name}:\n{value}")
+    if name in QUESTIONS:
+        print(f"\nwhy: {QUESTIONS[name].why}")
+    return value
+
+
 def show(name: str) -> object:
     """Print (and return) the solution of exercise `name`."""
     if name not in SOLUTIONS:
@@ -214,3 +231,16 @@ def reference(name: str, settings=None, topic=None):
     from labkit.jobs.custom import CustomMetric
 
     return CustomMetric(f"ref_{name}", str(SOLUTIONS[name]), topic=topic, settings=settings)
+
+
+# A prediction's answer is worth something only before the run: the checkers of predictions do not offer solve().
+PREDICTIONS = {"watermark_prediction", "partition_split", "counterfactual_prediction"}
+
+
+def _offer_solve() -> None:
+    from labkit.exercises import feedback
+
+    feedback.WITH_SOLUTION.update(k for k in SOLUTIONS if k not in PREDICTIONS)
+
+
+_offer_solve()

@@ -236,3 +236,24 @@ def test_partition_split_grades_the_prediction_against_the_groups_assignment():
     assert "starts the consumers" in not_yet(check_partition_split([2, 2], None)).message
     for odd in ODD_SHAPES:
         not_yet(check_partition_split(odd, two))
+
+
+def test_solve_shows_the_answer_returns_it_and_not_yet_offers_it(capsys):
+    from labkit.exercises import check_choice, check_watermark_prediction, solve
+    from labkit.exercises.solutions import SOLUTIONS
+
+    answer = solve("alert_condition")
+    out = capsys.readouterr().out
+    assert answer == SOLUTIONS["alert_condition"] and "why:" in out
+    assert check_choice("alert_condition", answer).ok  # assigned, it puts the state right
+    assert solve("no_such_exercise") is None and "no solution called" in capsys.readouterr().out
+    # a multiple-choice question teaches with its wrong-choice feedback: it does not offer solve() there
+    assert not any("solve(" in h for h in check_choice("alert_condition", "b").hints)
+    from labkit.exercises import check_pipeline_order
+
+    fb = check_pipeline_order(["kafka", "producer"])
+    assert not fb.ok and any('solve("pipeline_order")' in h for h in fb.hints)
+    assert check_pipeline_order(solve("pipeline_order")).ok
+    # a prediction's answer is worth something only before the run: no solve() offered
+    fb = check_watermark_prediction({"fewest_late": None})
+    assert not fb.ok and not any("solve(" in h for h in fb.hints)
