@@ -139,6 +139,8 @@ QUESTIONS: dict[str, Question] = {
     #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/concepts/time/#watermarks-in-parallel-streams
     #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/connectors/table/kafka/#source-per-partition-watermarks
     #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/dev/datastream/event-time/generating_watermarks/#dealing-with-idle-sources
+    #   'scan.watermark.idle-timeout' (per table, in WITH):
+    #   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/dev/table/concepts/time_attributes/#advanced-watermark-features
     "silent_why": Question(
         "In the break-it lab the job ran, nothing failed, and no window came out. Why?",
         {

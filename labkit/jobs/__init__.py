@@ -153,7 +153,7 @@ def submit_pipeline(
             say(f"resuming {job_name} from {savepoint}")
     elif fresh and resume.latest(settings, job_name):
         say(
-            f"starting {job_name} fresh from the committed offsets: windows that were open when it last stopped "
+            f"starting {job_name} fresh from the committed offsets: windows open at its last completed checkpoint "
             "will be counted partially (resume instead: submit without fresh)"
         )
     try:

@@ -41,6 +41,7 @@ class SilentPartitionLab:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     job: Job | None = None
     ddl: str | None = None  # the source DDL the lab's job runs
+    config: dict[str, str] = field(default_factory=dict)  # and the job options it runs with
     sent: pd.DataFrame | None = None  # per event: partition, event_ms
 
     def __post_init__(self) -> None:
@@ -123,7 +124,7 @@ class SilentPartitionLab:
                 "start from lab.source_ddl() and change it",
             )
         self.cancel()
-        self.ddl = ddl
+        self.ddl, self.config = ddl, dict(config or {})
         spec = base_spec(self.settings, f"silent-partition-lab-{self.run_id}", parallelism=1)
         spec["config"].update(config or {})
         count = point_select(
