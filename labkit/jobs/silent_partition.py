@@ -149,17 +149,21 @@ class SilentPartitionLab:
 
     # ---- what the attendee reads -------------------------------------------------------------------------------
     def windows(self, wait_s: float = 20) -> pd.DataFrame:
-        """The windows the job wrote so far (window end, clicks), after waiting up to `wait_s` seconds for the
-        first; with the events sent per window and whether the window is complete."""
+        """The windows the job wrote (window end, clicks, and the events sent to that window), after waiting up
+        to `wait_s` seconds for the first and then until no new one comes for 2 s."""
         from labkit.influx import Influx
 
         deadline = time.monotonic() + wait_s
+        seen = -1
         while True:
             with Influx(self.settings) as db:
                 pts = db.query(MEASUREMENT, start="-2h", stream=self.topic)
-            if not pts.empty or time.monotonic() > deadline:
+            # windows that fire together can reach InfluxDB in more than one write: once the first is there,
+            # wait until a second look finds no new one, so the table is never a half-written moment
+            if (not pts.empty and len(pts) == seen) or time.monotonic() > deadline:
                 break
-            time.sleep(1)
+            seen = len(pts) if not pts.empty else -1
+            time.sleep(2 if seen > 0 else 1)
         out = pd.DataFrame(columns=["window_end", "clicks", "sent"])
         if not pts.empty:
             out = pts.rename(columns={"time": "window_end"})[["window_end", "clicks"]].sort_values("window_end")
