@@ -276,3 +276,26 @@ def test_docker_backend_publishes_the_settings_ports_and_names_a_wrong_override(
     with pytest.raises(LabkitError) as e:
         DockerStack(load(mode="docker", compose_override="ci/nope.yml"))._files()
     assert "LABKIT_COMPOSE_OVERRIDE" in e.value.message and "ci/docker-compose.ci.yml" in e.value.hint
+
+
+def test_compose_makes_the_topics_and_ports_the_settings_name(compose, monkeypatch, tmp_path):
+    """One owner per fact: the settings name the lab's topics, their partitions and the host ports; compose's
+    kafka-init and its published ports must say the same, or docker mode drifts from local mode."""
+    from labkit.settings import load
+
+    monkeypatch.chdir(tmp_path)  # no .env of the working directory
+    for k in [k for k in __import__("os").environ if k.startswith("LABKIT_")]:
+        monkeypatch.delenv(k)
+    s = load(home=tmp_path / "home")
+    script = "\n".join(compose["services"]["kafka-init"]["command"])
+    made = re.search(r"for t in ([\w ]+); do", script)
+    assert made and set(made[1].split()) == {s.topic, s.dlq_topic}, script
+    assert f"--partitions {s.partitions} " in script, script
+    published = {
+        name: re.search(r":\$\{\w+:-(\d+)\}:", svc["ports"][0])[1]
+        for name, svc in compose["services"].items()
+        if svc.get("ports")
+    }
+    assert published["kafka"] == str(s.kafka_port)
+    assert published["jobmanager"] == str(s.flink_rest_port)
+    assert published["influxdb"] == str(s.influx_port)
