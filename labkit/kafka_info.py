@@ -205,41 +205,12 @@ def records(
     return df.sort_values(["kafka_ms", "partition", "offset"]).reset_index(drop=True)
 
 
-_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
-
-
 def _event_ms(value: bytes | None, kafka_ms: int) -> float:
-    """The event time of a valid click event, NaN for anything the job would dead-letter or ignore.
+    """The event time of a valid click event, NaN for anything the job would dead-letter or ignore: the job's
+    rules as `labkit.click_rules` reads them (one Python port of lab.clickstream.ParseClick)."""
+    from labkit.click_rules import event_ms
 
-    A Python reading of the job's rules (lab.clickstream.ParseClick, which stays authoritative) for pictures
-    of a run: required fields and types, the status and latency ranges, and the event time within 7 days
-    before and 10 s after the record's Kafka timestamp, the lengths of ids and url."""
-    if not value:
-        return float("nan")
-    try:
-        d = json.loads(value)
-    except ValueError:
-        return float("nan")
-    if not isinstance(d, dict) or d.get("event_type") == "watermark":
-        return float("nan")
-    ts, st, lat = d.get("event_timestamp"), d.get("http_status"), d.get("latency_ms")
-    ok = (
-        all(isinstance(d.get(k), str) for k in ("user_id", "session_id", "url"))
-        and str(d.get("url", "")).startswith("/")
-        and d.get("http_method") in _METHODS
-        and type(st) is int
-        and 100 <= st <= 599
-        and type(lat) in (int, float)
-        and 0 <= lat <= 600_000
-        and type(ts) is int
-        # at most 10 s ahead of the record (ParseClick.MAX_AHEAD_MS): a message further ahead is dead-lettered,
-        # and counting it here would run its partition's newest time ahead of the job's (notebook 03's picture
-        # once marked 520 events late that the job rightly counted on time)
-        and kafka_ms - 7 * 86_400_000 <= ts <= kafka_ms + 10_000
-        and all(len(d[k]) <= 64 for k in ("user_id", "session_id"))
-        and len(d["url"]) <= 1024
-    )
-    return float(ts) if ok else float("nan")
+    return event_ms(value, kafka_ms)
 
 
 def fresh_topic(name: str, settings: Settings | None = None) -> str:

@@ -1,0 +1,73 @@
+"""One table of cases for the job's event rules, run through every reader of them: the job itself (Java,
+`lab.clickstream.ParseClick`, in tests/pipeline/test_click_rules.py) and the Python readings of the same rules
+(`exercises.checks._parse_click`, `kafka_info._event_ms`, in tests/unit/test_click_rules.py). A rule changed in
+one reader and not the others fails one of them.
+
+Each case: a name, the record's payload, its Kafka timestamp, and the verdict: "valid" (counted), "bad"
+(dead-lettered) or "control" (an end marker: neither)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    payload: bytes
+    kafka_ms: int
+    verdict: str
+
+
+def _click(ts: int, **over) -> bytes:
+    ev = {
+        "user_id": "u_1",
+        "session_id": "s_1",
+        "url": "/cart",
+        "http_method": "GET",
+        "http_status": 200,
+        "latency_ms": 120.5,
+        "event_timestamp": ts,
+        "country": "NL",
+        "device": "desktop",
+    }
+    ev.update(over)
+    return json.dumps({k: v for k, v in ev.items() if v is not ...}).encode()
+
+
+def cases(base_ms: int) -> list[Case]:
+    """The table, for records sent around `base_ms` (event times relative to each record's Kafka time)."""
+    k = base_ms
+    c = [
+        ("a plain click", _click(k - 1000), "valid"),
+        ("event time equal to the Kafka time", _click(k), "valid"),
+        ("event time 9 s ahead of the Kafka time", _click(k + 9_000), "valid"),
+        ("event time 11 s ahead of the Kafka time", _click(k + 11_000), "bad"),
+        ("event time 6 days behind", _click(k - 6 * DAY_MS), "valid"),
+        ("event time 8 days behind", _click(k - 8 * DAY_MS), "bad"),
+        ("event time as text", _click(k, event_timestamp=str(k)), "valid"),
+        ("no user_id", _click(k, user_id=...), "bad"),
+        ("empty session_id", _click(k, session_id=""), "bad"),
+        ("url without a leading slash", _click(k, url="cart"), "bad"),
+        ("an unknown HTTP method", _click(k, http_method="FETCH"), "bad"),
+        ("status 99", _click(k, http_status=99), "bad"),
+        ("status 600", _click(k, http_status=600), "bad"),
+        ("status 404", _click(k, http_status=404), "valid"),
+        ("status 200.5", _click(k, http_status=200.5), "bad"),
+        ("negative latency", _click(k, latency_ms=-1), "bad"),
+        ("user_id of 64 characters", _click(k, user_id="u" * 64), "valid"),
+        ("user_id of 65 characters", _click(k, user_id="u" * 65), "bad"),
+        ("url of 1024 characters", _click(k, url="/" + "a" * 1023), "valid"),
+        ("url of 1025 characters", _click(k, url="/" + "a" * 1024), "bad"),
+        ("country of 33 characters", _click(k, country="C" * 33), "bad"),
+        ("no country and no device", _click(k, country=..., device=...), "valid"),
+        ("truncated JSON", _click(k)[:-5], "bad"),
+        ("a JSON array", b"[1, 2, 3]", "bad"),
+        ("not UTF-8", b'{"user_id": "\xff\xfe"}', "bad"),
+        ("empty", b"", "bad"),
+        ("an end marker", json.dumps({"event_type": "watermark", "event_timestamp": k}).encode(), "control"),
+    ]
+    return [Case(name, payload, k, verdict) for name, payload, verdict in c]
