@@ -23,6 +23,8 @@ from labkit.jobs.custom import CustomMetric
 from labkit.produce import produce
 from labkit.verify import verify
 
+pytestmark = pytest.mark.stack
+
 
 def not_yet(fb):
     assert not fb.ok, fb

@@ -20,6 +20,8 @@ from labkit import jobs, kafka_info
 from labkit.errors import JobError
 from labkit.jobs.custom import CustomMetric, explore
 
+pytestmark = pytest.mark.stack
+
 COLUMNS = "SELECT user_id, url, http_status, latency_ms FROM events"
 
 

@@ -3,8 +3,12 @@ restore points, not where the process-wide settings happen to point (an attendee
 
 import json
 
+import pytest
+
 from labkit.jobs.control import Job
 from labkit.jobs.resume import _state_path
+
+pytestmark = pytest.mark.stack
 
 
 def test_stop_records_the_savepoint_with_the_jobs_own_settings(settings, pipeline, tmp_path):

@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from labkit.jobs.custom import explore
+
+pytestmark = pytest.mark.stack
 
 
 def _event(user: str, event_ms: int) -> bytes:

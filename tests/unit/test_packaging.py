@@ -52,3 +52,19 @@ def test_no_secret_is_committed():
             and path.is_file()
         ):
             assert not pattern.search(path.read_text(errors="ignore")), f"possible secret in {f}"
+
+
+def test_every_suite_that_needs_the_stack_is_marked_so():
+    """`-m stack` selects the suites that need services; a suite without the mark would be run, or left out,
+    by accident."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    unmarked = [
+        str(p.relative_to(root))
+        for d in ("stack", "pipeline")
+        for p in sorted((root / d).glob("test_*.py"))
+        if not re.search(r"^pytestmark = \[?pytest\.mark\.stack", p.read_text(), re.M)
+    ]
+    assert not unmarked, unmarked
