@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from labkit.jobs import base_spec
+from labkit.jobs import base_spec, pipeline_params
 from labkit.jobs.control import Job, submit_spec
-from labkit.jobs.sql import epoch_ms, influx_insert, lit, point_select
+from labkit.jobs.sql import _kafka_properties, epoch_ms, influx_insert, lit, point_select
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 from labkit.timing import WATERMARK_DELAY_S, WINDOW_S
@@ -94,8 +94,7 @@ class SilentPartitionLab:
     def source_ddl(self) -> str:
         """The job's source table in standard Flink SQL, as an attendee would write it: event time from the
         click's own timestamp, a watermark 5 s behind it, and nothing about idle partitions."""
-        st = _stack(self.settings)
-        extra = "".join(f"\n  {lit('properties.' + k)} = {lit(v)}," for k, v in _java_properties(self.settings))
+        p = pipeline_params(self.settings, topic=self.topic)  # the job's view of Kafka: address, security
         return f"""CREATE TEMPORARY TABLE clicks (
   url STRING,
   http_status INT,
@@ -105,8 +104,8 @@ class SilentPartitionLab:
 ) WITH (
   'connector' = 'kafka',
   'topic' = {lit(self.topic)},
-  'properties.bootstrap.servers' = {lit(st.job_side().kafka)},
-  'properties.group.id' = {lit(self.settings.scoped("silent-lab-" + self.run_id))},{extra}
+  'properties.bootstrap.servers' = {lit(p.bootstrap)},
+  'properties.group.id' = {lit(self.settings.scoped("silent-lab-" + self.run_id))},{_kafka_properties(p)}
   'scan.startup.mode' = 'earliest-offset',
   'format' = 'json',
   'json.ignore-parse-errors' = 'true'
@@ -212,12 +211,6 @@ def _stack(settings: Settings):
     from labkit import stack
 
     return stack.get(settings)
-
-
-def _java_properties(settings: Settings) -> list[tuple[str, str]]:
-    from labkit.kafka_clients import java_properties
-
-    return list(java_properties(settings).items())
 
 
 def has_idle_timeout(ddl: object, config: dict | None = None) -> bool:
