@@ -1,5 +1,5 @@
 """One table of cases for the job's event rules, run through every reader of them: the job itself (Java,
-`lab.clickstream.ParseClick`, in tests/pipeline/test_click_rules.py) and the Python readings of the same rules
+`lab.clickstream.ParseClick`, in tests/pipeline/test_click_rules_in_job.py) and the Python readings of the same rules
 (`exercises.checks._parse_click`, `kafka_info._event_ms`, in tests/unit/test_click_rules.py). A rule changed in
 one reader and not the others fails one of them.
 

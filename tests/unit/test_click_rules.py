@@ -1,5 +1,5 @@
 """The Python readings of the job's event rules agree with the shared table of cases (tests/cases/click_rules.py),
-which tests/pipeline/test_click_rules.py runs through the job itself."""
+which tests/pipeline/test_click_rules_in_job.py runs through the job itself."""
 
 import math
 

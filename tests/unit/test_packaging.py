@@ -68,3 +68,13 @@ def test_every_suite_that_needs_the_stack_is_marked_so():
         if not re.search(r"^pytestmark = \[?pytest\.mark\.stack", p.read_text(), re.M)
     ]
     assert not unmarked, unmarked
+
+
+def test_no_two_test_files_share_a_name():
+    """The test folders are not packages, so pytest imports each test file under its bare name: two files called
+    the same in different folders cannot be collected in one run (`pytest tests -m slow` failed CI so)."""
+    from collections import Counter
+
+    root = Path(__file__).resolve().parents[1]
+    names = Counter(p.name for p in root.rglob("test_*.py") if "__pycache__" not in p.parts)
+    assert not [n for n, k in names.items() if k > 1], [n for n, k in names.items() if k > 1]
