@@ -1211,7 +1211,7 @@ def check_counterfactual(
 def _grade_counterfactual(word: str, accounts: Any, restored: dict | None, settings: Any = None) -> Feedback:
     """`word` (EXACT or MISMATCH, the current answer) against the drill's accounts; `restored` is what Flink
     says the new job was restored from (None: it started fresh)."""
-    from labkit.exercises.predictions import graded_prediction
+    from labkit.exercises.predictions import UNREADABLE, graded_prediction
 
     if restored:
         where = restored.get("external_path") or f"checkpoint {restored.get('id')}"
@@ -1228,6 +1228,8 @@ def _grade_counterfactual(word: str, accounts: Any, restored: dict | None, setti
             "run the accounts cell again once the pipeline runs (`labkit jobs`)",
         )
     graded, note = graded_prediction("counterfactual", word, accounts.verdict, settings)
+    if graded is UNREADABLE:
+        return not_yet(note, "record it again with predictions.record('counterfactual', ...) and run the drill again")
     if graded not in ("EXACT", "MISMATCH"):
         return not_yet(
             f"{note}What was recorded before the run, {_show_answer(graded)}, is not a prediction, so this run "

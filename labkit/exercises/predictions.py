@@ -223,14 +223,18 @@ def settle(name: str, result: object, settings: Settings | None = None) -> Predi
     return rec
 
 
+UNREADABLE = object()  # what graded_prediction grades when the recording cannot be read
+
+
 def graded_prediction(name: str, current: object, result: object, settings: Settings | None = None) -> tuple:
     """(the prediction to grade, a note for the feedback): the one recorded before the run when there is one
     (the note says so when the current answer differs), else the current one with a note on recording first.
-    A prediction that cannot be read is graded as the current one, with the reason in the note."""
+    A recording that cannot be read (a symlink, a broken file) is graded as nothing: (UNREADABLE, the reason), since
+    grading the current answer instead would let a broken file stand in for "recorded before the run"."""
     try:
         rec = settle(name, result, settings)
     except (LabkitError, OSError) as e:
-        return current, f"(Your recorded prediction could not be read: {getattr(e, 'message', e)}.) "
+        return UNREADABLE, f"your recorded prediction could not be read: {getattr(e, 'message', e)}"
     if rec is not None and rec.was_recorded:
         recorded_value = _normal(rec.value)
         if isinstance(recorded_value, str):
@@ -238,7 +242,7 @@ def graded_prediction(name: str, current: object, result: object, settings: Sett
         if not _same(recorded_value, current):
             return recorded_value, (
                 f"You recorded {_show(recorded_value)} at {_hms(rec.recorded_at)}, before the run, and now say "
-                f"{_show(current)}: predictions are graded as recorded. "
+                f"{_show(current)}: predictions are graded as recorded, so this grades the recorded one. "
             )
         return recorded_value, ""
     if rec is not None and rec.later is not None:
@@ -291,27 +295,9 @@ def check_watermark_prediction(
         return not_yet(bad, "pass the experiment's result table: check_watermark_prediction(prediction, wm.result)")
     delays = sorted(int(d) for d in result["delay_s"])
 
-    try:
-        rec = settle("watermark_prediction", result, settings)
-    except LabkitError as e:
-        return not_yet(f"your recorded prediction could not be read: {e.message}", *([e.hint] if e.hint else []))
-    except OSError as e:
-        return not_yet(f"your recorded prediction could not be read: {e}", "check that the lab's home is writable")
-    current = _normal(prediction)
-    note = ""
-    if rec is not None and rec.was_recorded:
-        graded = rec.value
-        if not _same(graded, current):
-            note = (
-                f"You recorded {_show(graded)} at {_hms(rec.recorded_at)}, before the run, and now say "
-                f"{_show(current)}: predictions are graded as recorded, so this grades the recorded one. "
-            )
-    elif rec is not None and rec.later is not None:
-        graded = current
-        note = "(Recorded only after the run's result existed, so this grades your current answer.) "
-    else:
-        graded = current
-        note = "(Not recorded before the run: next time use predictions.record first.) "
+    graded, note = graded_prediction("watermark_prediction", _normal(prediction), result, settings)
+    if graded is UNREADABLE:
+        return not_yet(note, "record it again with predictions.record('watermark_prediction', ...) and re-run")
 
     problem = _shape_problem(graded, delays)
     if problem:
