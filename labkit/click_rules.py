@@ -17,6 +17,7 @@ _MAX_LATENCY_MS = 600_000
 _MAX_PAST_MS = 7 * 24 * 3600 * 1000
 _MAX_FUTURE_MS = 3600 * 1000
 _MAX_AHEAD_MS = 10_000
+_MAX_MARKER_AHEAD_MS = 26_000  # ParseClick.MAX_MARKER_AHEAD_MS: a marker further ahead is dead-lettered
 _YEAR_3000_MS = 32_503_680_000_000
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 _LONG = (-(2**63), 2**63 - 1)
@@ -109,7 +110,7 @@ def _chars(s: str) -> int:
 
 def parse_click(payload: bytes | None, kafka_ms: int) -> tuple[str, int | None, tuple | None]:
     """ParseClick.doCheck in Python: ("valid", event ms, (url, status, session_id, user_id)), ("control",
-    marker ms or None, None) for an end marker, ("bad", None, None) for anything the job dead-letters."""
+    marker ms, None) for an end marker, ("bad", None, None) for anything the job dead-letters."""
     bad = ("bad", None, None)
     if payload is None or len(payload) == 0 or len(payload) > _MAX_PAYLOAD:
         return bad
@@ -122,8 +123,9 @@ def parse_click(payload: bytes | None, kafka_ms: int) -> tuple[str, int | None, 
         return bad
     if _scalar(root.get("event_type")) == "watermark":
         marker = _java_long(root.get("event_timestamp"))
-        plausible = marker is not None and kafka_ms - _MAX_PAST_MS <= marker <= kafka_ms + _MAX_FUTURE_MS
-        return ("control", marker if plausible else None, None)
+        if marker is None or marker < 0 or not kafka_ms - _MAX_PAST_MS <= marker <= kafka_ms + _MAX_MARKER_AHEAD_MS:
+            return bad
+        return ("control", marker, None)
     user, session, url = (_scalar(root.get(k)) for k in ("user_id", "session_id", "url"))
     method = _scalar(root.get("http_method"))
     status = _java_number(root.get("http_status"))

@@ -38,6 +38,10 @@ def _click(ts: int, **over) -> bytes:
     return json.dumps({k: v for k, v in ev.items() if v is not ...}).encode()
 
 
+def _marker(ts: object) -> bytes:
+    return json.dumps({"event_type": "watermark", "event_timestamp": ts}).encode()
+
+
 def cases(base_ms: int) -> list[Case]:
     """The table, for records sent around `base_ms` (event times relative to each record's Kafka time)."""
     k = base_ms
@@ -68,6 +72,14 @@ def cases(base_ms: int) -> list[Case]:
         ("a JSON array", b"[1, 2, 3]", "bad"),
         ("not UTF-8", b'{"user_id": "\xff\xfe"}', "bad"),
         ("empty", b"", "bad"),
-        ("an end marker", json.dumps({"event_type": "watermark", "event_timestamp": k}).encode(), "control"),
+        ("an end marker", _marker(k), "control"),
+        # control messages are checked like events: one the job cannot trust is dead-lettered, never obeyed
+        ("an end marker 20 s ahead (closes the last window)", _marker(k + 20_000), "control"),
+        ("an end marker 30 s ahead", _marker(k + 30_000), "bad"),
+        ("an end marker an hour ahead", _marker(k + 3_600_000), "bad"),
+        ("an end marker 8 days old", _marker(k - 8 * DAY_MS), "bad"),
+        ("an end marker without a time", json.dumps({"event_type": "watermark"}).encode(), "bad"),
+        ("an end marker with a word for a time", _marker("soon"), "bad"),
+        ("an end marker with a time in digits", _marker(str(k)), "control"),
     ]
     return [Case(name, payload, k, verdict) for name, payload, verdict in c]

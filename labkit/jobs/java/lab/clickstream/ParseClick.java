@@ -37,6 +37,11 @@ public class ParseClick extends TableFunction<Row> {
     /** An event time further ahead of its Kafka timestamp than this is not trusted: below the watermark
      *  alignment's max drift (20 s), so one such event cannot run its partition ahead and stall it. */
     static final long MAX_AHEAD_MS = 10_000;
+    /** How far an end marker may lead its record's Kafka timestamp: far enough to close the window of an event
+     *  sent just before it (one 10 s window, the 5 s watermark delay and 1 s past that event, which may itself
+     *  lead by MAX_AHEAD_MS), and no further. A marker an hour ahead would move its partition's watermark past
+     *  windows still being filled, making every later event late: it goes to the DLQ instead. */
+    static final long MAX_MARKER_AHEAD_MS = 26_000;
     static final int MAX_ID_CHARS = 64;
     static final int MAX_URL_CHARS = 1024;
     static final int MAX_TAG_CHARS = 32;
@@ -119,12 +124,21 @@ public class ParseClick extends TableFunction<Row> {
         if (!root.isObject()) { return bad(payload, kafka, "not a JSON object", text); }
         String eventType = scalar(root.get("event_type"));
         if ("watermark".equals(eventType)) {
+            // A control message is checked like an event: a marker the job cannot trust never moves the
+            // watermark and goes to the DLQ with its reason, so whoever sent it can see why.
             Long marker = epochMillis(root.get("event_timestamp"));
-            // An end marker is meant to move the watermark past a run's last window, so it may lead its record's
-            // timestamp (kcat cannot set one) by up to the general future bound, unlike an event.
-            boolean plausible = marker != null && marker >= kafka - MAX_PAST_MS && marker <= kafka + MAX_FUTURE_MS;
+            if (marker == null) {
+                return bad(payload, kafka, missingOr(root, "event_timestamp",
+                    "watermark marker: event_timestamp must be epoch milliseconds"), text);
+            }
+            if (marker < 0 || marker < kafka - MAX_PAST_MS) {
+                return bad(payload, kafka, "watermark marker: event_timestamp too far in the past", text);
+            }
+            if (marker > kafka + MAX_MARKER_AHEAD_MS) {
+                return bad(payload, kafka, "watermark marker: event_timestamp ahead of the record's Kafka timestamp (> 26 s)", text);
+            }
             return new Checked(payload, kafka, Row.of("control", null, null, null, null, null, null, null, null, null, null, null),
-                plausible ? marker : null);
+                marker);
         }
 
         String user = scalar(root.get("user_id"));
