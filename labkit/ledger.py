@@ -94,6 +94,13 @@ class Detail:
         return det
 
 
+DETAIL_CAP = 1_000_000
+"""Events whose detail a ledger keeps (~150 bytes each: ~150 MB at the cap). A course run sends tens of
+thousands; an unbounded `labkit produce` (no -n) would otherwise grow a tuple per event for as long as it runs.
+Past the cap the ledger drops its detail and keeps status counts, which are bounded by windows x statuses, so
+`verify` then checks http_counts only, and says so (`detail_dropped_at`)."""
+
+
 @dataclass
 class Ledger:
     topic: str
@@ -109,6 +116,7 @@ class Ledger:
     last_record_ms: int | None = None
     scenario: dict | None = None  # name, target, start_ms, end_ms (EventGenerator.scenario_info)
     detail: Detail | None = field(default_factory=Detail)  # None: status counts only (e.g. other clients' runs)
+    detail_dropped_at: int | None = None  # events sent when the detail passed DETAIL_CAP and was dropped
 
     def add(
         self, kind: str, event_ms: int, status: int, reason: str, record_ms: int | None = None, detail: bool = False
@@ -141,6 +149,8 @@ class Ledger:
             self.remove(e.kind, e.event_ms, e.status, e.reason)
         if e.kind == "valid" and self.detail is not None and e.url:
             self.detail.add(window_end(e.event_ms, self.window_ms), e.status, e.url, e.user, e.session, e.latency, sign)
+            if len(self.detail._rows) > DETAIL_CAP:
+                self.detail, self.detail_dropped_at = None, len(self.detail._rows)
 
     def remove(self, kind: str, event_ms: int, status: int, reason: str) -> None:
         """Undo `add` for a send that failed: the broker never had it, so nobody should count it."""
@@ -205,6 +215,7 @@ class Ledger:
                 "last_record_ms": self.last_record_ms,
                 "scenario": self.scenario,
                 "detail": self.detail.to_json() if self.detail is not None else None,
+                "detail_dropped_at": self.detail_dropped_at,
             }
         )
 
@@ -225,6 +236,7 @@ class Ledger:
             last_record_ms=d.get("last_record_ms"),
             scenario=d.get("scenario"),
             detail=Detail.from_json(d["detail"]) if d.get("detail") else None,
+            detail_dropped_at=d.get("detail_dropped_at"),
         )
 
     def save(self, path: Path) -> Path:

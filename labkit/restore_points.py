@@ -63,3 +63,36 @@ def forget_cluster(settings: Settings) -> None:
     longer exists, and Flink would reject the job."""
     for p in (settings.home / "jobs").glob(f"*.{cluster_id(settings)}.restore.json"):
         p.unlink(missing_ok=True)
+
+
+CHECKPOINTS_IDLE_S = 600
+
+
+def prune_checkpoints(settings: Settings, live: set[str], idle_s: float = CHECKPOINTS_IDLE_S) -> list[str]:
+    """Delete the local cluster's retained checkpoints that nothing can resume from any more.
+
+    Checkpoints are retained on cancel (so `labkit submit` resumes a cancelled pipeline), which left one folder per
+    job ever run until `down --wipe`. A folder is kept when its job is one a restore point names (the last ten jobs
+    of every pipeline, `restore_points.record_job`), when the job is in `live` (the jobs Flink lists as not finished), or when it
+    changed in the last `idle_s` seconds (a running job checkpoints every 10 s). Savepoints are never touched: an
+    attendee took them on purpose. Local mode only: another cluster's disk is not ours. Returns the job ids deleted."""
+    import shutil
+
+    if settings.mode != "local":
+        return []
+    root = settings.home / "flink" / "checkpoints"
+    if not root.is_dir():
+        return []
+    named = set()
+    for p in (settings.home / "jobs").glob(f"*.{cluster_id(settings)}.restore.json"):
+        try:
+            named.update(json.loads(p.read_text()).get("jobs", []))
+        except (OSError, ValueError):
+            return []  # a restore point cannot be read: delete nothing rather than guess
+    now, gone = time.time(), []
+    for d in root.iterdir():
+        if not d.is_dir() or d.name in named or d.name in live or now - d.stat().st_mtime < idle_s:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        gone.append(d.name)
+    return gone

@@ -49,6 +49,7 @@ class Accounting:
     # points of the run's windows that InfluxDB refused (field type conflict, beyond retention), and why
     refused: int = 0
     refused_why: list[str] = field(default_factory=list)
+    detail_dropped_at: int | None = None  # the ledger's: an unbounded run dropped its detail (ledger.DETAIL_CAP)
 
     @property
     def complete(self) -> bool:
@@ -135,7 +136,9 @@ class Accounting:
             "dead letters in DLQ": sum(self.dlq_found.values()),
             "values checked": "every measurement"
             if self.value_mismatches is not None
-            else "http_counts only (no detail in the ledger)",
+            else "http_counts only (no detail in the ledger)"
+            if self.detail_dropped_at is None
+            else f"http_counts only (the producer dropped the detail after {self.detail_dropped_at:,} events)",
             "verdict": self.verdict,
         }
 
@@ -428,4 +431,5 @@ def verify(
         dlq_checked=check_dlq,
         refused=refused,
         refused_why=refused_why,
+        detail_dropped_at=ledger.detail_dropped_at,
     )

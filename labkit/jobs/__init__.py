@@ -43,6 +43,12 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
             "python.fn-execution.arrow.batch.size": 1000,
             "pipeline.auto-watermark-interval": "20 ms",  # small: a window fires soon after its last event
             "pipeline.object-reuse": "true",  # SQL operators are safe with it; saves a copy per branch
+            # The updating counts (`arrivals`, `dlq_events`: GROUP BY win_end) and the on-time filter's newest
+            # time per partition keep a row per key forever by default, so a job that runs for weeks grows without
+            # bound. A key idle for 8 days is dropped: longer than the 7 days an event may be old (ParseClick's
+            # MAX_PAST_MS), so every window an accepted event can still reach keeps its count (a dropped one would
+            # restart at 1 and overwrite its point). Window aggregates clean up when they fire anyway.
+            "table.exec.state.ttl": "8 d",
             # Recovery travels with the job, so it holds on any cluster (external ones included).
             # Exponential delay, as Flink itself defaults to with checkpointing: it waits for resources as
             # long as an outage lasts (a TaskManager down for minutes, a laptop asleep) instead of giving up

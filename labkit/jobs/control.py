@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from labkit import restore_points
+from labkit.credentials import write_secret
 from labkit.errors import JobError, RestoreError, ServiceError
 from labkit.settings import Settings
 from labkit.stack.provision._run import say
@@ -405,8 +407,9 @@ def submit_spec(
     jobs_dir = settings.home / "jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     spec_path = jobs_dir / f"{spec['config']['pipeline.name']}-{int(time.time() * 1000)}.json"
-    spec_path.touch(mode=0o600)  # a secured cluster's password is in the job's connector options
-    spec_path.write_text(json.dumps(spec, indent=2))
+    # a secured cluster's password is in the job's connector options: 0600, never through a planted link
+    write_secret(spec_path, json.dumps(spec, indent=2))
+    prune_specs(jobs_dir)
     u = httpx.URL(settings.flink)
     cmd = [str(flink_dist.flink_home() / "bin" / "flink"), "run", "-m", f"{u.host}:{u.port or 8081}", "-d"]
     if savepoint:
@@ -429,4 +432,28 @@ def submit_spec(
                 "windows that were open when it stopped are then counted partially",
             )
         raise JobError(f"Flink rejected job {name}: {root_cause(out)}")
+    if stack_mode == "local":
+        try:
+            live = {j["jid"] for j in flink.jobs() if j.get("state") not in ("FINISHED", "CANCELED", "FAILED")}
+        except (httpx.HTTPError, ServiceError, KeyError):
+            live = None  # Flink cannot say what runs: delete nothing
+        if live is not None:
+            restore_points.prune_checkpoints(settings, live | {m.group(1)})
     return Job(m.group(1), spec["config"]["pipeline.name"], flink, settings)
+
+
+SPECS_KEPT = 30
+
+
+def prune_specs(jobs_dir: Path, keep: int = SPECS_KEPT) -> list[Path]:
+    """Delete all but the `keep` newest job specs (`<pipeline>-<ms>.json`). A spec is read once, by `flink run`
+    at submission; the newest few stay for `labkit logs` and debugging, and a day of course runs no longer
+    leaves hundreds of files, each holding a secured cluster's password. Returns what it deleted."""
+    specs = sorted(
+        (p for p in jobs_dir.glob("*-[0-9]*.json") if re.fullmatch(r".+-\d{13}\.json", p.name)),
+        key=lambda p: int(p.stem.rsplit("-", 1)[1]),
+    )
+    gone = specs[:-keep] if keep > 0 else specs
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone

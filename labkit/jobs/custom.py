@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from labkit.credentials import write_secret
 from labkit.errors import ConfigError, JobError
 from labkit.jobs import base_spec, pipeline_params
 from labkit.jobs.control import RUNNER, Job, root_cause, submit_spec
@@ -172,9 +173,7 @@ class CustomMetric:
         spec["config"]["restart-strategy.type"] = "none"
         spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
         path = s.home / "jobs" / f"preview-{self.name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)  # may hold a secured cluster's password
-        path.write_text(json.dumps(spec))
+        write_secret(path, json.dumps(spec))  # may hold a secured cluster's password: 0600, never via a link
         try:
             r = subprocess.run(
                 [sys.executable, str(RUNNER), "--spec", str(path)],

@@ -231,7 +231,8 @@ class LocalStack(Stack):
             from labkit import restore_points as resume
 
             resume.forget_cluster(self.settings)  # only this cluster's: a docker stack keeps its volumes
-            for name in ("kafka", "influxdb", "flink", "logs", "run", "secrets.json"):
+            # the jobs' write token goes with the InfluxDB that issued it (a wiped lab keeps no secret behind)
+            for name in ("kafka", "influxdb", "flink", "logs", "run", "secrets.json", "jobs/influx-write.token"):
                 p = self.settings.home / name
                 if p.is_dir():
                     shutil.rmtree(p)

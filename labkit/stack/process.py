@@ -52,6 +52,7 @@ class ManagedProcess:
     def start(self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
+        rotate(self.logfile)
         with self.logfile.open("ab") as log:
             log.write(f"\n=== labkit started {self.name} at {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
             log.flush()
@@ -93,3 +94,20 @@ class ManagedProcess:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 256 * 1024))
             return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+
+LOG_MAX_BYTES = 50 * 1024 * 1024
+
+
+def rotate(logfile: Path, max_bytes: int = LOG_MAX_BYTES) -> bool:
+    """Move a log past `max_bytes` to `<name>.1` (replacing the previous one) before a service starts writing
+    to it again. A service's console log is appended to across restarts (so a crash's last lines survive the
+    restart), which grew it without bound on a machine that keeps its lab for weeks; two files of at most
+    ~`max_bytes` each is the bound. Returns whether it rotated."""
+    try:
+        if logfile.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    logfile.replace(logfile.with_name(logfile.name + ".1"))
+    return True

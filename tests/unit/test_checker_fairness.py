@@ -554,7 +554,10 @@ def test_the_python_reading_validates_like_the_job(records):
     assert C._parse_click(json.dumps(lenient).encode(), kafka_ms)[0] == "valid"
     assert C._parse_click(json.dumps({**ev, "http_status": 404.0}).encode(), kafka_ms)[2][1] == 404
     assert C._parse_click(b'{"event_type": "watermark", "event_timestamp": 5}', 5)[:2] == ("control", 5)
-    assert C._parse_click(b'{"event_type": "watermark", "event_timestamp": 1}', 10**13)[:2] == ("bad", None)  # 8+ days old
+    assert C._parse_click(b'{"event_type": "watermark", "event_timestamp": 1}', 10**13)[:2] == (
+        "bad",
+        None,
+    )  # 8+ days old
     assert C._parse_click(json.dumps({**ev, "latency_ms": True}).encode(), kafka_ms)[0] == "bad"
     assert C._parse_click(json.dumps(ev).replace("}", ', "x": NaN}').encode(), kafka_ms)[0] == "bad"
 

@@ -62,3 +62,36 @@ def test_late_events_are_compared_window_by_window_not_only_in_total():
     assert _late_windows_off(led, set(), pd.Series({10_000: 3, 20_000: 1, 40_000: 2})) == 1  # late nobody sent
     acc = _acc(late_windows_off=2)
     assert not acc.exact and "late events differ from the ledger in 2 window(s)" in acc.verdict
+
+
+def test_an_unbounded_run_drops_its_detail_at_the_cap_and_keeps_counting(monkeypatch):
+    """The producer's ledger keeps a tuple per valid event for the per-metric checks; on a run without an end
+    that would grow for as long as it runs. Past DETAIL_CAP the detail goes, the status counts stay exact, and
+    the reason survives a save and load."""
+    from labkit import ledger as ledger_mod
+    from labkit.events import EventGenerator
+
+    monkeypatch.setattr(ledger_mod, "DETAIL_CAP", 500)
+    led = ledger_mod.Ledger("t")
+    gen = EventGenerator(seed=3)
+    sent = 0
+    for _ in range(2_000):
+        e = next(gen)
+        led.add_event(e)
+        sent += e.kind == "valid"
+    assert led.detail is None and led.detail_dropped_at == 501
+    assert led.valid == sent  # the counts went on past the cap
+    back = ledger_mod.Ledger.from_json(led.to_json())
+    assert back.detail is None and back.detail_dropped_at == 501
+
+
+def test_below_the_cap_the_detail_stays():
+    from labkit import ledger as ledger_mod
+    from labkit.events import EventGenerator
+
+    led = ledger_mod.Ledger("t")
+    gen = EventGenerator(seed=3)
+    for _ in range(2_000):
+        e = next(gen)
+        led.add_event(e)
+    assert led.detail is not None and led.detail_dropped_at is None
