@@ -13,13 +13,13 @@ from pathlib import Path
 import pandas as pd
 
 from labkit.influx import LATE_EVENTS_FLUX
+from labkit.paths import COMPOSE_DIR, GRAFANA_DIR
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 from labkit.timing import WINDOW_S
 
 DATASOURCE_UID = "clickstream-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
-GRAFANA_DIR = Path(__file__).resolve().parents[1] / "grafana"
 ERROR_RATE_THRESHOLD = 0.05
 # Attendees' buckets are <this>-aNN (labkit.workshop names them after the instructor's LABKIT_INFLUX_BUCKET,
 # whose default this is).
@@ -470,7 +470,7 @@ def publish(dashboard: Dashboard, settings: Settings | None = None) -> str | Non
     from labkit.errors import ServiceError
 
     settings = settings or get_settings()
-    env_file = Path(__file__).resolve().parents[1] / "compose" / ".env"
+    env_file = COMPOSE_DIR / ".env"
     password = None
     if env_file.exists():
         for line in env_file.read_text().splitlines():

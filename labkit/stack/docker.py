@@ -13,10 +13,10 @@ import httpx
 from dotenv import dotenv_values
 
 from labkit.errors import LabkitError, MissingToolError
+from labkit.paths import COMPOSE_DIR
 from labkit.stack.base import ServiceStatus, Stack, StackStatus
 from labkit.stack.readiness import FlinkSlots, HttpOk, InfluxBucket, KafkaMetadata
 
-COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 SERVICES = {
     "kafka": "kafka",
     "jobmanager": "jobmanager",
