@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from labkit.influx import LATE_EVENTS_FLUX
-from labkit.paths import COMPOSE_DIR, GRAFANA_DIR
+from labkit.paths import GRAFANA_DIR
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 from labkit.timing import WINDOW_S
@@ -468,14 +468,10 @@ def publish(dashboard: Dashboard, settings: Settings | None = None) -> str | Non
     import httpx
 
     from labkit.errors import ServiceError
+    from labkit.stack.docker import compose_env
 
     settings = settings or get_settings()
-    env_file = COMPOSE_DIR / ".env"
-    password = None
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            if line.startswith("GRAFANA_ADMIN_PASSWORD="):
-                password = line.split("=", 1)[1].strip()
+    password = compose_env().get("GRAFANA_ADMIN_PASSWORD")
     try:
         httpx.get(f"{settings.grafana_url}/api/health", timeout=2).raise_for_status()
     except httpx.HTTPError:
