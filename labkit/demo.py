@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from labkit.stack.provision._run import say
+from labkit.console import say
 
 
 def run_demo(count: int = 50_000, seed: int = 42) -> int:

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from labkit.console import say
 from labkit.errors import JobError, RestoreError, ServiceError
 from labkit.settings import Settings
-from labkit.stack.provision._run import say
 
 RUNNER = Path(__file__).with_name("runner.py")
 _EXC = re.compile(r"^(?:Caused by: |: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")

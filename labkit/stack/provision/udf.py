@@ -11,9 +11,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from labkit.console import say
 from labkit.errors import LabkitError
 from labkit.paths import PACKAGE_DIR, cache_dir
-from labkit.stack.provision._run import say
 from labkit.stack.provision.tools import require
 from labkit.versions import FLINK
 
