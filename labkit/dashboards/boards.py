@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from labkit.dashboards.flux import LATE_EVENTS, WORKSHOP_BUCKET, _q, _top
 from labkit.dashboards.model import Dashboard, Panel
+from labkit.timing import WINDOW_S
 
 ERROR_RATE_THRESHOLD = 0.05  # the alert's threshold (labkit.alerts), drawn on the error-rate panels
 
@@ -25,7 +26,7 @@ ERRORS = Dashboard(
             unit="percentunit",
             threshold=ERROR_RATE_THRESHOLD,
             grid=(0, 0, 16, 9),
-            description="Share of 4xx and 5xx responses per 10 s window; red line: alert threshold",
+            description=f"Share of 4xx and 5xx responses per {WINDOW_S} s window; red line: alert threshold",
         ),
         Panel(
             2,

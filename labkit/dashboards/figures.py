@@ -25,7 +25,7 @@ def panel_data(
     settings = settings or get_settings()
     span = pd.Timedelta(start).to_pytimedelta() if isinstance(start, str) else start
     stop = datetime.now(UTC)
-    # Grafana's interval: the range over ~1000 points, at least 10 s here (the window size)
+    # Grafana's interval: the range over ~1000 points, at least the window length here
     window = max(timedelta(seconds=WINDOW_S), span / 1000)
     with Influx(settings) as db:
         df = db.flux(panel.render_flux(settings, stop - span, stop, window, stream, attendee))
