@@ -142,7 +142,7 @@ test-cluster-flink: up
 bench: up
 	$(LABKIT) bench
 
-# Contributors: strip notebook outputs on commit, regenerate dashboards after editing labkit/dashboards.py
+# Contributors: strip notebook outputs on commit, regenerate dashboards after editing labkit/dashboards/
 dev: setup
 	$(BIN)/nbstripout --install --attributes .gitattributes
 

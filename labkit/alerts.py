@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from labkit.dashboards import ERROR_RATE_THRESHOLD
+from labkit.paths import GRAFANA_DIR
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ ERROR_RATE = AlertRule("Error-rate spike", "error_rate", "error_rate", ERROR_RAT
 
 
 # ---- the provisioned Grafana rule itself, evaluated against InfluxDB -------------------------------------------
-PROVISIONED_RULE = Path(__file__).resolve().parents[1] / "grafana" / "provisioning" / "alerting" / "error-rate.yaml"
+PROVISIONED_RULE = GRAFANA_DIR / "provisioning" / "alerting" / "error-rate.yaml"
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import psutil
 
+from labkit.console import say
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
-from labkit.stack.provision._run import say
 
 
 def hardware() -> dict:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from labkit.stack.provision._run import say
+from labkit.console import say
+from labkit.timing import WINDOW_S
 
 
 def run_demo(count: int = 50_000, seed: int = 42) -> int:
@@ -47,7 +48,7 @@ def run_demo(count: int = 50_000, seed: int = 42) -> int:
         peak = rates.loc[rates["error_rate"].idxmax()] if not rates.empty else None
     print()
     print(f"events produced      {summary.produced:,} ({summary.rate:,.0f}/s)")
-    print(f"windows written      {acc.windows} (10 s each), checked in {time.monotonic() - t0:.1f}s")
+    print(f"windows written      {acc.windows} ({WINDOW_S} s each), checked in {time.monotonic() - t0:.1f}s")
     if peak is not None:
         overall = rates["errors_4xx"].sum() + rates["errors_5xx"].sum()
         print(

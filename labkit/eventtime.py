@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labkit.timing import WATERMARK_DELAY_S, WINDOW_S
+from labkit.timing import WATERMARK_DELAY_S, WINDOW_MS
 
 
 def watermark_trace(records: pd.DataFrame, delay_s: float = WATERMARK_DELAY_S) -> pd.DataFrame:
@@ -38,5 +38,5 @@ def watermark_trace(records: pd.DataFrame, delay_s: float = WATERMARK_DELAY_S) -
     df["partition_watermark_ms"] = before - delay_ms
     # at or behind its partition's watermark, and not the partition's newest (which only matters at delay 0)
     df["late"] = (df["event_ms"] <= df["partition_watermark_ms"]) & (df["event_ms"] < before)
-    df["window_end"] = pd.to_datetime((df["event_ms"] // (WINDOW_S * 1000) + 1) * WINDOW_S * 1000, unit="ms", utc=True)
+    df["window_end"] = pd.to_datetime((df["event_ms"] // WINDOW_MS + 1) * WINDOW_MS, unit="ms", utc=True)
     return df

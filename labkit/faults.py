@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from labkit.console import say
 from labkit.errors import LabkitError
 from labkit.jobs.control import Job
 from labkit.stack.base import Stack
-from labkit.stack.provision._run import say
 
 
 @dataclass

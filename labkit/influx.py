@@ -10,9 +10,10 @@ import pandas as pd
 from labkit.errors import ServiceError
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
+from labkit.timing import WINDOW_S
 
 MEASUREMENTS = {
-    "http_counts": "events per HTTP status per 10 s window (tag status_code, field count)",
+    "http_counts": f"events per HTTP status per {WINDOW_S} s window (tag status_code, field count)",
     "error_rate": "total, errors_4xx, errors_5xx and their shares per window",
     "active_users": "distinct users and sessions per window",
     "url_counts": "events, errors and 5xx per URL per window (tag url)",

@@ -20,9 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
-OUT = ROOT / "build" / "notebooks"
+from labkit.paths import NOTEBOOKS_DIR, REPO_ROOT
+
+NOTEBOOKS = NOTEBOOKS_DIR
+OUT = REPO_ROOT / "build" / "notebooks"
 TIMEOUT_S = 600  # per cell
 
 # The solution pass: small counts keep CI short; the attendee pass uses each notebook's defaults unchanged.

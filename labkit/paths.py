@@ -1,4 +1,5 @@
-"""Where labkit keeps things: a cache for provisioned artifacts, a home for data, logs and secrets."""
+"""Where labkit keeps things: the lab's own files beside the package (compose/, grafana/, notebooks/), a cache
+for provisioned artifacts, a home for data, logs and secrets."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ import os
 from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
+
+# The lab's checkout: the package and, beside it, the files it drives. Every module takes these from here.
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+COMPOSE_DIR = REPO_ROOT / "compose"
+GRAFANA_DIR = REPO_ROOT / "grafana"
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
 def cache_dir() -> Path:

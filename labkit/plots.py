@@ -128,7 +128,7 @@ def bars(
     return fig
 
 
-def status_counts(df: pd.DataFrame, title: str = "Events per HTTP status (10 s windows)") -> go.Figure:
+def status_counts(df: pd.DataFrame, title: str = f"Events per HTTP status ({WINDOW_S} s windows)") -> go.Figure:
     if df is None or df.empty:
         return _empty(title)
     df = df.assign(status_code=df["status_code"].astype(str)).sort_values(["status_code", "time"])
@@ -181,7 +181,7 @@ def event_time_picture(trace: pd.DataFrame, delay_s: float, title: str = "", max
     fig = go.Figure()
     lo, hi = trace["event_time"].min().floor(WINDOW), trace["event_time"].max().ceil(WINDOW)
     t = lo
-    while t < min(hi, lo + 300 * WINDOW):  # window bands: alternate shading, each a 10 s event-time window
+    while t < min(hi, lo + 300 * WINDOW):  # window bands: alternate shading, each an event-time window
         if ((t - pd.Timestamp(0, tz="UTC")) // WINDOW) % 2 == 0:
             fig.add_hrect(y0=t, y1=t + WINDOW, fillcolor="#9ecae1", opacity=0.18, line_width=0, layer="below")
         t += WINDOW
@@ -206,7 +206,7 @@ def event_time_picture(trace: pd.DataFrame, delay_s: float, title: str = "", max
     fig.update_layout(
         title=title or "Event time against arrival",
         xaxis_title="arrival (Kafka timestamp)",
-        yaxis_title="event time (event_timestamp); bands = 10 s windows",
+        yaxis_title=f"event time (event_timestamp); bands = {WINDOW_S} s windows",
         legend={"orientation": "h", "y": -0.25},
         height=520,
     )

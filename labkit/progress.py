@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from labkit.console import say
+
 
 def _mode() -> str:
     mode = os.environ.get("LABKIT_PROGRESS", "auto")
@@ -56,10 +58,7 @@ class Progress:
     def _line(self) -> None:
         el = time.monotonic() - self.t0
         of = f"/{self.total:,}" if self.total else ""
-        print(
-            f"[labkit] {self.desc}: {self.n:,}{of} {self.unit} in {el:.1f}s ({self.n / max(el, 1e-9):,.0f}/s)",
-            flush=True,
-        )
+        say(f"{self.desc}: {self.n:,}{of} {self.unit} in {el:.1f}s ({self.n / max(el, 1e-9):,.0f}/s)")
 
     def close(self) -> None:
         if self.bar is not None:

@@ -28,12 +28,12 @@ import httpx
 import pandas as pd
 
 from labkit import kafka_clients
+from labkit.console import say
 from labkit.credentials import write_secret
 from labkit.errors import ConfigError, ServiceError
 from labkit.settings import Settings, reveal
 from labkit.settings import get as get_settings
 from labkit.stack.influxdb import bucket_token
-from labkit.stack.provision._run import say
 
 USER_PREFIX = "labkit-"
 DESCRIPTION = "labkit workshop"

@@ -42,6 +42,9 @@ from labkit.timing import WINDOW_MS, WINDOW_S
 if TYPE_CHECKING:
     from labkit.settings import Settings
 
+# The job's window in Flink SQL, as the hints spell it (the length from labkit.timing)
+_TUMBLE = f"TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '{WINDOW_S}' SECOND)"
+
 
 # ---- shared: answers ----------------------------------------------------------------------------------------
 def _text(x: object) -> str | None:
@@ -351,7 +354,7 @@ def check_first_tumble(metric: Any, ledger: Any) -> Feedback:
     if not _sql_body(metric.sql):  # a blank starter: say so at once, without a 20 s preview
         return not_yet(
             "your query is empty: write it from scratch",
-            "SELECT ... FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND)) GROUP BY ...",
+            f"SELECT ... FROM TABLE({_TUMBLE}) GROUP BY ...",
         )
     got = _preview(metric, seconds=None, limit=10_000)
     return _grade_first_tumble(got, ledger.frame())
@@ -389,12 +392,12 @@ def _grade_first_tumble(got: pd.DataFrame, want: pd.DataFrame) -> Feedback:
     if len(steps) and (steps % WINDOW_MS != 0).any():
         return not_yet(
             f"your windows end {int(steps.min() / 1000)} s apart somewhere: the windows are not {WINDOW_S} s tumbling ones",
-            "TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND)",
+            _TUMBLE,
         )
     if len(steps) and steps.min() > WINDOW_MS and len(ends) < len(want["window_end"].unique()) / 2:
         return not_yet(
             f"your windows are {int(steps.min() / 1000)} s long, not {WINDOW_S} s",
-            "INTERVAL '10' SECOND in the TUMBLE",
+            f"INTERVAL '{WINDOW_S}' SECOND in the TUMBLE",
         )
     if want.empty:
         return lab_problem(
@@ -416,7 +419,7 @@ def _grade_first_tumble(got: pd.DataFrame, want: pd.DataFrame) -> Feedback:
             )
     return not_yet(
         f"the counts differ from what the producer sent in {int((merged[nums[0]] != merged['__want']).sum())} rows",
-        "count every event of the window and status: COUNT(*), with a 10 s TUMBLE on rowtime",
+        f"count every event of the window and status: COUNT(*), with a {WINDOW_S} s TUMBLE on rowtime",
     )
 
 
@@ -953,7 +956,7 @@ def _grade_error_rate(got: pd.DataFrame, want: Reference, limit: int = 5000) -> 
     if len(merged) < len(want) * 0.9 or merged.empty:
         return not_yet(
             f"expected about {len(want)} (window, url) rows, found {len(merged)} matching ones",
-            "group by window_start, window_end, url, with a 10 s TUMBLE on rowtime",
+            f"group by window_start, window_end, url, with a {WINDOW_S} s TUMBLE on rowtime",
         )
     for c in numeric:
         if _agrees(merged[c], merged["__rate"]):

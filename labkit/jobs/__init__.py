@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from labkit.console import say
 from labkit.errors import RestoreError
 from labkit.jobs import resume
 from labkit.jobs.control import Flink, Job, root_cause, submit_spec
@@ -11,7 +12,6 @@ from labkit.jobs.sql import JobParams, pipeline_statements
 from labkit.kafka_clients import java_properties
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
-from labkit.stack.provision._run import say
 from labkit.timing import WATERMARK_DELAY_S
 
 PIPELINE = "clickstream-metrics"

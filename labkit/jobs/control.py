@@ -20,10 +20,10 @@ import httpx
 import pandas as pd
 
 from labkit import restore_points
+from labkit.console import say
 from labkit.credentials import write_secret
 from labkit.errors import JobError, RestoreError, ServiceError
 from labkit.settings import Settings
-from labkit.stack.provision._run import say
 
 RUNNER = Path(__file__).with_name("runner.py")
 _EXC = re.compile(r"^(?:Caused by: |: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from labkit.console import say
 from labkit.credentials import write_secret
 from labkit.errors import ConfigError, JobError
 from labkit.jobs import base_spec, pipeline_params
@@ -211,7 +212,7 @@ class CustomMetric:
                 else "the query failed while running: fix the expression the error names, then preview again",
             )
         if timed_out:
-            print(f"[labkit] the preview stopped after {timeout_s:.0f}s: showing the {len(rows)} row(s) it had by then")
+            say(f"the preview stopped after {timeout_s:.0f}s: showing the {len(rows)} row(s) it had by then")
         df = decimals_to_float(pd.DataFrame(rows, columns=columns))
         df.attrs["partial"] = timed_out  # cut short: a checker must not grade part of a result as the answer
         if df.empty:
@@ -220,7 +221,7 @@ class CustomMetric:
                 if since_ms is not None
                 else ("the whole topic" if seconds is None else f"the last {seconds:.0f}s")
             )
-            print(f"[labkit] no rows: {params.topic} has no valid events in {where} (produce some, or widen `seconds`)")
+            say(f"no rows: {params.topic} has no valid events in {where} (produce some, or widen `seconds`)")
         for c in ("window_start", "window_end", "window_time"):
             if c in df.columns:
                 df[c] = pd.to_datetime(df[c])

@@ -28,7 +28,7 @@ from labkit.jobs.sql import (
 )
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
-from labkit.timing import WINDOW_S
+from labkit.timing import WINDOW_MS, WINDOW_S
 
 MEASUREMENT = "watermark_experiment"
 
@@ -115,7 +115,7 @@ def run(
             {
                 w: n
                 for w, n in _valid_per_window(ledger).items()
-                if w <= last_ok and w > ledger.first_event_ms + WINDOW_S * 1000
+                if w <= last_ok and w > ledger.first_event_ms + WINDOW_MS
             }
         )
         deadline = time.monotonic() + 30

@@ -27,7 +27,7 @@ from labkit.jobs.control import Job, submit_spec
 from labkit.jobs.sql import _kafka_properties, epoch_ms, influx_insert, lit, point_select
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
-from labkit.timing import WATERMARK_DELAY_S, WINDOW_S
+from labkit.timing import WATERMARK_DELAY_S, WINDOW_MS, WINDOW_S
 
 MEASUREMENT = "silent_partition_lab"
 PARTITIONS = 2
@@ -174,7 +174,7 @@ class SilentPartitionLab:
         """Events sent per 10 s event-time window (index: window end, UTC)."""
         if self.sent is None or self.sent.empty:
             return pd.Series(dtype="int64")
-        w = WINDOW_S * 1000
+        w = WINDOW_MS
         ends = (self.sent["event_ms"] // w + 1) * w
         s = ends.value_counts().sort_index()
         s.index = pd.to_datetime(s.index, unit="ms", utc=True)

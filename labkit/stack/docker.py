@@ -13,10 +13,10 @@ import httpx
 from dotenv import dotenv_values
 
 from labkit.errors import LabkitError, MissingToolError
+from labkit.paths import COMPOSE_DIR
 from labkit.stack.base import ServiceStatus, Stack, StackStatus
 from labkit.stack.readiness import FlinkSlots, HttpOk, InfluxBucket, KafkaMetadata
 
-COMPOSE_DIR = Path(__file__).resolve().parents[2] / "compose"
 SERVICES = {
     "kafka": "kafka",
     "jobmanager": "jobmanager",
@@ -103,7 +103,7 @@ class DockerStack(Stack):
     def influx_token(self, role: str = "admin") -> str:
         """Admin from compose/.env; the read/write tokens live in the secrets volume (created at first start)."""
         if role == "admin":
-            return dotenv_values(COMPOSE_DIR / ".env")["INFLUXDB_ADMIN_TOKEN"]
+            return compose_env()["INFLUXDB_ADMIN_TOKEN"]
         r = self._compose("exec", "-T", "influxdb-init", "cat", f"/secrets/influx-{role}.token", check=False)
         if r.returncode != 0:
             r = self._compose(
@@ -239,9 +239,16 @@ class DockerStack(Stack):
         return out
 
 
+def compose_env(compose_dir: Path = COMPOSE_DIR) -> dict[str, str | None]:
+    """compose/.env's values (its secrets and the stack's org and bucket); {} while the file does not exist yet.
+    The one reader of the file: labkit reads it as docker compose does (python-dotenv)."""
+    env = compose_dir / ".env"
+    return dotenv_values(env) if env.exists() else {}
+
+
 def docker_settings(settings):
     """The container-side endpoints the Flink job needs; the host keeps using 127.0.0.1 ports."""
-    env = dotenv_values(COMPOSE_DIR / ".env") if (COMPOSE_DIR / ".env").exists() else {}
+    env = compose_env()
     fields = settings.model_fields_set
     update = {
         "kafka_bootstrap_for_flink": settings.kafka_bootstrap_for_flink or "kafka:19092",
@@ -278,7 +285,7 @@ def ensure_env_file(compose_dir: Path = COMPOSE_DIR) -> Path:
     env = compose_dir / ".env"
     values = _generated_secrets()
     if env.exists():
-        have = dotenv_values(env)
+        have = compose_env(compose_dir)
         missing = {k: v for k, v in values.items() if k not in have}
         if missing:
             text = env.read_text()

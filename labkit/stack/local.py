@@ -10,6 +10,7 @@ import time
 import psutil
 
 from labkit import credentials
+from labkit.console import say
 from labkit.errors import ConfigError, LabkitError
 from labkit.settings import Settings
 from labkit.stack import provision
@@ -18,7 +19,6 @@ from labkit.stack.flink import LocalJobManager, LocalTaskManager
 from labkit.stack.influxdb import LocalInfluxDB
 from labkit.stack.kafka import LocalKafka
 from labkit.stack.local_service import LocalService
-from labkit.stack.provision._run import say
 
 
 def port_holder(host: str, port: int) -> str | None:

@@ -299,3 +299,13 @@ def test_compose_makes_the_topics_and_ports_the_settings_name(compose, monkeypat
     assert published["kafka"] == str(s.kafka_port)
     assert published["jobmanager"] == str(s.flink_rest_port)
     assert published["influxdb"] == str(s.influx_port)
+
+
+def test_compose_env_is_read_in_one_place(tmp_path):
+    """compose_env() is the one reader of compose/.env (the docker backend's token and settings, publishing a
+    dashboard): nothing before the file exists, and its values as docker compose reads them."""
+    from labkit.stack.docker import compose_env
+
+    assert compose_env(tmp_path) == {}
+    (tmp_path / ".env").write_text("# a comment\nGRAFANA_ADMIN_PASSWORD=g\nINFLUXDB_ORG=clickstream\n")
+    assert compose_env(tmp_path) == {"GRAFANA_ADMIN_PASSWORD": "g", "INFLUXDB_ORG": "clickstream"}

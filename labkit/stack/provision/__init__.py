@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from filelock import FileLock
 
+from labkit.console import say
 from labkit.paths import cache_dir
 from labkit.stack.provision import flink, influxdb, kafka, loopback, udf
-from labkit.stack.provision._run import say
 
 
 def provision_all() -> None:

@@ -9,11 +9,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from labkit.console import say
 from labkit.errors import LabkitError
-
-
-def say(msg: str) -> None:
-    print(f"[labkit] {msg}", flush=True)
 
 
 def run_logged(

@@ -12,11 +12,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from labkit.console import say
+from labkit.paths import COMPOSE_DIR
 from labkit.stack.provision import influxdb, kafka
-from labkit.stack.provision._run import say
 from labkit.versions import FLINK, INFLUXDB, JAVA_MAJOR, KAFKA
 
-CI_DIR = Path(__file__).resolve().parents[3] / "compose" / "ci"
+CI_DIR = COMPOSE_DIR / "ci"
 BASE = "labkit-ci/debian:bookworm"
 
 

@@ -15,9 +15,10 @@ import stat
 import subprocess
 from pathlib import Path
 
+from labkit.console import say
 from labkit.errors import LabkitError
 from labkit.paths import cache_dir
-from labkit.stack.provision._run import run_logged, say
+from labkit.stack.provision._run import run_logged
 from labkit.stack.provision.tools import require
 from labkit.versions import FLUX, INFLUXDB
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from labkit.console import say
 from labkit.paths import cache_dir
-from labkit.stack.provision._run import say
 from labkit.versions import FLINK
 
 SOURCE = Path(__file__).resolve().parent / "loopback" / "org" / "apache" / "beam" / "sdk" / "fn" / "server"

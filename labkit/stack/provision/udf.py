@@ -11,13 +11,13 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from labkit.console import say
 from labkit.errors import LabkitError
-from labkit.paths import cache_dir
-from labkit.stack.provision._run import say
+from labkit.paths import PACKAGE_DIR, cache_dir
 from labkit.stack.provision.tools import require
 from labkit.versions import FLINK
 
-SOURCES = Path(__file__).resolve().parents[2] / "jobs" / "java"
+SOURCES = PACKAGE_DIR / "jobs" / "java"
 
 
 def _sources() -> list[Path]:
