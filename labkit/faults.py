@@ -29,7 +29,9 @@ class Drill:
 
 
 def _drillable(stack: Stack):
-    if stack.mode not in ("local", "docker"):
+    from labkit.stack.base import Operable
+
+    if not isinstance(stack, Operable):
         raise LabkitError(
             f"fault drills take services down on a stack labkit runs, not in {stack.mode} mode.",
             "use LABKIT_MODE=local or docker: an external cluster's services belong to its operators",

@@ -155,15 +155,11 @@ def _to_html(path: Path) -> Path:
 
 
 def _secrets_in_outputs(folder: Path) -> list[str]:
-    """Executed notebooks must never show a token or password (local mode knows them all)."""
-    from labkit import credentials
-    from labkit.settings import get
+    """Executed notebooks must never show a token or password: every secret the stack knows, in every mode
+    (local: the lab's credentials; docker: compose/.env and the secrets volume; external: the settings)."""
+    from labkit import stack as stack_mod
 
-    s = get()
-    if s.mode != "local" or not credentials.path(s.home).exists():
-        return []
-    c = credentials.load_or_create(s.home)
-    secrets = [x for x in (c.influx_admin_token, c.influx_password, c.influx_write_token, c.influx_read_token) if x]
+    secrets = stack_mod.get().secrets()
     return [
         str(p.relative_to(folder))
         for p in list(folder.rglob("*.ipynb")) + list(folder.rglob("*.html"))

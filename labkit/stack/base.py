@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
+import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from labkit.settings import Settings
 
@@ -96,6 +99,25 @@ class Stack(ABC):
     @abstractmethod
     def logs(self, service: str, lines: int = 50) -> str: ...
 
+    @abstractmethod
+    def influx_token(self, role: str = "admin") -> str:
+        """InfluxDB's `admin`, `write` (the job's) or `read` token, as this backend keeps it."""
+
+    def secrets(self) -> list[str]:
+        """Every secret value this backend knows (tokens, passwords), for scans that must never find one in
+        what the lab shows: executed notebooks, logs, specs printed without --spec-file. A role whose token
+        cannot be read right now (InfluxDB not onboarded yet) is left out rather than failing the scan."""
+        from labkit.errors import LabkitError
+        from labkit.settings import reveal
+
+        found = []
+        for role in ("admin", "write", "read"):
+            with contextlib.suppress(LabkitError, OSError, KeyError, subprocess.SubprocessError):
+                found.append(self.influx_token(role))
+        s = self.settings
+        found += [reveal(x) for x in (s.influx_token, s.influx_write_token, s.influx_read_token, s.kafka_sasl_password)]
+        return sorted({x for x in found if x and len(x) >= 8})  # a short value would match ordinary text
+
     # ---- addresses: the stack owns them; callers never work them out themselves -------------------------
     def get_bootstrap_server(self) -> str:
         """Kafka, as seen from this machine (producer, notebooks, queries)."""
@@ -145,3 +167,18 @@ class Stack(ABC):
         if self._started_here:
             self.down()
             self._started_here = False
+
+
+@runtime_checkable
+class Operable(Protocol):
+    """A stack whose services labkit runs itself (a process locally, a container in docker mode), so it can take
+    one down and bring it back: what fault drills need. Callers ask `isinstance(stack, Operable)`, never the mode:
+    an external cluster's services belong to its operators."""
+
+    def pid(self, service: str) -> int | None: ...
+
+    def take_down(self, service: str, how: str) -> None: ...
+
+    def bring_back(self, service: str) -> None: ...
+
+    def host_ports(self, service: str) -> list[int]: ...

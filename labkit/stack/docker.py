@@ -111,6 +111,12 @@ class DockerStack(Stack):
             )
         return r.stdout.strip()
 
+    def secrets(self) -> list[str]:
+        """The base's tokens, and compose/.env's passwords and tokens (InfluxDB's admin, Grafana's, Jupyter's)."""
+        env = compose_env()
+        extra = [v for k, v in env.items() if v and ("PASSWORD" in k or "TOKEN" in k) and len(v) >= 8]
+        return sorted({*super().secrets(), *extra})
+
     def up(self, *, timeout: float = 600) -> StackStatus:
         # The first start builds the lab's Flink image (PyFlink, the connector, the lab's functions): minutes.
         self._compose("up", "-d", "--build", "--wait", "--wait-timeout", str(int(timeout)))

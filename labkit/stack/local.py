@@ -179,6 +179,11 @@ class LocalStack(Stack):
             raise LabkitError("InfluxDB has not been onboarded yet.", "run `labkit up` first")
         return token
 
+    def secrets(self) -> list[str]:
+        """The base's tokens, and the InfluxDB admin's password."""
+        extra = [self.creds.influx_password] if self.creds.influx_password else []
+        return sorted({*super().secrets(), *extra})
+
     def job_side(self) -> JobSide:
         """Local jobs read the write-only token from a 0600 file (kept out of the job graph and its logs)."""
         from labkit.credentials import write_secret
