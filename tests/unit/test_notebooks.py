@@ -36,6 +36,13 @@ def test_committed_without_outputs_and_with_a_parameters_cell(path):
     assert set(papermill.inspect_notebook(str(path))) == assigned
     assert set(CI_PARAMETERS[path.stem]) <= assigned
     assert "use_solution" in assigned  # CI's solution pass switches every exercise to its answer
+    if "seed" in assigned:  # the attendee pass runs the default seed; the solution pass must run another one
+        default = next(
+            node.value.value
+            for node in ast.parse(tagged[0].source).body
+            if isinstance(node, ast.Assign) and node.targets[0].id == "seed"
+        )
+        assert CI_PARAMETERS[path.stem].get("seed", default) != default, f"{path.stem}: CI runs only its default seed"
 
 
 @pytest.mark.parametrize("path", BOOKS, ids=lambda p: p.stem)
