@@ -115,11 +115,11 @@ test-docker: setup
 # The whole suite, as CI runs it: unit tests, the real stack, the pipeline, faults, the notebooks with their
 # solutions (local mode); then docker mode, where the notebooks run as an attendee first runs them.
 test: check up
-	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene
+	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene --durations=20
 	$(MAKE) leftovers
 	$(MAKE) test-cluster
 	$(MAKE) docker-prep-background
-	$(BIN)/pytest tests -m slow
+	$(BIN)/pytest tests -m slow --durations=10
 	$(MAKE) leftovers
 	$(BIN)/python -m labkit.notebooks_ci --pass solution
 	$(MAKE) test-docker

@@ -84,9 +84,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _scope_topics(self) -> Settings:
-        # The lab's two topics follow the namespace too, so an attendee's file need not spell them out.
+        # The lab's two topics follow the namespace too, so an attendee's file need not spell them out; so does
+        # the default bucket, named as `workshop create` names an attendee's (<bucket>-<namespace>).
         if self.namespace:
             self.topic, self.dlq_topic = self.scoped(self.topic), self.scoped(self.dlq_topic)
+            if "influx_bucket" not in self.model_fields_set:
+                self.influx_bucket = f"{self.influx_bucket}-{self.namespace}"
         return self
 
     def scoped(self, name: str) -> str:
@@ -176,6 +179,7 @@ def load(**overrides: object) -> Settings:
             f"fix {name} in your environment or .env file; see docs/configuration.md",
         ) from None
     _check_kafka_security(s)
+    _check_own_resources(s)
     ports = s.ports()
     seen: dict[int, str] = {}
     for name, port in ports.items():
@@ -186,6 +190,27 @@ def load(**overrides: object) -> Settings:
             )
         seen[port] = name
     return s
+
+
+def _check_own_resources(s: Settings) -> None:
+    """An attendee (LABKIT_NAMESPACE) writes into their own bucket with their own token file, as `workshop create`
+    named them. Pointing the job at another attendee's (`.../a02.write-token`, `clickstream-a02`) used to build a
+    spec without complaint. This refuses it early, with the setting to fix; it is a guard against mistakes and the
+    obvious attempt, not the boundary: that is where each attendee's job runs (docs/architecture.md, isolation)."""
+    ns = s.namespace
+    if not ns:
+        return
+    if not s.influx_bucket.endswith(f"-{ns}"):
+        raise ConfigError(
+            f"setting LABKIT_INFLUX_BUCKET is {s.influx_bucket!r}, which is not attendee {ns}'s bucket.",
+            f"use the bucket your settings file names (it ends in -{ns}), or remove LABKIT_INFLUX_BUCKET",
+        )
+    token = s.flink_influx_token_file
+    if token and Path(token).name != f"{ns}.write-token":
+        raise ConfigError(
+            f"setting LABKIT_FLINK_INFLUX_TOKEN_FILE is {token}, which is not attendee {ns}'s token file.",
+            f"use the file your settings file names ({ns}.write-token), or remove LABKIT_FLINK_INFLUX_TOKEN_FILE",
+        )
 
 
 def _check_kafka_security(s: Settings) -> None:

@@ -370,3 +370,19 @@ def test_local_flink_has_no_web_submission_and_cors_for_its_own_origin_only(clea
 
     # the session cluster tests/cluster builds with conf_folder gets no web submission either
     assert _flink_conf(conf_folder(clean / "other", {"rest.port": 8081}))["web.submit.enable"] is False
+
+
+def test_an_attendee_cannot_point_their_job_at_another_attendees_bucket_or_token(tmp_path):
+    """Attendee a01 sets a02's token file and bucket (the issue's attack): labkit refuses to load such settings,
+    naming the setting; a01's own bucket and token file load. (The boundary itself is where the job runs; this
+    guard stops the obvious attempt and the copy-paste mistake before a spec is built.)"""
+    own = dict(home=tmp_path, mode="external", namespace="a01", influx_token="t" * 20)
+    ok = load(**own, influx_bucket="clickstream-a01", flink_influx_token_file=str(tmp_path / "a01.write-token"))
+    assert ok.influx_bucket == "clickstream-a01"
+    with pytest.raises(ConfigError, match="LABKIT_FLINK_INFLUX_TOKEN_FILE .*not attendee a01"):
+        load(**own, influx_bucket="clickstream-a01", flink_influx_token_file=str(tmp_path / "a02.write-token"))
+    with pytest.raises(ConfigError, match="LABKIT_INFLUX_BUCKET .*not attendee a01"):
+        load(**own, influx_bucket="clickstream-a02", flink_influx_token_file=str(tmp_path / "a01.write-token"))
+    with pytest.raises(ConfigError, match="LABKIT_INFLUX_BUCKET"):
+        load(**own, influx_bucket="clickstream")  # the shared bucket is nobody's in a workshop
+    assert load(home=tmp_path, mode="external", influx_token="t" * 20, influx_bucket="anything").namespace is None
