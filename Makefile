@@ -83,7 +83,7 @@ format: setup
 # No engine and no way to install one (not root): skipped with a message, except in CI.
 COMPOSE_OVERRIDE ?= ci/docker-compose.ci.yml
 DOCKER_ENV := LABKIT_MODE=docker LABKIT_COMPOSE_OVERRIDE=$(COMPOSE_OVERRIDE)
-DOCKER_TESTS := tests/docker/test_compose_stack.py tests/stack/test_kafka.py tests/stack/test_influx.py \
+DOCKER_TESTS := tests/docker/test_compose_stack.py tests/stack/test_kafka.py tests/stack/test_influx.py tests/stack/test_flink_rest.py \
 	tests/stack/test_flink.py tests/pipeline/test_demo.py tests/pipeline/test_bad_input.py \
 	tests/pipeline/test_resume_fallback.py
 DOCKER_PREP := build/docker-engine
