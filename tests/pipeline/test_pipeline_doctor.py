@@ -101,3 +101,73 @@ def test_one_running_pipeline_broken_link_by_link(settings, stack, pipeline):
     d = _until(topic, settings, "malformed")
     _stops_at(d, "counted")
     assert "malformed" in d.broken.saw
+
+
+def test_a_job_that_keeps_restarting_stops_at_the_job_with_its_exception(settings, stack):
+    """The pipeline's job for a topic fails on every record (a CAST Flink cannot do at run time: the text of a URL
+    as an INT) and its restart strategy starts it again and again. The doctor must name the job link, with the
+    job's own exception, once the producer and event-time links hold. Flink's own failure, not one labkit made
+    up: the doctor reads it from Flink's exception history."""
+    from labkit import stack as stack_mod
+    from labkit.jobs import pipeline_name, pipeline_params
+    from labkit.jobs.control import submit_spec
+    from labkit.jobs.custom import CustomMetric
+
+    topic = kafka_info.fresh_topic(f"doc_crash_{uuid.uuid4().hex[:6]}", settings)
+    produce(2_000, topic=topic, seed=6, progress=False, settings=settings)
+    crashing = CustomMetric(
+        "doctor_crash",
+        "SELECT window_end, SUM(CAST(url AS INT)) AS n "
+        "FROM TABLE(TUMBLE(TABLE events, DESCRIPTOR(rowtime), INTERVAL '10' SECOND)) GROUP BY window_start, window_end",
+        topic=topic,
+        settings=settings,
+    )
+    params = pipeline_params(settings, topic=topic, group_id=f"labkit-doctor-crash-{uuid.uuid4().hex[:6]}")
+    params = type(params)(**{**params.__dict__, "startup": "earliest-offset"})
+    job = submit_spec(crashing._spec(params, pipeline_name(settings, topic)), settings, stack_mod.get(settings).mode)
+    try:
+        deadline = time.monotonic() + 120
+        while job.restarts() < 2 and time.monotonic() < deadline:
+            time.sleep(2)
+        assert job.restarts() >= 2, f"the job did not keep restarting: {job.state}, {job.restarts()} restarts"
+        d = diagnose(topic, settings=settings)
+        _stops_at(d, "job")
+        assert "restart" in d.broken.saw or "RESTARTING" in d.broken.saw or "FAILING" in d.broken.saw, str(d)
+        assert "NumberFormatException" in d.broken.saw or "CAST" in d.broken.saw or "cast" in d.broken.saw, str(d)
+    finally:
+        job.cancel()
+
+
+def test_a_silent_partition_without_idle_timeout_or_end_markers_stops_at_the_watermark(settings, stack):
+    """The pipeline's job with its idle timeout switched off reads a 4-partition topic whose traffic (a plain
+    kafka-python producer, send times as Kafka timestamps) all goes to partition 0, with no end markers: the other
+    three partitions never get a watermark, so the windows' minimum never moves and nothing fires. The doctor
+    must stop at the watermark link and name the silent partitions."""
+    import json
+
+    from labkit import stack as stack_mod
+    from labkit.jobs import pipeline_spec
+    from labkit.jobs.control import submit_spec
+
+    topic = kafka_info.fresh_topic(f"doc_silent_{uuid.uuid4().hex[:6]}", settings)
+    spec, _params = pipeline_spec(settings, topic=topic, group_id=f"labkit-doc-silent-{uuid.uuid4().hex[:6]}")
+    on = [d for d in spec["ddl"] if "'scan.watermark.idle-timeout' = '30 s'" in d]
+    assert on, "the pipeline's source has no 30 s idle timeout to switch off"
+    spec["ddl"] = [
+        d.replace("'scan.watermark.idle-timeout' = '30 s'", "'scan.watermark.idle-timeout' = '0 s'")
+        for d in spec["ddl"]
+    ]
+    job = submit_spec(spec, settings, stack_mod.get(settings).mode).wait_running()
+    try:
+        p = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+        for i in range(600):
+            ev = {"user_id": f"u{i % 40}", "session_id": f"s{i % 90}", "url": "/cart", "http_method": "GET",
+                  "http_status": 200, "latency_ms": 20.0, "event_timestamp": int(time.time() * 1000) - 30_000 + i * 50}  # fmt: skip
+            p.send(topic, value=json.dumps(ev).encode(), partition=0)
+        p.flush()
+        p.close()
+        d = _until(topic, settings, "no watermark", wait_s=60)
+        _stops_at(d, "watermark")
+        assert all(str(n) in d.broken.saw for n in (1, 2, 3)), str(d)
+    finally:
+        job.cancel()
