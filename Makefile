@@ -109,6 +109,7 @@ test-docker: setup
 	$(DOCKER_ENV) $(LABKIT) up --timeout 600; \
 	$(DOCKER_ENV) $(BIN)/pytest -q $(DOCKER_TESTS); \
 	$(DOCKER_ENV) $(BIN)/pytest -q tests/pipeline/test_faults.py -k "taskmanager_killed or kafka_restarted"; \
+	$(DOCKER_ENV) $(BIN)/pytest -q tests/pipeline/test_pipeline_doctor.py -k "no_job_reads or keeps_restarting or wrong_token"; \
 	$(DOCKER_ENV) $(BIN)/python -m labkit.notebooks_ci --pass attendee; \
 	$(DOCKER_ENV) $(BIN)/pytest -q tests/docker/test_zz_wipe.py
 

@@ -67,10 +67,9 @@ def test_records_no_job_reads_stop_at_the_job(settings, stack):
     assert "no job reads" in d.broken.saw and "--topic" in d.broken.fix
 
 
-def test_one_running_pipeline_broken_link_by_link(settings, stack, pipeline):
-    """One job on a topic of its own: healthy first; then the reader's token and bucket are wrong; then most
-    events arrive late; then most are malformed. Every phase's accounts are exact: the job is fine, the doctor
-    must say where the panel's data went."""
+def test_a_healthy_run_then_a_wrong_token_or_bucket_stops_at_influxdb(settings, stack, pipeline):
+    """One job on a topic of its own: healthy first, one line per link; then the reader's token and bucket are
+    wrong. (Run in docker mode too: InfluxDB there is a container the host reaches on its published port.)"""
     topic, _job = pipeline
     ok = produce(2_000, topic=topic, seed=4, close_windows=True, progress=False, settings=settings)
     assert verify(ok.ledger, wait_s=120, settings=settings).exact
@@ -84,6 +83,14 @@ def test_one_running_pipeline_broken_link_by_link(settings, stack, pipeline):
     wrong_bucket = diagnose(topic, settings=settings.model_copy(update={"influx_bucket": "no_such_bucket"}))
     _stops_at(wrong_bucket, "InfluxDB")
     assert "no_such_bucket" in wrong_bucket.broken.saw
+
+
+def test_late_then_malformed_traffic_stops_at_counted(settings, stack, pipeline):
+    """The same job, fine throughout (every phase's accounts are exact): first most events arrive late, then
+    most are malformed. The doctor must say where the panel's data went."""
+    topic, _job = pipeline
+    ok = produce(2_000, topic=topic, seed=4, close_windows=True, progress=False, settings=settings)
+    assert verify(ok.ledger, wait_s=120, settings=settings).exact
 
     # 6,000 events ten minutes behind what the job has seen: every one of them late
     behind = ok.ledger.first_event_ms - 600_000
