@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 export LABKIT_PROGRESS ?= lines
 
-.PHONY: dev dashboards setup system demo up down status check leftovers test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster cluster-suites test-cluster-flink \
+.PHONY: dev dashboards setup system demo up down status check leftovers test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster test-cluster-flink \
 	test-docker docker-prep-background notebooks lint format bench lab clean
 
 $(BIN)/python:
@@ -115,19 +115,10 @@ test-docker: setup
 
 # The whole suite, as CI runs it: unit tests, the real stack, the pipeline, faults, the notebooks with their
 # solutions (local mode); then docker mode, where the notebooks run as an attendee first runs them.
-# The cluster suites run side by side with the stack and pipeline suites: their hosts are network namespaces
-# of their own (other addresses, other ports), and both mostly wait on services. Their output is shown when both
-# are done; either failing fails the run.
-CLUSTER_LOG := build/cluster-suites
 test: check up
-	@mkdir -p build; rm -f $(CLUSTER_LOG).rc; \
-	( $(MAKE) --no-print-directory cluster-suites > $(CLUSTER_LOG).log 2>&1; echo $$? > $(CLUSTER_LOG).rc ) </dev/null & \
-	echo "[cluster] the cluster suites run in the background (log: $(CLUSTER_LOG).log)"; \
-	rc=0; $(BIN)/pytest tests -m "not slow" --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene --durations=20 || rc=$$?; \
-	while [ ! -f $(CLUSTER_LOG).rc ]; do sleep 5; done; \
-	echo "[cluster] ---- the cluster suites' output ----"; cat $(CLUSTER_LOG).log; crc=$$(cat $(CLUSTER_LOG).rc); \
-	echo "[cluster] exit $$crc; stack and pipeline suites exit $$rc"; [ $$rc = 0 ] && [ $$crc = 0 ]
+	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene --durations=20
 	$(MAKE) leftovers
+	$(MAKE) test-cluster
 	$(MAKE) docker-prep-background
 	$(BIN)/pytest tests -m slow --durations=10
 	$(MAKE) leftovers
@@ -140,15 +131,11 @@ test: check up
 # replication factor 3 and a broker killed mid-stream, a Flink session cluster (JobManager + two TaskManagers)
 # with a TaskManager killed mid-stream, InfluxDB. `test-cluster-flink` runs only the Flink cluster's test.
 test-cluster: up
-	$(MAKE) cluster-suites
-	$(MAKE) leftovers
-
-# (no leftovers check here: `make test` runs this beside other suites, and checks once both are done)
-cluster-suites:
 	@# the suites bring what they need whatever else runs: here, the lab's own pipeline holds its task slots
 	$(BIN)/python -c "from labkit import notebook; notebook.ensure_pipeline()"
-	$(BIN)/pytest tests/cluster --durations=5
+	$(BIN)/pytest tests/cluster
 	$(BIN)/pytest tests/hygiene
+	$(MAKE) leftovers
 
 test-cluster-flink: up
 	$(BIN)/pytest tests/cluster/test_flink_cluster.py

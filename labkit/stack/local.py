@@ -6,7 +6,6 @@ import contextlib
 import shutil
 import socket
 import time
-from pathlib import Path
 
 import psutil
 
@@ -51,14 +50,12 @@ def _is_worker(p: psutil.Process) -> bool:
         return False
 
 
-def orphaned_python_workers(conf_dir: Path | None = None) -> list[psutil.Process]:
+def orphaned_python_workers() -> list[psutil.Process]:
     """PyFlink Python workers of this venv whose TaskManager is gone.
 
     A TaskManager starts each worker through a shell runner; killed with SIGKILL, it cannot stop them, and
     they live on (about 200 MB each), adopted by init. A worker chain whose top is no longer a child of a
-    JVM or of a Python process (a local preview) is an orphan. With `conf_dir`, only workers of the Flink whose
-    FLINK_CONF_DIR that is (they inherit it from their TaskManager): another Flink on this machine running the
-    same venv (a test cluster, a second lab home) keeps its own, whatever happens to its TaskManagers."""
+    JVM or of a Python process (a local preview) is an orphan."""
     import sys
 
     prefix = sys.prefix
@@ -66,13 +63,6 @@ def orphaned_python_workers(conf_dir: Path | None = None) -> list[psutil.Process
     for p in psutil.process_iter(["pid", "cmdline"]):
         if not _is_worker(p) or not any(prefix in part for part in (p.info["cmdline"] or [])):
             continue
-        if conf_dir is not None:
-            try:
-                theirs = p.environ().get("FLINK_CONF_DIR")
-            except psutil.Error:
-                theirs = None
-            if theirs is not None and Path(theirs) != Path(conf_dir):
-                continue
         top = p
         try:
             while (parent := top.parent()) is not None and _is_worker(parent):
@@ -85,8 +75,8 @@ def orphaned_python_workers(conf_dir: Path | None = None) -> list[psutil.Process
     return out
 
 
-def reap_orphaned_python_workers(conf_dir: Path | None = None) -> int:
-    procs = orphaned_python_workers(conf_dir)
+def reap_orphaned_python_workers() -> int:
+    procs = orphaned_python_workers()
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.kill()
@@ -220,7 +210,7 @@ class LocalStack(Stack):
         if not provision.is_provisioned():
             provision.provision_all()
         t0 = time.monotonic()  # the readiness budget starts after provisioning
-        reap_orphaned_python_workers(self.settings.home / "flink" / "conf")
+        reap_orphaned_python_workers()
         to_start = [s for s in self.services if s.process.state() != "running"]
         self.check_ports(to_start)
         for svc in to_start:
@@ -241,7 +231,7 @@ class LocalStack(Stack):
             if svc.process.state() != "stopped":
                 say(f"stopping {svc.name}")
             svc.process.stop()
-        reap_orphaned_python_workers(self.settings.home / "flink" / "conf")
+        reap_orphaned_python_workers()
         if wipe:
             from labkit import restore_points as resume
 

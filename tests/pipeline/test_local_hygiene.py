@@ -62,7 +62,7 @@ def test_a_crashed_taskmanagers_python_workers_are_reaped(settings, stack, pipel
     survivors = [w for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
     stack.up()  # brings the TaskManager back and reaps what the crashed one left behind
     job.wait_running(timeout=180)
-    assert orphaned_python_workers(settings.home / "flink" / "conf") == []
+    assert orphaned_python_workers() == []
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in survivors)
 
 
@@ -94,6 +94,6 @@ def test_down_leaves_no_process_of_the_stack_behind(settings, stack):
         time.sleep(1)
         alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
         assert alive == [], [" ".join(psutil.Process(p).cmdline())[:120] for p in alive]
-        assert orphaned_python_workers(settings.home / "flink" / "conf") == []
+        assert orphaned_python_workers() == []
     finally:
         stack.up()
