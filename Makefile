@@ -133,7 +133,7 @@ test: check up
 test-cluster: up
 	@# the suites bring what they need whatever else runs: here, the lab's own pipeline holds its task slots
 	$(BIN)/python -c "from labkit import notebook; notebook.ensure_pipeline()"
-	$(BIN)/pytest tests/cluster
+	$(BIN)/pytest tests/cluster --durations=5
 	$(BIN)/pytest tests/hygiene
 	$(MAKE) leftovers
 
