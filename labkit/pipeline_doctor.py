@@ -199,8 +199,10 @@ class _Context:
         idle = [v["name"][:40] for v in info.get("vertices", []) if v["status"] != "RUNNING"]
         if state != "RUNNING" or idle:
             cause = flink.exception(self.job.id) or "no exception recorded"
+            restarts = self.job.restarts()
             raise _Broken(
-                f"the job is {state}{' (tasks not running: ' + ', '.join(idle) + ')' if idle else ''}; last error: {cause}",
+                f"the job is {state}{' (tasks not running: ' + ', '.join(idle) + ')' if idle else ''}"
+                f"{f', {restarts} restart(s) so far' if restarts else ''}; last error: {cause}",
                 "read `labkit logs taskmanager`; a job that keeps restarting fails on the same cause each time",
             )
         recent = _last_failure_s(flink, self.job.id)

@@ -84,7 +84,9 @@ def prune_checkpoints(settings: Settings, live: set[str], idle_s: float = CHECKP
     if not root.is_dir():
         return []
     named = set()
-    for p in (settings.home / "jobs").glob(f"*.{cluster_id(settings)}.restore.json"):
+    # every cluster's restore points: jobs sent from external-mode settings to this machine's Flink (a workshop
+    # rehearsed locally, the cluster suites) checkpoint into the same folder
+    for p in (settings.home / "jobs").glob("*.restore.json"):
         try:
             named.update(json.loads(p.read_text()).get("jobs", []))
         except (OSError, ValueError):

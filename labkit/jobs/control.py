@@ -438,7 +438,10 @@ def submit_spec(
         except (httpx.HTTPError, ServiceError, KeyError):
             live = None  # Flink cannot say what runs: delete nothing
         if live is not None:
-            restore_points.prune_checkpoints(settings, live | {m.group(1)})
+            # the job this one was restored from keeps its folder: a failover before the new job's first
+            # checkpoint restores from that path again (Flink's NO_CLAIM mode leaves it to us)
+            source = re.search(r"/([0-9a-f]{32})/chk-\d+", savepoint or "")
+            restore_points.prune_checkpoints(settings, live | {m.group(1)} | ({source.group(1)} if source else set()))
     return Job(m.group(1), spec["config"]["pipeline.name"], flink, settings)
 
 

@@ -10,7 +10,7 @@ import time
 
 from labkit import restore_points
 from labkit.jobs.control import prune_specs
-from labkit.settings import Settings
+from labkit.settings import Settings, load
 from labkit.stack.process import rotate
 
 
@@ -90,7 +90,6 @@ def test_a_log_past_its_limit_is_rotated_once(tmp_path):
 def test_a_wipe_takes_the_jobs_write_token_with_it(tmp_path):
     """`labkit down --wipe` deletes the InfluxDB that issued the jobs' write token; the token file went on lying
     in the lab's home. A stopped lab in a home of this test's own: nothing runs there, nothing is stopped."""
-    from labkit.settings import load
     from labkit.stack.local import LocalStack
 
     s = load(home=tmp_path / "home", mode="local")
@@ -101,3 +100,15 @@ def test_a_wipe_takes_the_jobs_write_token_with_it(tmp_path):
     LocalStack(s).down(wipe=True)
     assert not token.exists() and not (s.home / "secrets.json").exists()
     assert keep.exists()  # specs are pruned by count, not wiped
+
+
+def test_a_checkpoint_of_another_clusters_restore_point_is_kept(tmp_path):
+    """Jobs sent from external-mode settings to this machine's Flink checkpoint into the same folder."""
+    s = _settings(tmp_path)
+    root = s.home / "flink" / "checkpoints"
+    theirs = "e" * 32
+    _checkpoint(root, theirs, age_s=3600)
+    (s.home / "jobs").mkdir(parents=True)
+    ext = load(home=tmp_path / "home", mode="external", flink_rest_url="http://127.0.0.1:8081", influx_token="t" * 20)
+    restore_points.record_job(ext, "clickstream-metrics", theirs)
+    assert restore_points.prune_checkpoints(s, live=set()) == []
