@@ -352,6 +352,16 @@ def _clock_floor(topic: str, settings: Settings, watermark_delay_ms: int = WATER
     return window_end(last, prev.window_ms)
 
 
+def clock_ahead_s(topic: str | None = None, settings: Settings | None = None) -> float:
+    """How far the topic's event-time clock (where its next run must start) is ahead of the wall clock, in
+    seconds; 0 when it is not. Back-dated runs end about now, but a run too short to reach back past the previous
+    one starts after it, in the future: a live run (event time at the wall clock's pace, for a Grafana whose
+    "now" is the wall clock) waits this long first, or its windows fall outside Grafana's last minutes."""
+    settings = settings or get_settings()
+    topic = settings.scoped(topic or settings.topic)
+    return max(0.0, (_clock_floor(topic, settings) - time.time() * 1000) / 1000)
+
+
 def load_ledger(topic: str | None = None, settings: Settings | None = None) -> Ledger:
     settings = settings or get_settings()
     topic = settings.scoped(topic or settings.topic)
