@@ -77,7 +77,8 @@ format: setup
 	$(BIN)/ruff check --fix labkit tests
 
 # Docker mode on a real Docker engine: compose/ brought up by labkit's docker backend, then the tests that
-# make sense there, every notebook as an attendee first runs it, and `down --wipe`. CI starts from empty volumes
+# make sense there, every notebook as an attendee first runs it (08: with its drills solved, typed as an attendee
+# types them in docker mode; its attendee pass runs locally), and `down --wipe`. CI starts from empty volumes
 # (a CI machine may keep them, and their savepoints, between runs). Where Docker Hub cannot be
 # reached (CI), images built here stand in for the official ones: COMPOSE_OVERRIDE= uses the official images.
 # No engine and no way to install one (not root): skipped with a message, except in CI.
@@ -110,7 +111,8 @@ test-docker: setup
 	$(DOCKER_ENV) $(BIN)/pytest -q $(DOCKER_TESTS); \
 	$(DOCKER_ENV) $(BIN)/pytest -q tests/pipeline/test_faults.py -k "taskmanager_killed or kafka_restarted"; \
 	$(DOCKER_ENV) $(BIN)/pytest -q tests/pipeline/test_pipeline_doctor.py -k "no_job_reads or keeps_restarting or wrong_token"; \
-	$(DOCKER_ENV) $(BIN)/python -m labkit.notebooks_ci --pass attendee; \
+	$(DOCKER_ENV) $(BIN)/python -m labkit.notebooks_ci --pass attendee --skip 08; \
+	$(DOCKER_ENV) $(BIN)/python -m labkit.notebooks_ci --pass solution 08; \
 	$(DOCKER_ENV) $(BIN)/pytest -q tests/docker/test_zz_wipe.py
 
 # The whole suite, as CI runs it: unit tests, the real stack, the pipeline, faults, the notebooks with their
@@ -123,6 +125,7 @@ test: check up
 	$(BIN)/pytest tests -m slow --durations=10
 	$(MAKE) leftovers
 	$(BIN)/python -m labkit.notebooks_ci --pass solution
+	$(BIN)/python -m labkit.notebooks_ci --pass attendee 08
 	$(MAKE) test-docker
 	$(MAKE) leftovers LEFTOVERS_ARGS=--docker
 

@@ -8,7 +8,7 @@ In both passes every claim the text makes about the data (`labkit.claims`) is st
 data do not bear out fails the notebook, quoting it.
 Executed copies go to build/notebooks/<pass>/, each also as HTML with plotly.js embedded (viewable offline);
 every chart in them must carry data, and no secret may appear in them.
-Usage: python -m labkit.notebooks_ci [--pass attendee|solution] [names...]
+Usage: python -m labkit.notebooks_ci [--pass attendee|solution] [--skip 08,...] [names...]
 """
 
 from __future__ import annotations
@@ -170,12 +170,22 @@ def _secrets_in_outputs(folder: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    passes = None
+    passes, skip = None, []
     if "--pass" in argv:
         i = argv.index("--pass")
         passes = [argv[i + 1]]
         argv = argv[:i] + argv[i + 2 :]
-    return run(argv or None, passes)
+    if "--skip" in argv:  # e.g. --skip 08: every notebook but those (CI runs 08's drills solved in docker mode)
+        i = argv.index("--skip")
+        skip = argv[i + 1].split(",")
+        argv = argv[:i] + argv[i + 2 :]
+    names = argv or None
+    if skip:
+        names = [
+            b.stem for b in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if not any(b.stem.startswith(x) for x in skip)
+        ]
+        names = [n for n in names if not argv or any(n.startswith(a) for a in argv)]
+    return run(names, passes)
 
 
 if __name__ == "__main__":
