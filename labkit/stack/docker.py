@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,10 @@ SERVICES = {
     "influxdb": "influxdb",
     "grafana": "grafana",
 }
+
+
+TOKEN_TTL_S = 60.0
+_TOKENS: dict[tuple[str, str], tuple[str, float]] = {}  # (admin token, role) -> (token, read at)
 
 
 class DockerStack(Stack):
@@ -101,15 +106,27 @@ class DockerStack(Stack):
         return list(self._services)
 
     def influx_token(self, role: str = "admin") -> str:
-        """Admin from compose/.env; the read/write tokens live in the secrets volume (created at first start)."""
+        """Admin from compose/.env; the read/write tokens live in the secrets volume (created at first start).
+
+        Reading one takes a `docker compose exec` (about a second), and every `Influx()` asks: `verify` polling
+        InfluxDB started a subprocess per poll. A token read is kept for TOKEN_TTL_S seconds (per admin token,
+        so a regenerated compose/.env reads afresh, and `down --wipe` here forgets them); after a wipe from
+        another process, a stale token lives at most that long."""
         if role == "admin":
             return compose_env()["INFLUXDB_ADMIN_TOKEN"]
+        key = (compose_env().get("INFLUXDB_ADMIN_TOKEN") or "", role)
+        hit = _TOKENS.get(key)
+        if hit and time.monotonic() - hit[1] < TOKEN_TTL_S:
+            return hit[0]
         r = self._compose("exec", "-T", "influxdb-init", "cat", f"/secrets/influx-{role}.token", check=False)
         if r.returncode != 0:
             r = self._compose(
                 "run", "--rm", "--no-deps", "--entrypoint", "cat", "influxdb-init", f"/secrets/influx-{role}.token"
             )
-        return r.stdout.strip()
+        token = r.stdout.strip()
+        if token:
+            _TOKENS[key] = (token, time.monotonic())
+        return token
 
     def secrets(self) -> list[str]:
         """The base's tokens, and compose/.env's passwords and tokens (InfluxDB's admin, Grafana's, Jupyter's)."""
@@ -129,7 +146,8 @@ class DockerStack(Stack):
 
     def down(self, *, wipe: bool = False) -> StackStatus:
         self._compose("down", "--remove-orphans", *(["--volumes"] if wipe else []))
-        if wipe:  # the savepoints and checkpoints were in a volume
+        if wipe:  # the savepoints and checkpoints were in a volume, and so were the tokens
+            _TOKENS.clear()
             from labkit import restore_points as resume
 
             resume.forget_cluster(self.settings)
