@@ -39,6 +39,19 @@ def _drillable(stack: Stack):
     return stack
 
 
+def cannot_drill(stack: Stack, service: str = "influxdb") -> str | None:
+    """Why this process cannot take `service` down (None: it can). An external cluster is not labkit's to break;
+    in docker mode the kernel may have no Docker engine to talk to (JupyterLab in the compose `jupyter` profile
+    runs in a container without the Docker CLI), and then the attendee injects the fault from a terminal."""
+    try:
+        _drillable(stack)
+        if stack.pid(service) is None:
+            return f"{service} is not running"
+    except LabkitError as e:
+        return e.message
+    return None
+
+
 def _outage(
     stack: Stack, service: str, how: str, down_s: float, what: str, detail: str, mark: Callable | None = None
 ) -> Drill:

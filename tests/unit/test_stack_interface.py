@@ -54,3 +54,13 @@ def test_an_external_stack_knows_its_secrets_and_the_ci_scan_finds_them(tmp_path
         assert {token, write, password} <= set(get().secrets())
     finally:
         settings_mod.get.cache_clear()
+
+
+def test_a_kernel_without_the_docker_cli_is_told_it_cannot_drill(tmp_path, monkeypatch):
+    """JupyterLab in the compose `jupyter` profile runs in a container without the Docker CLI: drill 2 must say
+    so (and the notebook tells the attendee what to type), not fail. No PATH here is that container's view."""
+    external = ExternalStack(load(home=tmp_path, mode="external", influx_token="t" * 20))
+    assert "not in external mode" in faults.cannot_drill(external)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `docker` on it
+    docker = DockerStack(load(home=tmp_path, mode="docker"))
+    assert "Docker is not installed" in faults.cannot_drill(docker)
