@@ -62,14 +62,7 @@ def lag(group: str, topic: str | None = None, settings: Settings | None = None) 
     settings = settings or get_settings()
     topic = settings.scoped(topic or settings.topic)
     group = settings.scoped(group)
-    admin = _admin(settings)
-    try:
-        if hasattr(admin, "list_group_offsets"):  # kafka-python 3
-            committed = admin.list_group_offsets(group).get(group, {})
-        else:
-            committed = admin.list_consumer_group_offsets(group)
-    finally:
-        admin.close()
+    committed = _committed(group, settings)
     o = offsets(topic, settings)
     o["committed"] = [
         committed.get(TopicPartition(topic, p)).offset if committed.get(TopicPartition(topic, p)) else 0
@@ -77,6 +70,31 @@ def lag(group: str, topic: str | None = None, settings: Settings | None = None) 
     ]
     o["lag"] = o["end"] - o["committed"]
     return o
+
+
+def _committed(group: str, settings: Settings) -> dict:
+    """The group's committed offsets. A broker that has just started answers "coordinator not available" until
+    its offsets topic is ready (seen on a fresh docker stack): a retriable error, retried for up to 30 s."""
+    from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+    for attempt in Retrying(
+        retry=retry_if_exception_type(
+            (CoordinatorNotAvailableError, CoordinatorLoadInProgressError, NotCoordinatorError)
+        ),
+        stop=stop_after_delay(30),
+        wait=wait_fixed(1),
+        reraise=True,
+    ):
+        with attempt:
+            admin = _admin(settings)
+            try:
+                if hasattr(admin, "list_group_offsets"):  # kafka-python 3
+                    return admin.list_group_offsets(group).get(group, {})
+                return admin.list_consumer_group_offsets(group)
+            finally:
+                admin.close()
+    return {}  # not reached: the last attempt's error is re-raised
 
 
 def caught_up(
