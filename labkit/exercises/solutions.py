@@ -6,6 +6,8 @@ docs/instructor.md has the answer key with explanations.
 
 from __future__ import annotations
 
+import time
+
 SOLUTIONS: dict[str, object] = {
     # 00
     "pipeline_order": ["producer", "kafka", "flink", "influxdb", "grafana"],
@@ -176,6 +178,21 @@ def crash_taskmanager(stack) -> None:
         os.kill(stack.pid("taskmanager"), signal.SIGKILL)
     else:
         stack.take_down("taskmanager", "kill")
+
+
+def stop_influxdb(stack) -> None:
+    """Notebook 08's drill 2, as an attendee types it: stop InfluxDB cleanly (`kill <pid>`, SIGTERM); in docker
+    mode `docker compose stop influxdb`, which is what the stack does there. `stack.up()` brings it back."""
+    import os
+    import signal
+
+    if stack.mode == "local":
+        os.kill(stack.pid("influxdb"), signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while stack.pid("influxdb") is not None and time.monotonic() < deadline:  # a clean stop takes a moment
+            time.sleep(0.2)
+    else:
+        stack.take_down("influxdb", "stop")
 
 
 def operate_counterfactual(job):
