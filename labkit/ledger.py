@@ -30,6 +30,10 @@ class Detail:
         self._built: dict | None = None
         self.mergeable = True
 
+    def __len__(self) -> int:
+        """Events added (the rows the detail keeps in memory)."""
+        return len(self._rows)
+
     def add(self, w: int, status: int, url: str, user: str, session: str, latency: float, sign: int = 1) -> None:
         self._rows.append((w, status, url, user, session, latency, sign))
         self._built = None
@@ -149,8 +153,8 @@ class Ledger:
             self.remove(e.kind, e.event_ms, e.status, e.reason)
         if e.kind == "valid" and self.detail is not None and e.url:
             self.detail.add(window_end(e.event_ms, self.window_ms), e.status, e.url, e.user, e.session, e.latency, sign)
-            if len(self.detail._rows) > DETAIL_CAP:
-                self.detail, self.detail_dropped_at = None, len(self.detail._rows)
+            if len(self.detail) > DETAIL_CAP:
+                self.detail, self.detail_dropped_at = None, len(self.detail)
 
     def remove(self, kind: str, event_ms: int, status: int, reason: str) -> None:
         """Undo `add` for a send that failed: the broker never had it, so nobody should count it."""

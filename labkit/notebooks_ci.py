@@ -50,7 +50,7 @@ ALWAYS_PASS = {"accounts"}
 CHECK = re.compile(r"class='labkit-check' data-exercise='([^']*)' data-state='(pass|fail|lab)'")
 
 
-def run(names: list[str] | None = None, passes: list[str] | None = None) -> int:
+def run(names: list[str] | None = None, passes: list[str] | None = None, skip: list[str] | None = None) -> int:
     import papermill as pm
 
     os.environ.setdefault("LABKIT_PROGRESS", "lines")
@@ -63,6 +63,8 @@ def run(names: list[str] | None = None, passes: list[str] | None = None) -> int:
     books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if names:
         books = [b for b in books if any(b.stem.startswith(n) for n in names)]
+    if skip:
+        books = [b for b in books if not any(b.stem.startswith(n) for n in skip)]
     failures: list[tuple[str, str]] = []
     t_all = time.monotonic()
     for pass_name in passes or list(PASSES):
@@ -179,13 +181,7 @@ def main(argv: list[str]) -> int:
         i = argv.index("--skip")
         skip = argv[i + 1].split(",")
         argv = argv[:i] + argv[i + 2 :]
-    names = argv or None
-    if skip:
-        names = [
-            b.stem for b in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) if not any(b.stem.startswith(x) for x in skip)
-        ]
-        names = [n for n in names if not argv or any(n.startswith(a) for a in argv)]
-    return run(names, passes)
+    return run(argv or None, passes, skip)
 
 
 if __name__ == "__main__":
