@@ -9,7 +9,7 @@ LABKIT := $(BIN)/labkit
 export LABKIT_PROGRESS ?= lines
 
 .PHONY: dev dashboards setup system demo up down status check leftovers test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster test-cluster-flink \
-	test-docker docker-prep-background notebooks lint format bench lab clean
+	test-docker docker-suite docker-beside-start docker-beside-wait docker-prep-background notebooks lint format bench lab clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (or run: make PYTHON=python3)"; exit 2; }
@@ -96,6 +96,10 @@ docker-prep-background:
 	echo "[docker] preparing the engine and CI's images in the background (log: $(DOCKER_PREP).log)"
 test-docker: setup
 	-@$(LABKIT) down --mode local >/dev/null 2>&1  # the same host ports
+	@$(MAKE) --no-print-directory docker-suite
+
+# The docker step itself, on the host ports and home the environment gives (test-docker: the defaults).
+docker-suite: setup
 	@rc=0; \
 	if [ -f $(DOCKER_PREP).log ]; then \
 	  while [ ! -f $(DOCKER_PREP).rc ]; do sleep 5; done; \
@@ -103,7 +107,7 @@ test-docker: setup
 	else COMPOSE_OVERRIDE=$(COMPOSE_OVERRIDE) ./scripts/docker-engine.sh || rc=$$?; fi; \
 	if [ $$rc = 2 ] && [ -z "$$CI" ]; then \
 	  echo "[docker] no Docker engine here: docker mode not tested; the attendee pass of the notebooks runs locally"; \
-	  $(LABKIT) up && $(BIN)/python -m labkit.notebooks_ci --pass attendee; exit $$?; fi; \
+	  $(LABKIT) up --mode local && LABKIT_MODE=local $(BIN)/python -m labkit.notebooks_ci --pass attendee; exit $$?; fi; \
 	[ $$rc = 0 ] || exit $$rc; \
 	set -e; \
 	if [ -n "$$CI" ]; then $(DOCKER_ENV) $(LABKIT) down --wipe; fi; \
@@ -115,18 +119,35 @@ test-docker: setup
 	$(DOCKER_ENV) $(BIN)/python -m labkit.notebooks_ci --pass solution 08; \
 	$(DOCKER_ENV) $(BIN)/pytest -q tests/docker/test_zz_wipe.py
 
+# `make test` runs the docker step beside the local steps (it mostly waits on windows, checkpoints and
+# restarts, as they do): on host ports and a home of its own, so neither stack can see or stop the other.
+# Its output is kept in a log, shown when it ends; `docker-beside-wait` fails the run if it failed.
+DOCKER_BESIDE_ENV := LABKIT_KAFKA_PORT=19092 LABKIT_FLINK_REST_PORT=18081 LABKIT_INFLUX_PORT=18086 \
+	LABKIT_GRAFANA_URL=http://127.0.0.1:13000 LABKIT_HOME=$(CURDIR)/build/labkit-home-docker
+DOCKER_BESIDE := build/docker-beside
+docker-beside-start:
+	@mkdir -p build; rm -rf $(DOCKER_BESIDE).rc build/labkit-home-docker; \
+	( $(DOCKER_BESIDE_ENV) $(MAKE) --no-print-directory docker-suite > $(DOCKER_BESIDE).log 2>&1; echo $$? > $(DOCKER_BESIDE).rc ) </dev/null >/dev/null 2>&1 & \
+	echo "[docker] docker mode's step runs beside the local steps, on ports 19092/18081/18086 (log: $(DOCKER_BESIDE).log)"
+docker-beside-wait:
+	@echo "[docker] waiting for docker mode's step"; \
+	while [ ! -f $(DOCKER_BESIDE).rc ]; do sleep 5; done; \
+	echo "----- docker mode's step (build/docker-beside.log) -----"; cat $(DOCKER_BESIDE).log; \
+	rc=$$(cat $(DOCKER_BESIDE).rc); echo "[docker] docker mode's step ended with exit code $$rc"; exit $$rc
+
 # The whole suite, as CI runs it: unit tests, the real stack, the pipeline, faults, the notebooks with their
 # solutions (local mode); then docker mode, where the notebooks run as an attendee first runs them.
 test: check up
 	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene --durations=20
 	$(MAKE) leftovers
-	$(MAKE) test-cluster
 	$(MAKE) docker-prep-background
+	$(MAKE) test-cluster
+	$(MAKE) docker-beside-start
 	$(BIN)/pytest tests -m slow --durations=10
 	$(MAKE) leftovers
 	$(BIN)/python -m labkit.notebooks_ci --pass solution
 	$(BIN)/python -m labkit.notebooks_ci --pass attendee 08
-	$(MAKE) test-docker
+	$(MAKE) docker-beside-wait
 	$(MAKE) leftovers LEFTOVERS_ARGS=--docker
 
 # External mode against clusters the tests build: one broker with SASL/SCRAM over TLS on loopback (and the

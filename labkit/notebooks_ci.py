@@ -6,7 +6,8 @@
 
 In both passes every claim the text makes about the data (`labkit.claims`) is strict: a sentence that the run's
 data do not bear out fails the notebook, quoting it.
-Executed copies go to build/notebooks/<pass>/, each also as HTML with plotly.js embedded (viewable offline);
+Executed copies go to build/notebooks/<pass>/ (other modes: build/notebooks-<mode>/<pass>/, so that CI's docker
+step can run beside the local one), each also as HTML with plotly.js embedded (viewable offline);
 every chart in them must carry data, and no secret may appear in them.
 Usage: python -m labkit.notebooks_ci [--pass attendee|solution] [--skip 08,...] [names...]
 """
@@ -24,6 +25,13 @@ from labkit.paths import NOTEBOOKS_DIR, REPO_ROOT
 
 NOTEBOOKS = NOTEBOOKS_DIR
 OUT = REPO_ROOT / "build" / "notebooks"
+
+
+def out_root(mode: str) -> Path:
+    """Where a mode's executed copies go: one folder per mode, so two modes' runs never share a file."""
+    return OUT if mode == "local" else OUT.with_name(f"notebooks-{mode}")
+
+
 TIMEOUT_S = 600  # per cell
 
 # The solution pass: small counts keep CI short, and every notebook with a `seed` runs with a seed other than its
@@ -65,11 +73,14 @@ def run(names: list[str] | None = None, passes: list[str] | None = None, skip: l
         books = [b for b in books if any(b.stem.startswith(n) for n in names)]
     if skip:
         books = [b for b in books if not any(b.stem.startswith(n) for n in skip)]
+    from labkit import settings as settings_mod
+
+    root = out_root(settings_mod.get().mode)
     failures: list[tuple[str, str]] = []
     t_all = time.monotonic()
     for pass_name in passes or list(PASSES):
         spec = PASSES[pass_name]
-        out = OUT / pass_name
+        out = root / pass_name
         out.mkdir(parents=True, exist_ok=True)
         for nb in books:
             t0 = time.monotonic()
@@ -97,7 +108,7 @@ def run(names: list[str] | None = None, passes: list[str] | None = None, skip: l
                     problems.append("the HTML copy has charts but no inline plotly.js: it would be blank offline")
             failures += [(label, p) for p in problems]
             print(f"[notebooks] {label}: {'FAILED' if problems else 'ok'} in {time.monotonic() - t0:.0f}s", flush=True)
-    leaked = _secrets_in_outputs(OUT)
+    leaked = _secrets_in_outputs(root)
     if leaked:
         failures.append(("outputs", f"a secret appears in the executed copies: {', '.join(leaked)}"))
     print(f"[notebooks] {len(books)} notebooks, {len(passes or PASSES)} pass(es) in {time.monotonic() - t_all:.0f}s")
