@@ -365,6 +365,17 @@ def workshop_create(
     consumer_bytes: Annotated[
         int | None, typer.Option(help="Kafka fetch quota per attendee, bytes/s [default: 8 MB/s]")
     ] = None,
+    own_flink: Annotated[
+        bool,
+        typer.Option(
+            help="a Flink session cluster per attendee, run as a Unix user of their own on an address only they "
+            "may reach (root only; see labkit/workshop_flink.py). Off: attendees share the Flink of the settings"
+        ),
+    ] = False,
+    flink_root: Annotated[
+        Path | None, typer.Option(help="folder of the attendees' own clusters (default: LABKIT_HOME/workshop/flink)")
+    ] = None,
+    flink_slots: Annotated[int, typer.Option(help="task slots of each attendee's own cluster")] = 2,
 ) -> None:
     """Create attendees a01..aNN: Kafka user, prefix ACLs and quota, topics, bucket, tokens, settings file.
 
@@ -380,6 +391,9 @@ def workshop_create(
         parallelism=parallelism,
         producer_bytes_per_s=producer_bytes or workshop.PRODUCER_BYTES_PER_S,
         consumer_bytes_per_s=consumer_bytes or workshop.CONSUMER_BYTES_PER_S,
+        own_flink=own_flink,
+        flink_root=flink_root,
+        flink_slots=flink_slots,
     )
     for a in made:
         typer.echo(f"{a.name}: {a.settings_file} (Kafka user {a.kafka_user}, bucket {a.bucket})")

@@ -35,15 +35,17 @@ class Leftovers:
     processes: list[str] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
     docker: list[str] = field(default_factory=list)
+    firewall: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.processes or self.namespaces or self.docker)
+        return bool(self.processes or self.namespaces or self.docker or self.firewall)
 
     def lines(self) -> list[str]:
         return (
             [f"process {p}" for p in self.processes]
             + [f"network namespace or bridge {n}" for n in self.namespaces]
             + [f"docker {d}" for d in self.docker]
+            + [f"firewall rule {r}" for r in self.firewall]
         )
 
 
@@ -84,6 +86,25 @@ def namespaces() -> list[str]:
     if os.path.exists(f"/sys/class/net/{BRIDGE}"):
         found.append(BRIDGE)
     return found
+
+
+def firewall() -> list[str]:
+    """Rules of the workshop's per-attendee Flink guard (labkit.workshop_flink) that a test run left."""
+    from labkit.workshop_flink import CHAIN
+
+    if os.geteuid() != 0 or not shutil.which("iptables"):
+        return []
+    listed = subprocess.run(["iptables", "-S", CHAIN], capture_output=True, text=True)
+    return [line for line in listed.stdout.splitlines() if line.startswith("-A")] if listed.returncode == 0 else []
+
+
+def remove_firewall() -> list[str]:
+    from labkit.workshop_flink import NET, _unguard
+
+    hosts = {part.split("/")[0] for line in firewall() for part in line.split() if part.startswith(NET)}
+    for host in sorted(hosts):
+        _unguard(host)
+    return sorted(hosts)
 
 
 def _describe(p: psutil.Process) -> str:
@@ -142,6 +163,7 @@ def clean_stale() -> Leftovers:
     others_alive = any(_alive(_owner(p) or 0) for p in everyone if p not in stale)
     if os.geteuid() == 0 and not others_alive:
         out.namespaces = remove_namespaces(only_unowned_by_live_runs=True)
+        out.firewall = remove_firewall()
     return out
 
 
@@ -174,6 +196,7 @@ def find(docker: bool = False) -> Leftovers:
         processes=[_describe(p) for p in marked() if not _alive(_owner(p) or 0)],
         namespaces=namespaces(),
         docker=docker_leftovers() if docker else [],
+        firewall=firewall(),
     )
 
 

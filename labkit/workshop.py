@@ -12,9 +12,12 @@ InfluxDB admin token). Per attendee `create` makes:
 * one settings file `aNN.env` (0600: it holds their password and tokens) to use as `.env` or `LABKIT_ENV_FILE`,
   by default in `<LABKIT_HOME>/workshop/attendees`: outside any repository, so it cannot be committed by accident.
 
-Flink has no users: attendees share the session cluster and are kept apart by job names only (each lists and
-cancels its own). The write token reaches their job as a file the TaskManagers read (`token_dir`, a folder
-they see at the same path); tokens never travel in a job's configuration, which the Flink UI shows to all.
+Flink has no users. With `own_flink=True` (`--own-flink`, root only) each attendee gets a Flink session cluster
+of their own, run as a Unix user of their own on an address only they (and the instructor) may reach: see
+labkit/workshop_flink.py. Without it, attendees share one session cluster and are kept apart by job names only
+(each lists and cancels its own), which stops mistakes, not a curious attendee. The write token reaches their
+job as a file their TaskManagers read (shared cluster: `token_dir`, a folder they see at the same path); tokens
+never travel in a job's configuration, which the Flink UI shows to all.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class Attendee:
     # The write-token file their Flink job reads; teardown deletes it with the settings file. Empty in a
     # registry written before it was recorded (teardown then finds it in the settings file).
     token_file: str = ""
+    # Their own Flink cluster's folder (labkit.workshop_flink), or "" when they use the shared one.
+    flink_root: str = ""
 
     def settings(self, **overrides: object) -> Settings:
         """The attendee's settings, as labkit loads them from their file (LABKIT_ variables still win)."""
@@ -228,13 +233,22 @@ def create(
     parallelism: int = 1,
     producer_bytes_per_s: int = PRODUCER_BYTES_PER_S,
     consumer_bytes_per_s: int = CONSUMER_BYTES_PER_S,
+    own_flink: bool = False,
+    flink_root: Path | None = None,
+    flink_slots: int = 2,
 ) -> list[Attendee]:
     """Create attendees a<first>..: Kafka user, ACLs and quota, topics, InfluxDB bucket and tokens, settings file.
 
     Running it again for an existing attendee gives them a new password and new tokens (a lost file).
-    `out_dir` defaults to `default_out_dir(settings)`; `token_dir` to `out_dir/tokens`."""
+    `out_dir` defaults to `default_out_dir(settings)`; `token_dir` to `out_dir/tokens`. `own_flink`: a Flink
+    session cluster per attendee (`flink_slots` slots, under `flink_root`, default `<home>/workshop/flink`)."""
+    from labkit import workshop_flink
+
     settings = settings or get_settings()
     _require_admin(settings)
+    if own_flink:
+        workshop_flink.require_root()
+        flink_root = Path(flink_root or settings.home / "workshop" / "flink")
     from kafka.admin import UserScramCredentialUpsertion
 
     from labkit.stack.kafka import ensure_topics
@@ -270,16 +284,23 @@ def create(
                 bucket = _bucket(http, org_id, f"{settings.influx_bucket}-{name}")
                 _drop_tokens(http, org_id, name)
                 write, read = (bucket_token(http, bucket, a, f"{DESCRIPTION} {name} {a}") for a in ("write", "read"))
-                token_file = token_dir / f"{name}.write-token"
-                write_secret(token_file, write + "\n")
+                if own_flink:
+                    cluster = workshop_flink.start(
+                        workshop_flink.OwnFlink(name, flink_root), settings, write, slots=flink_slots
+                    )
+                    token_file, flink_url = cluster.token_file, cluster.rest_url
+                else:
+                    token_file, flink_url = token_dir / f"{name}.write-token", settings.flink
+                    write_secret(token_file, write + "\n")
                 # the attendee's two topics, created as the instructor (same names their settings derive)
                 ns = settings.model_copy(update={"namespace": name})
                 ensure_topics(settings.kafka, settings.model_copy(
                     update={"topic": ns.scoped(settings.topic), "dlq_topic": ns.scoped(settings.dlq_topic)}))  # fmt: skip
                 path = out_dir / f"{name}.env"
                 write_secret(path, _settings_file(settings, name, user, password, bucket["name"], write, read,
-                                                  token_file, parallelism))  # fmt: skip
-                made[name] = Attendee(name, user, bucket["name"], str(path.resolve()), str(token_file.resolve()))
+                                                  token_file, parallelism, flink_url))  # fmt: skip
+                made[name] = Attendee(name, user, bucket["name"], str(path.resolve()), str(token_file.resolve()),
+                                      str(flink_root) if own_flink else "")  # fmt: skip
                 _save(settings, sorted(made.values(), key=lambda a: a.name))
     finally:
         admin.close()
@@ -287,7 +308,16 @@ def create(
 
 
 def _settings_file(
-    s: Settings, name: str, user: str, password: str, bucket: str, write: str, read: str, token_file: Path, par: int
+    s: Settings,
+    name: str,
+    user: str,
+    password: str,
+    bucket: str,
+    write: str,
+    read: str,
+    token_file: Path,
+    par: int,
+    flink_url: str,
 ) -> str:
     lines = {
         "LABKIT_MODE": "external",
@@ -296,7 +326,7 @@ def _settings_file(
         "LABKIT_KAFKA_SECURITY_PROTOCOL": s.kafka_security_protocol,
         "LABKIT_KAFKA_REPLICATION_FACTOR": s.kafka_replication_factor,
         "LABKIT_PARTITIONS": s.partitions,
-        "LABKIT_FLINK_REST_URL": s.flink,
+        "LABKIT_FLINK_REST_URL": flink_url,
         "LABKIT_FLINK_PARALLELISM": par,
         "LABKIT_INFLUX_URL": s.influx,
         "LABKIT_INFLUX_ORG": s.influx_org,
@@ -328,9 +358,13 @@ def status(settings: Settings | None = None) -> pd.DataFrame:
     from labkit.jobs.control import Flink
 
     settings = settings or get_settings()
-    jobs = Flink(settings.flink).jobs()
+    shared = Flink(settings.flink).jobs()
     rows = []
     for a in attendees(settings):
+        try:
+            jobs = Flink(_own(a).rest_url).jobs() if a.flink_root else shared
+        except ServiceError:  # their cluster is down: the row says they run nothing
+            jobs = []
         theirs = [j for j in jobs if j["name"].startswith(a.name + ".")]
         running = [j["name"] for j in theirs if j["state"] in LIVE]
         try:
@@ -344,6 +378,12 @@ def status(settings: Settings | None = None) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["attendee", "kafka_user", "bucket", "running_jobs", "jobs_total", "pipeline_lag"]
     )
+
+
+def _own(a: Attendee):
+    from labkit import workshop_flink
+
+    return workshop_flink.OwnFlink(a.name, Path(a.flink_root))
 
 
 def _group_ids(admin) -> list[str]:
@@ -388,6 +428,10 @@ def teardown(settings: Settings | None = None, *, names: list[str] | None = None
             for a in people:
                 say(f"removing attendee {a.name}")
                 prefix = a.name + "."
+                if a.flink_root:  # their own cluster goes whole: jobs, folder, firewall rules, Unix user
+                    from labkit import workshop_flink
+
+                    workshop_flink.stop(_own(a))
                 for j in jobs:
                     if j["name"].startswith(prefix):
                         flink.cancel(j["jid"])

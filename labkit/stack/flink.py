@@ -43,8 +43,8 @@ def rest_origin(settings: Settings) -> str:
     return f"http://{settings.bind_host}:{settings.flink_rest_port}"
 
 
-def write_conf(service: LocalService) -> None:
-    """One conf folder for both processes and for `flink run`."""
+def write_conf(service: LocalService, **extra: object) -> None:
+    """One conf folder for both processes and for `flink run`; `extra` keys go over the lab's."""
     s = service.settings
     root = s.home / "flink"
     h = s.bind_host
@@ -81,6 +81,9 @@ def write_conf(service: LocalService) -> None:
         # page the user visits could read the cluster's state (jobs, configs, exceptions). Allow only the lab's
         # own web UI; same-origin pages and non-browser clients (labkit, curl, `flink run`) are not affected.
         "web.access-control-allow-origin": rest_origin(s),
+        # the TaskManager's gRPC servers for Python workers bind this host too (provision/loopback.py)
+        "env.java.opts.taskmanager": f"-Dlabkit.grpc.bind={h}",
+        **extra,
     }
     conf = conf_folder(root / "conf", settings)
     (conf / "masters").write_text(f"{h}:{s.flink_rest_port}\n")

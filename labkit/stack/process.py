@@ -49,7 +49,20 @@ class ManagedProcess:
             return "running"
         return "crashed" if self._record() else "stopped"
 
-    def start(self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
+    def start(
+        self,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        user: str | None = None,
+        test_owned: bool = False,
+    ) -> int:
+        """Start `cmd` in a process group of its own; as the Unix `user` (and that user's group only) if given,
+        which needs root: a workshop attendee's own Flink runs so (labkit.workshop_flink).
+
+        The lab's stack is never a test run's leftover, whoever started it, so the test run's mark
+        (labkit.leftovers) is dropped, unless `test_owned`: what a test's workshop starts is that test's."""
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
         rotate(self.logfile)
@@ -58,13 +71,13 @@ class ManagedProcess:
             log.flush()
             proc = subprocess.Popen(
                 list(cmd),
-                # the lab's stack is never a test run's leftover, whoever started it (labkit.leftovers)
-                env={k: v for k, v in {**os.environ, **(env or {})}.items() if k != "LABKIT_TEST_OWNER"},
+                env={k: v for k, v in {**os.environ, **(env or {})}.items() if test_owned or k != "LABKIT_TEST_OWNER"},
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # own process group: stop it whole, and Ctrl-C in a shell leaves it be
+                **_as_user(user),
             )
         self.pidfile.write_text(json.dumps({"pid": proc.pid, "started": psutil.Process(proc.pid).create_time()}))
         return proc.pid
@@ -94,6 +107,15 @@ class ManagedProcess:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 256 * 1024))
             return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+
+def _as_user(user: str | None) -> dict:
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 LOG_MAX_BYTES = 50 * 1024 * 1024

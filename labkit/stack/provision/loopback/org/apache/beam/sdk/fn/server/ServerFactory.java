@@ -21,6 +21,10 @@ import org.apache.beam.vendor.grpc.v1p60p1.io.grpc.netty.NettyServerBuilder;
  * logging, provisioning). PyFlink 2.2's bundled factory picks a loopback address but then binds the port
  * on every interface (the host is dropped when the server is built), so a running job listened on a dozen
  * ports reachable from the network. This implementation binds the loopback address it advertises.
+ *
+ * <p>Which loopback address: the system property {@code labkit.grpc.bind} (the TaskManager's bind host,
+ * set by labkit), else the JVM's loopback address. A workshop attendee's own Flink cluster binds everything,
+ * these servers included, to an address of its own (127.0.1.N) that only its attendee may connect to.
  */
 public abstract class ServerFactory {
     public abstract Server allocateAddressAndCreate(List<BindableService> services, ApiServiceDescriptor.Builder builder)
@@ -48,9 +52,9 @@ public abstract class ServerFactory {
         @Override
         public Server allocateAddressAndCreate(List<BindableService> services, ApiServiceDescriptor.Builder builder)
                 throws IOException {
-            InetSocketAddress address = new InetSocketAddress(InetAddress.getLoopbackAddress(), portSupplier.get());
+            InetSocketAddress address = new InetSocketAddress(bindAddress(), portSupplier.get());
             Server server = createServer(services, address);
-            builder.setUrl(urlFactory.createUrl(address.getHostName(), server.getPort()));
+            builder.setUrl(urlFactory.createUrl(address.getHostString(), server.getPort()));
             return server;
         }
 
@@ -64,6 +68,11 @@ public abstract class ServerFactory {
             String host = url.substring(0, colon);
             int port = Integer.parseInt(url.substring(colon + 1));
             return createServer(services, new InetSocketAddress(host, port));
+        }
+
+        private static InetAddress bindAddress() throws IOException {
+            String host = System.getProperty("labkit.grpc.bind", "");
+            return host.isEmpty() ? InetAddress.getLoopbackAddress() : InetAddress.getByName(host);
         }
 
         private static Server createServer(List<BindableService> services, InetSocketAddress address) throws IOException {

@@ -1,0 +1,290 @@
+"""Workshop isolation where Flink has no users: each attendee's own Flink session cluster (labkit.workshop_flink).
+
+The instructor's `workshop.create(own_flink=True)` makes two attendees on the test-made secured broker. Each
+attack is made as the attacker really is: a process of attendee a01's Unix user (as their Jupyter runs), with
+Flink's own clients (PyFlink's Table API, plain HTTP), never through labkit's checks. Each refusal is asserted
+next to the same action succeeding on a01's own cluster, so a test cannot pass because the action never works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from labkit import workshop, workshop_flink
+from tests.requirements import need
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _root_and_iptables():
+    need(
+        os.geteuid() == 0 and bool(shutil.which("iptables")) and bool(shutil.which("useradd")),
+        "an attendee's own Flink needs root, useradd and iptables (a Unix user and a firewall rule per attendee)",
+    )
+
+
+# Flink's own Table API, run as the attendee: SQL statements, then the rows of the last one (or, with
+# "--detach", the job id of an INSERT left running).
+CLIENT = textwrap.dedent(
+    """
+    import json, sys
+    from pyflink.common import Configuration
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+    host, mode, *stmts = sys.argv[1:]
+    cfg = Configuration()
+    cfg.set_string("execution.target", "remote")
+    cfg.set_string("rest.address", host)
+    cfg.set_string("rest.port", "8081")
+    cfg.set_string("parallelism.default", "2")
+    cfg.set_string("restart-strategy.type", "none")  # a refused read fails the job, not retries it for ever
+    env = EnvironmentSettings.new_instance().with_configuration(cfg)
+    env = env.in_batch_mode() if mode == "--rows" else env.in_streaming_mode()
+    t = TableEnvironment.create(env.build())
+    for s in stmts[:-1]:
+        t.execute_sql(s)
+    result = t.execute_sql(stmts[-1])
+    if mode == "--rows":
+        print("ROWS " + json.dumps([str(r[0]) for r in result.collect()]))
+    else:
+        print("JOB " + str(result.get_job_client().get_job_id()))
+    """
+)
+
+READ_FILE_UDF = """
+import org.apache.flink.table.functions.ScalarFunction;
+
+public class ReadFile extends ScalarFunction {
+    public String eval(String path) {
+        try {
+            return new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get(path))).trim();
+        } catch (java.io.IOException e) {
+            throw new RuntimeException("ReadFile could not read " + path + ": " + e, e);
+        }
+    }
+
+    @Override
+    public boolean isDeterministic() {
+        return false;  // evaluated in the TaskManager, never folded into a constant by the planner
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def two(secured_kafka, tmp_path_factory):
+    """Instructor settings, attendees a01 and a02 each with their own cluster, and a world-readable folder."""
+    d = tmp_path_factory.mktemp("workshop-own-flink")
+    root = Path(tempfile.mkdtemp(prefix="lk-ws-", dir="/tmp"))  # pytest's tmp is 0700: attendees cannot enter
+    root.chmod(0o711)
+    public = root / "public"
+    public.mkdir(mode=0o755)
+    public.chmod(0o755)
+    instructor = secured_kafka.settings(home=d / "instructor")
+    people = workshop.create(2, out_dir=d / "attendees", settings=instructor, own_flink=True, flink_root=root)
+    try:
+        yield instructor, {a.name: a for a in people}, public
+    finally:
+        workshop.teardown(instructor)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _cluster(a: workshop.Attendee) -> workshop_flink.OwnFlink:
+    return workshop_flink.OwnFlink(a.name, Path(a.flink_root))
+
+
+def _as(a: workshop.Attendee, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run `python args...` as attendee a's Unix user, as their Jupyter would."""
+    c = _cluster(a)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(c.home),
+        "JAVA_HOME": os.environ.get("JAVA_HOME", str(Path(shutil.which("java")).resolve().parents[1])),
+        "FLINK_LOG_DIR": str(c.home / "logs"),  # PyFlink's client logs beside its package by default
+        "TMPDIR": str(c.home / "tmp"),
+    }
+    return subprocess.run(
+        [str(c.python), *args], user=c.user, group=c.user, extra_groups=[], env=env, cwd=c.home,
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def _flink_client(a: workshop.Attendee, host: str, mode: str, *stmts: str) -> subprocess.CompletedProcess:
+    return _as(a, "-c", CLIENT, host, mode, *stmts)
+
+
+def _rows(r: subprocess.CompletedProcess) -> list[str]:
+    line = next((x for x in r.stdout.splitlines() if x.startswith("ROWS ")), None)
+    assert line is not None, (
+        f"the client printed no rows (exit {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
+    )
+    return json.loads(line[5:])
+
+
+def _http(a: workshop.Attendee, method: str, url: str) -> str:
+    """An HTTP request made as attendee a (curl: what a browser or a terminal would send). The status, or the
+    connection error."""
+    code = (
+        "import httpx, sys\n"
+        "try:\n"
+        f"    r = httpx.request({method!r}, {url!r}, timeout=5)\n"
+        "    print('STATUS', r.status_code)\n"
+        "except httpx.HTTPError as e:\n"
+        "    print('ERROR', type(e).__name__, e)\n"
+    )
+    return _as(a, "-c", code, timeout=30).stdout.strip()
+
+
+def _token(a: workshop.Attendee) -> str:
+    return _cluster(a).token_file.read_text().strip()
+
+
+def _datagen_job(a: workshop.Attendee, host: str) -> subprocess.CompletedProcess:
+    name = f"dg_{uuid.uuid4().hex[:6]}"
+    return _flink_client(
+        a, host, "--detach",
+        f"CREATE TABLE {name} (x BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '5')",
+        f"CREATE TABLE {name}_out (x BIGINT) WITH ('connector' = 'blackhole')",
+        f"INSERT INTO {name}_out SELECT x FROM {name}",
+    )  # fmt: skip
+
+
+def _job_id(r: subprocess.CompletedProcess) -> str:
+    line = next((x for x in r.stdout.splitlines() if x.startswith("JOB ")), None)
+    assert line is not None, f"no job was submitted (exit {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
+    return line[4:].strip()
+
+
+def test_every_port_of_an_attendees_cluster_is_on_their_own_address(two):
+    _, people, _ = two
+    for a in people.values():
+        c = _cluster(a)
+        procs = []
+        for pid in workshop_flink.processes(c):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                procs.append(psutil.Process(pid))
+        pids = {p.pid for p in procs}
+        assert len([p for p in procs if p.name() == "java"]) >= 2, f"{a.name}'s JobManager and TaskManager"
+        assert {p.username() for p in procs} == {c.user}
+        listening = [(x.pid, x.laddr.ip.removeprefix("::ffff:"), x.laddr.port)
+                     for x in psutil.net_connections("inet") if x.status == psutil.CONN_LISTEN and x.pid in pids]  # fmt: skip
+        assert any(port == workshop_flink.REST_PORT for _, _, port in listening)
+        assert [x for x in listening if x[1] != c.host] == [], f"{a.name}'s cluster listens elsewhere"
+
+
+def test_an_attendee_reaches_their_own_cluster_and_cannot_cancel_anothers_job(two):
+    _, people, _ = two
+    a01, a02 = people["a01"], people["a02"]
+    mine, theirs = _cluster(a01), _cluster(a02)
+    victim = _job_id(_datagen_job(a02, theirs.host))
+    own = _job_id(_datagen_job(a01, mine.host))
+    # a01 reaches their own REST API, and cancels their own job
+    assert _http(a01, "GET", f"{mine.rest_url}/overview") == "STATUS 200"
+    assert _http(a01, "PATCH", f"{mine.rest_url}/jobs/{own}?mode=cancel") == "STATUS 202"
+    # ...but not a02's: not the overview, not the cancel, not a jar upload
+    for method, path in (("GET", "/overview"), ("PATCH", f"/jobs/{victim}?mode=cancel"), ("POST", "/jars/upload")):
+        out = _http(a01, method, f"{theirs.rest_url}{path}")
+        assert out.startswith("ERROR ConnectError"), f"a01 {method} {path} on a02's cluster: {out}"
+    # the instructor sees a02's job still running
+    state = httpx.get(f"{theirs.rest_url}/jobs/{victim}", timeout=10).json()["state"]
+    assert state == "RUNNING", state
+    # a web page's upload reaches no attendee's own cluster either: web submission is off on theirs too
+    assert _http(a01, "POST", f"{mine.rest_url}/jars/upload") in ("STATUS 404", "STATUS 400", "STATUS 405")
+    httpx.patch(f"{theirs.rest_url}/jobs/{victim}?mode=cancel", timeout=10)
+
+
+def test_taking_every_slot_of_their_cluster_leaves_the_others_slots(two):
+    _, people, _ = two
+    a01, a02 = people["a01"], people["a02"]
+    mine, theirs = _cluster(a01), _cluster(a02)
+    hog = _job_id(_datagen_job(a01, mine.host))  # parallelism 2: both of a01's slots
+    try:
+        assert _wait_slots(mine.rest_url, 0), "a01's job did not take both of a01's slots"
+        assert httpx.get(f"{theirs.rest_url}/overview", timeout=10).json()["slots-available"] == 2
+        job = _job_id(_datagen_job(a02, theirs.host))  # a02 still gets their slots
+        assert _wait_state(theirs.rest_url, job, "RUNNING")
+        httpx.patch(f"{theirs.rest_url}/jobs/{job}?mode=cancel", timeout=10)
+    finally:
+        httpx.patch(f"{mine.rest_url}/jobs/{hog}?mode=cancel", timeout=10)
+
+
+def test_sql_in_an_attendees_cluster_reads_their_token_and_not_anothers(two):
+    _, people, _ = two
+    a01, a02 = people["a01"], people["a02"]
+    mine = _cluster(a01)
+
+    def read_folder(folder: Path) -> subprocess.CompletedProcess:
+        t = f"tok_{uuid.uuid4().hex[:6]}"
+        return _flink_client(
+            a01, mine.host, "--rows",
+            f"CREATE TABLE {t} (line STRING) WITH ('connector' = 'filesystem', 'path' = 'file://{folder}', "
+            "'format' = 'raw')",
+            f"SELECT line FROM {t}",
+        )  # fmt: skip
+
+    assert _rows(read_folder(mine.token_file.parent)) == [_token(a01)]
+    stolen = read_folder(_cluster(a02).token_file.parent)
+    assert stolen.returncode != 0 and "ROWS" not in stolen.stdout
+    assert _token(a02) not in stolen.stdout + stolen.stderr
+    # Flink's own words: "... or the user running Flink ('lk-a01') has insufficient permissions to access it"
+    assert f"user running Flink ('{mine.user}') has insufficient permissions" in stolen.stderr, stolen.stderr[-3000:]
+
+
+def test_java_in_an_attendees_cluster_reads_their_token_and_not_anothers(two):
+    _, people, public = two
+    a01, a02 = people["a01"], people["a02"]
+    mine = _cluster(a01)
+    from labkit.stack.provision.pyflink_dist import flink_home
+    from labkit.stack.provision.udf import compile_jar
+
+    src = public / "ReadFile.java"
+    src.write_text(READ_FILE_UDF)
+    jar = compile_jar([src], str(flink_home() / "lib" / "*"), public / "readfile.jar")
+    jar.chmod(0o644)
+
+    def read(path: Path) -> subprocess.CompletedProcess:
+        return _flink_client(
+            a01, mine.host, "--rows",
+            f"CREATE TEMPORARY FUNCTION read_file AS 'ReadFile' LANGUAGE JAVA USING JAR 'file://{jar}'",
+            f"SELECT read_file('{path}')",
+        )  # fmt: skip
+
+    assert _rows(read(mine.token_file)) == [_token(a01)]
+    stolen = read(_cluster(a02).token_file)
+    assert stolen.returncode != 0 and "ROWS" not in stolen.stdout
+    assert _token(a02) not in stolen.stdout + stolen.stderr
+    assert "AccessDenied" in stolen.stderr or "Permission denied" in stolen.stderr, stolen.stderr[-3000:]
+
+
+def _wait_slots(url: str, available: int, timeout: float = 60) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/overview", timeout=10).json()["slots-available"] == available:
+            return True
+        time.sleep(1)
+    return False
+
+
+def _wait_state(url: str, job: str, state: str, timeout: float = 60) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/jobs/{job}", timeout=10).json()["state"] == state:
+            return True
+        time.sleep(1)
+    return False
