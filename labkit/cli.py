@@ -376,8 +376,15 @@ def workshop_create(
         Path | None, typer.Option(help="folder of the attendees' own clusters (default: LABKIT_HOME/workshop/flink)")
     ] = None,
     flink_slots: Annotated[int, typer.Option(help="task slots of each attendee's own cluster")] = 2,
+    controller_mutations: Annotated[
+        float | None,
+        typer.Option(
+            help="partitions each attendee may create or delete per second, Kafka's controller_mutation_rate "
+            "(default: 10)"
+        ),
+    ] = None,
 ) -> None:
-    """Create attendees a01..aNN: Kafka user, prefix ACLs and quota, topics, bucket, tokens, settings file.
+    """Create attendees a01..aNN: Kafka user, prefix ACLs and quotas, topics, bucket, tokens, settings file.
 
     The settings files (and, unless --token-dir, the write-token files) go to LABKIT_HOME/workshop/attendees
     unless --out names another folder: they hold passwords and tokens, so keep them out of any repository."""
@@ -394,6 +401,7 @@ def workshop_create(
         own_flink=own_flink,
         flink_root=flink_root,
         flink_slots=flink_slots,
+        controller_mutations_per_s=controller_mutations or workshop.CONTROLLER_MUTATIONS_PER_S,
     )
     for a in made:
         typer.echo(f"{a.name}: {a.settings_file} (Kafka user {a.kafka_user}, bucket {a.bucket})")
@@ -412,7 +420,7 @@ def workshop_status() -> None:
 def workshop_teardown(
     names: Annotated[list[str] | None, typer.Argument(help="attendees to remove (default: all)")] = None,
 ) -> None:
-    """Remove attendees: jobs, topics, groups, ACLs, quota, user, bucket, tokens and settings files."""
+    """Remove attendees: jobs, topics, groups, ACLs, quotas, user, bucket, tokens and settings files."""
     from labkit import workshop
 
     gone = workshop.teardown(names=names or None)

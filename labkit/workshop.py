@@ -6,7 +6,11 @@ InfluxDB admin token). Per attendee `create` makes:
 * a namespace `aNN`: every topic, consumer group and Flink job name labkit makes for them starts with `aNN.`
   (`Settings.scoped`), so the notebooks run unchanged;
 * a Kafka SCRAM user `labkit-aNN` with prefix ACLs on topics and groups `aNN.` and nothing else, and a byte-rate
-  quota, so one runaway producer is throttled by the brokers instead of slowing the others;
+  quota, so one runaway producer is throttled by the brokers instead of slowing the others, and a
+  `controller_mutation_rate` quota (partitions created or deleted per second), so one attendee cannot flood the
+  controller with partitions. The partitions of one new topic are capped by the brokers' topic policy
+  (`labkit.stack.provision.kafka_policy`), which the shared cluster must load: ACLs cannot say how large a topic
+  may be;
 * an InfluxDB bucket `<bucket>-aNN` with a write token (for their Flink job) and a read token (for notebooks),
   each scoped to that bucket only;
 * one settings file `aNN.env` (0600: it holds their password and tokens) to use as `.env` or `LABKIT_ENV_FILE`,
@@ -44,6 +48,12 @@ DESCRIPTION = "labkit workshop"
 # (a `while True` cell) is held at this rate while the others keep theirs.
 PRODUCER_BYTES_PER_S = 4_000_000
 CONSUMER_BYTES_PER_S = 8_000_000
+# Partitions created or deleted per second per attendee (KIP-599). The lab's topics have 4 partitions, and a
+# scratch topic is deleted and created again with its dead-letter topic: 16 mutations. Kafka lets a burst of
+# rate x 11 s (110) through and refuses the next requests with THROTTLING_QUOTA_EXCEEDED until the rate is back
+# under this. It limits raising partition counts, which the brokers' topic policy does not see (CreatePartitions).
+CONTROLLER_MUTATIONS_PER_S = 10
+QUOTA_KEYS = ("producer_byte_rate", "consumer_byte_rate", "controller_mutation_rate")
 LIVE = ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING")  # job states that hold slots
 
 
@@ -135,17 +145,26 @@ def _mechanism(settings: Settings):
     return ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")] if settings.kafka_sasl_username else None
 
 
+def _quota_ops(rates: dict[str, float] | None) -> list[tuple[str, float, bool]]:
+    """(key, value, remove) for each quota to change: the keys in `rates` are set, the others left as they are
+    (Kafka refuses a value of 0); None removes every key workshop mode sets, whichever the attendee has."""
+    if rates is None:
+        return [(k, 0.0, True) for k in QUOTA_KEYS]
+    if unknown := set(rates) - set(QUOTA_KEYS):
+        raise ValueError(f"not a workshop quota: {sorted(unknown)} (known: {', '.join(QUOTA_KEYS)})")
+    return [(k, float(rates[k]), False) for k in QUOTA_KEYS if k in rates]
+
+
 def _set_quota(admin, user: str, rates: dict[str, float] | None) -> None:
-    """Byte-rate quotas of `user` (None: remove them). kafka-python has the AlterClientQuotas message but no
-    call for it yet, so this sends it through the admin client's connection manager."""
+    """Quotas of `user` (None: remove them all). kafka-python has the AlterClientQuotas message but no call for
+    it yet, so this sends it through the admin client's connection manager."""
     from kafka.protocol.admin import AlterClientQuotasRequest
 
-    keys = ("producer_byte_rate", "consumer_byte_rate")
     entry = AlterClientQuotasRequest.EntryData(
         entity=[AlterClientQuotasRequest.EntryData.EntityData(entity_type="user", entity_name=user)],
         ops=[
-            AlterClientQuotasRequest.EntryData.OpData(key=k, value=float((rates or {}).get(k, 0)), remove=rates is None)
-            for k in keys
+            AlterClientQuotasRequest.EntryData.OpData(key=k, value=v, remove=remove)
+            for k, v, remove in _quota_ops(rates)
         ],
     )
 
@@ -156,7 +175,8 @@ def _set_quota(admin, user: str, rates: dict[str, float] | None) -> None:
 
 
 def quotas(settings: Settings | None = None) -> dict[str, dict[str, float]]:
-    """Byte-rate quotas per user, as the brokers hold them."""
+    """Quotas per user, as the brokers hold them: {user: {key: value}}, with the byte rates and the
+    `controller_mutation_rate` that `create` sets."""
     from kafka.protocol.admin import DescribeClientQuotasRequest
 
     settings = settings or get_settings()
@@ -236,8 +256,9 @@ def create(
     own_flink: bool = False,
     flink_root: Path | None = None,
     flink_slots: int = 2,
+    controller_mutations_per_s: float = CONTROLLER_MUTATIONS_PER_S,
 ) -> list[Attendee]:
-    """Create attendees a<first>..: Kafka user, ACLs and quota, topics, InfluxDB bucket and tokens, settings file.
+    """Create attendees a<first>..: Kafka user, ACLs and quotas, topics, InfluxDB bucket and tokens, settings file.
 
     Running it again for an existing attendee gives them a new password and new tokens (a lost file).
     `out_dir` defaults to `default_out_dir(settings)`; `token_dir` to `out_dir/tokens`. `own_flink`: a Flink
@@ -266,7 +287,7 @@ def create(
             for i in range(first, first + n):
                 name = f"a{i:02d}"
                 user, password = USER_PREFIX + name, secrets.token_urlsafe(18)
-                say(f"attendee {name}: Kafka user {user}, ACLs on {name}.*, quota; bucket; settings file")
+                say(f"attendee {name}: Kafka user {user}, ACLs on {name}.*, quotas; bucket; settings file")
                 if mechanism is not None:
                     errors = admin.alter_user_scram_credentials(
                         [UserScramCredentialUpsertion(user, mechanism, password)]
@@ -279,7 +300,11 @@ def create(
                 _set_quota(
                     admin,
                     user,
-                    {"producer_byte_rate": producer_bytes_per_s, "consumer_byte_rate": consumer_bytes_per_s},
+                    {
+                        "producer_byte_rate": producer_bytes_per_s,
+                        "consumer_byte_rate": consumer_bytes_per_s,
+                        "controller_mutation_rate": controller_mutations_per_s,
+                    },
                 )
                 bucket = _bucket(http, org_id, f"{settings.influx_bucket}-{name}")
                 _drop_tokens(http, org_id, name)
@@ -408,7 +433,7 @@ def _files(a: Attendee) -> list[Path]:
 
 
 def teardown(settings: Settings | None = None, *, names: list[str] | None = None) -> list[str]:
-    """Remove attendees (default: all): their jobs, topics, groups, ACLs, quota, user, bucket, tokens and files."""
+    """Remove attendees (default: all): their jobs, topics, groups, ACLs, quotas, user, bucket, tokens and files."""
     from kafka.admin import UserScramCredentialDeletion
 
     from labkit.jobs.control import Flink

@@ -4,6 +4,9 @@ The certificates come from a CA made here with openssl (not from labkit), the SC
 Kafka's own storage tool, and the brokers are the Kafka release the lab pins. Clients reach them only on
 their SASL_SSL listeners; brokers talk to each other on a plaintext listener of their own.
 
+Every broker runs with the cap on partitions per topic a shared cluster needs for workshop mode
+(labkit.stack.provision.kafka_policy: its jar on the classpath, its properties in server.properties).
+
 - `secured_kafka`: one broker on loopback.
 - `kafka_cluster`: three KRaft brokers (each also a controller), each on a host of its own: a network
   namespace with its own address on a bridge this test makes (10.231.0.0/24), reachable from this machine,
@@ -29,6 +32,7 @@ import pytest
 
 from labkit.stack.kafka import LOG4J2, new_cluster_id
 from labkit.stack.provision import kafka as kafka_dist
+from labkit.stack.provision import kafka_policy
 from labkit.stack.provision.tools import require_java
 from tests.requirements import need
 
@@ -65,9 +69,12 @@ def make_broker_keystore(d: Path, ca: Path, ca_key: Path, ips: list[str]) -> Pat
 
 
 def _java(d: Path) -> list[str]:
+    """The JVM of a broker and of its storage tool: Kafka's jars and the partition cap's (kafka_policy), which
+    both load, as server.properties names the policy class."""
     (d / "log4j2.properties").write_text(LOG4J2)
+    classpath = f"{kafka_dist.jars_dir() / '*'}{os.pathsep}{kafka_policy.provision()}"
     return [require_java(), "-Xms128m", "-Xmx400m", f"-Dlog4j2.configurationFile={d / 'log4j2.properties'}",
-            "-cp", str(kafka_dist.jars_dir() / "*")]  # fmt: skip
+            "-cp", classpath]  # fmt: skip
 
 
 @dataclass
@@ -123,6 +130,8 @@ class Broker:
                     f"min.insync.replicas={min(2, replicas)}",  # acks=all survives one broker down, loses nothing
                     "auto.create.topics.enable=false",
                     "group.initial.rebalance.delay.ms=0",
+                    # the cap on partitions per topic a shared cluster runs with (workshop mode)
+                    *(f"{k}={v}" for k, v in kafka_policy.broker_properties().items()),
                 ]
             )
             + "\n"

@@ -26,10 +26,18 @@ from kafka.admin import (
     ResourcePatternFilter,
     ResourceType,
 )
-from kafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
+from kafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaError,
+    PolicyViolationError,
+    ThrottlingQuotaExceededError,
+    TopicAuthorizationFailedError,
+    UnknownError,
+)
 
 from labkit import kafka_info, workshop
 from labkit.kafka_clients import python_config
+from labkit.stack.provision import kafka_policy
 
 pytestmark = pytest.mark.stack
 LABKIT = str(Path(sys.executable).with_name("labkit"))
@@ -74,8 +82,11 @@ def test_each_attendee_gets_a_private_settings_file_and_sees_only_their_topics(s
         finally:
             admin.close()
         assert visible == {s.topic, s.dlq_topic}, visible  # ACLs hide the others' topics and the instructor's
-    assert set(workshop.quotas(instructor)) >= {a.kafka_user for a in people}
-    assert workshop.quotas(instructor)["labkit-a01"]["producer_byte_rate"] == QUOTA
+    held = workshop.quotas(instructor)
+    assert set(held) >= {a.kafka_user for a in people}
+    assert held["labkit-a01"]["producer_byte_rate"] == QUOTA
+    for a in people:  # partitions created or deleted per second: what limits raising a topic's partition count
+        assert held[a.kafka_user]["controller_mutation_rate"] == workshop.CONTROLLER_MUTATIONS_PER_S, held
 
 
 def _scratch(s) -> str:
@@ -289,3 +300,86 @@ def test_teardown_leaves_nothing_of_an_attendee(shared):
     assert r.json().get("buckets") == []
     jobs = httpx.get(f"{instructor.flink}/jobs/overview", timeout=10).json()["jobs"]
     assert not [j for j in jobs if j["name"].startswith("a03.") and j["state"] == "RUNNING"]
+
+
+# ---- partitions: the brokers' cap (kafka_policy, loaded by tests/cluster/conftest.py) and the mutation quota ----
+# These run last: the second spends a01's controller mutation quota for hours, on purpose.
+
+CAP = kafka_policy.DEFAULT_CAP  # the test brokers' cap
+
+
+def _partitions(admin: KafkaAdminClient, topic: str, expected: int, timeout: float = 15) -> int:
+    """The partition count `admin` sees for `topic`, once it is `expected` (metadata follows the controller)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (t,) = admin.describe_topics([topic])
+        n = len(t["partitions"]) if not t["error_code"] else -1
+        if n == expected or time.monotonic() > deadline:
+            return n
+        time.sleep(0.3)
+
+
+def test_an_attendee_cannot_create_a_topic_over_the_partition_cap(shared):
+    """a01 asks for 100,000 partitions, then for 10,000, in their own namespace: both refused with a policy
+    violation, and nothing created; next to it a01 creates (and deletes) a 3-partition topic there."""
+    _, (a1, *_) = shared
+    s1 = _as(a1)
+    rf = s1.kafka_replication_factor
+    huge, large, small = (f"{a1.name}.{name}-{uuid.uuid4().hex[:8]}" for name in ("huge", "large", "small"))
+    admin = KafkaAdminClient(**python_config(s1))
+    try:
+        with pytest.raises(PolicyViolationError) as refused_huge:
+            admin.create_topics({huge: {"num_partitions": 100_000, "replication_factor": rf}})
+        with pytest.raises(PolicyViolationError) as refused_large:
+            admin.create_topics({large: {"num_partitions": 10_000, "replication_factor": rf}})
+        admin.create_topics({small: {"num_partitions": 3, "replication_factor": rf}}, wait_for_metadata=True)
+        assert _partitions(admin, small, 3) == 3  # the same user, namespace and call: allowed
+        admin.delete_topics([small], timeout_ms=30_000)
+        deadline = time.monotonic() + 30
+        while small in admin.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not {huge, large, small} & set(admin.list_topics())
+    finally:
+        admin.close()
+    # 100,000: Kafka 4.1 refuses more than 10,000 partitions in one CreateTopics request itself, before any topic
+    # policy is asked (ReplicationControlManager.validateTotalNumberOfPartitions)
+    assert "Excessively large number of partitions per request" in str(refused_huge.value), refused_huge.value
+    # 10,000, the most Kafka lets through in one request: the cap refuses it, naming both numbers
+    expected = f"{large}: 10000 partitions requested, but this cluster allows at most {CAP} partitions per topic"
+    assert expected in str(refused_large.value), refused_large.value
+
+
+def test_raising_a_topic_past_the_cap_is_only_rate_limited_by_the_mutation_quota(shared):
+    """Documents what the cap does not cover. Kafka 4.1 (KRaft) calls no topic policy for CreatePartitions
+    (ReplicationControlManager.createPartitions checks the count grows and charges the controller mutation quota,
+    nothing else), so a01 raises their own topic past the cap. The quota is checked before it is charged: an
+    increase of any size passes while a01 is under it, and the next mutations are refused (THROTTLING_QUOTA_EXCEEDED)
+    until the rate is back under 10/s.
+
+    The raise to 100,000 is sent validate-only. Kafka refuses it with UNKNOWN_SERVER_ERROR, not a policy error: the
+    controller's 10,000-record bound on one operation overflows. Sent for real, by the same reading, the 10,000
+    partitions already in that bounded list would be committed anyway (ControllerResult.atomicOf), which would
+    leave this test's single broker with 10,000 partitions; validate-only runs the same controller code and
+    commits nothing. It still charges the quota, which is what the last step shows."""
+    instructor, (a1, *_) = shared
+    s1 = _as(a1)
+    topic = f"{a1.name}.grow-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(**python_config(s1))
+    try:
+        admin.create_topics({topic: {"num_partitions": 1, "replication_factor": s1.kafka_replication_factor}},
+                            wait_for_metadata=True)  # fmt: skip
+        admin.create_partitions({topic: CAP + 1})  # past the cap: no policy sees it
+        assert _partitions(admin, topic, CAP + 1) == CAP + 1
+        with pytest.raises(UnknownError):  # not a PolicyViolationError, not a ThrottlingQuotaExceededError
+            admin.create_partitions({topic: 100_000}, validate_only=True)
+        # the 99,935 partitions asked for were charged to a01: at 10/s, hours before the next mutation passes
+        with pytest.raises(ThrottlingQuotaExceededError):
+            admin.create_partitions({topic: CAP + 2})
+    finally:
+        admin.close()  # its connection now waits out the broker's throttle time: nothing more is sent on it
+    admin = KafkaAdminClient(**python_config(instructor))  # the instructor has no quota
+    try:
+        assert _partitions(admin, topic, CAP + 1, timeout=5) == CAP + 1  # nothing of either request was created
+        admin.delete_topics([topic], timeout_ms=30_000)
+    finally:
+        admin.close()

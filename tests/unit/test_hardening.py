@@ -322,6 +322,49 @@ def test_workshop_files_go_under_the_home_are_private_and_teardown_removes_them(
     assert workshop.attendees(instructor) == []
 
 
+def test_workshop_quotas_cap_partition_mutations_and_teardown_removes_every_quota(fake_cluster, clean, monkeypatch):
+    """Each attendee gets a controller mutation quota beside the byte rates (the only brake on raising partition
+    counts: Kafka applies no topic policy to CreatePartitions), and teardown removes all three keys, so a user
+    made again later starts without an old one."""
+    from labkit import workshop
+
+    instructor, _ = fake_cluster
+    set_calls: list[tuple[str, dict | None]] = []
+    monkeypatch.setattr(workshop, "_set_quota", lambda admin, user, rates: set_calls.append((user, rates)))
+    workshop.create(2, settings=instructor, controller_mutations_per_s=7)
+    assert set_calls == [
+        (f"labkit-{a}", {"producer_byte_rate": workshop.PRODUCER_BYTES_PER_S,
+                         "consumer_byte_rate": workshop.CONSUMER_BYTES_PER_S, "controller_mutation_rate": 7})
+        for a in ("a01", "a02")
+    ]  # fmt: skip
+    set_calls.clear()
+    workshop.teardown(instructor)
+    assert set_calls == [("labkit-a01", None), ("labkit-a02", None)]
+
+
+def test_workshop_quota_requests_set_the_keys_given_and_remove_all_three(monkeypatch):
+    """What `_set_quota` sends: the keys given are set (Kafka refuses a 0, so none is filled in for a key left
+    out); None removes the byte rates and the controller mutation rate."""
+    from kafka.protocol.admin import AlterClientQuotasRequest
+
+    from labkit import workshop
+
+    sent: list = []
+
+    class Response:
+        entries: list = []
+
+    monkeypatch.setattr(workshop, "_send", lambda admin, request: sent.append(request) or Response())
+    workshop._set_quota(None, "labkit-a01", {"controller_mutation_rate": 10})
+    workshop._set_quota(None, "labkit-a01", None)
+    ops = [[(o.key, o.value, o.remove) for o in r.entries[0].ops] for r in sent]
+    assert all(isinstance(r, AlterClientQuotasRequest) for r in sent)
+    assert ops[0] == [("controller_mutation_rate", 10.0, False)]
+    assert ops[1] == [(k, 0.0, True) for k in ("producer_byte_rate", "consumer_byte_rate", "controller_mutation_rate")]
+    with pytest.raises(ValueError, match="not a workshop quota"):
+        workshop._set_quota(None, "labkit-a01", {"request_percentage": 5})
+
+
 def test_workshop_refuses_to_write_secrets_through_symlinks(fake_cluster, clean):
     from labkit import workshop
 

@@ -87,4 +87,5 @@ def test_the_attendee_user_grants_what_labkit_workshop_grants():
     assert user["spec"]["quotas"] == {
         "producerByteRate": workshop.PRODUCER_BYTES_PER_S,
         "consumerByteRate": workshop.CONSUMER_BYTES_PER_S,
+        "controllerMutationRate": workshop.CONTROLLER_MUTATIONS_PER_S,
     }
