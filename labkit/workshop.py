@@ -122,10 +122,15 @@ def _admin(settings: Settings):
 def _acls(user: str, prefix: str) -> list:
     from kafka.admin import ACL, ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourcePattern, ResourceType
 
+    # Topics: what the course does (create, produce, consume, describe, delete), and not ALTER, which is what
+    # CreatePartitions asks for: no topic policy sees a partition increase in Kafka 4.1 (the cap, stack/provision/
+    # kafka_policy.py, covers CreateTopics only), so without ALTER nobody but the instructor can raise a count.
+    topic_ops = (ACLOperation.READ, ACLOperation.WRITE, ACLOperation.CREATE, ACLOperation.DELETE,
+                 ACLOperation.DESCRIBE, ACLOperation.DESCRIBE_CONFIGS)  # fmt: skip
+    grants = [(ResourceType.TOPIC, op) for op in topic_ops] + [(ResourceType.GROUP, ACLOperation.ALL)]
     return [
-        ACL(f"User:{user}", "*", ACLOperation.ALL, ACLPermissionType.ALLOW,
-            ResourcePattern(kind, prefix, ACLResourcePatternType.PREFIXED))
-        for kind in (ResourceType.TOPIC, ResourceType.GROUP)
+        ACL(f"User:{user}", "*", op, ACLPermissionType.ALLOW, ResourcePattern(kind, prefix, ACLResourcePatternType.PREFIXED))
+        for kind, op in grants
     ]  # fmt: skip
 
 
