@@ -91,20 +91,23 @@ def doctor(
     ] = False,
     topic: Annotated[str | None, typer.Option(help="with --pipeline: the topic (default: the lab's)")] = None,
     minutes: Annotated[int, typer.Option(help="with --pipeline: the time range, as a panel's (minutes)")] = 15,
+    shown_stream: Annotated[
+        str | None, typer.Option(help="with --pipeline: the stream the dashboard's box shows (default: the topic)")
+    ] = None,
 ) -> None:
     """Preflight: tools, versions, ports, memory, disk, CPU. With --pipeline, after the stack is up: where did
-    the events stop? (producer, event time, job, reading, watermark, InfluxDB, counted, windows)"""
+    the events stop? (producer, event time, job, reading, watermark, InfluxDB, counted, windows, panel)"""
     s = settings_mod.get()
     s = s.model_copy(update={"mode": mode or state["mode"] or s.mode})
     if pipeline:
         from labkit.pipeline_doctor import diagnose
 
-        d = diagnose(topic, minutes, s)
+        d = diagnose(topic, minutes, s, shown_stream=shown_stream)
         typer.echo(d)
         if s.mode == "docker":
             typer.echo(
-                "Grafana: not walked (it cannot run in the lab's CI): open Connections > Data sources > InfluxDB > "
-                "Test, and check the panel's stream variable names this topic"
+                "Grafana's datasource: open Connections > Data sources > InfluxDB > Test (its token is the read "
+                "token; the panel link above ran the panel's own query with that bucket)"
             )
         raise typer.Exit(0 if d.ok else 1)
     from labkit import doctor as doctor_mod

@@ -10,10 +10,17 @@ first broken one, with what was seen and the fix. "Why is my panel empty?" has o
 6. InfluxDB      the bucket answers with the lab's token (a wrong token or bucket is named)
 7. counted       the events the job read were counted, not late, and not dead-lettered (their shares)
 8. windows       window points of the topic exist in InfluxDB for the time range
+9. panel         the dashboard's panel, run as Grafana runs it (its Flux, its datasource's bucket, its `stream`
+                 variable), returns those windows: a variable pointing at another stream is named
 
 Links after the first broken one are reported as not checked: what they would say depends on it. Each check
-is a few REST calls or one query, so a healthy pipeline is walked in seconds. Grafana is not a link here: it
-cannot run in this lab's CI; in docker mode `labkit doctor --pipeline` says so.
+is a few REST calls or one query, so a healthy pipeline is walked in seconds.
+
+The panel link reads the dashboard from Grafana's API when Grafana answers (docker mode: what the attendee
+saved), else from the file Grafana provisions it from. The `stream` it shows is `shown_stream` when given (what
+the attendee sees in the dashboard's box), else Grafana's saved value, else the topic being diagnosed (the
+attendee is assumed to have pointed the panel at it). Grafana itself cannot run in this lab's CI, so its API
+path is not tested there; the query, the bucket and the variable are.
 """
 
 from __future__ import annotations
@@ -22,13 +29,15 @@ import html
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
-LINKS = ("producer", "event time", "job", "reading", "watermark", "InfluxDB", "counted", "windows")
+LINKS = ("producer", "event time", "job", "reading", "watermark", "InfluxDB", "counted", "windows", "panel")
+DASHBOARD = "clickstream-errors"  # the dashboard whose first panel an empty-panel complaint is usually about
 
 
 @dataclass
@@ -86,13 +95,21 @@ class _Broken(Exception):
 
 
 def diagnose(
-    topic: str | None = None, minutes: int = 15, settings: Settings | None = None, token: str | None = None
+    topic: str | None = None,
+    minutes: int = 15,
+    settings: Settings | None = None,
+    token: str | None = None,
+    *,
+    shown_stream: str | None = None,
+    dashboard: str | Path | dict = DASHBOARD,
 ) -> Diagnosis:
     """Walk `topic`'s last `minutes` of traffic (default: the lab's topic, a panel's 15 minutes) link by link.
-    `token`: the InfluxDB token to read with (default: the stack's read token)."""
+    `token`: the InfluxDB token to read with (default: the stack's read token). `shown_stream`: the stream the
+    dashboard's box shows; `dashboard`: its uid, a JSON file or the dashboard itself."""
     settings = settings or get_settings()
     topic = settings.scoped(topic or settings.topic)
     ctx = _Context(settings, topic, minutes, token)
+    ctx.shown_stream, ctx.dashboard = shown_stream, dashboard
     d = Diagnosis(topic, minutes)
     checks = (
         ctx.producer,
@@ -103,6 +120,7 @@ def diagnose(
         ctx.influx,
         ctx.counted,
         ctx.windows,
+        ctx.panel,
     )
     for name, check in zip(LINKS, checks, strict=True):
         if d.broken is not None:
@@ -126,6 +144,8 @@ class _Context:
         self.job = None
         self.span: tuple[pd.Timestamp, pd.Timestamp] | None = None  # the recent events' event times
         self._cache: dict[str, pd.DataFrame] = {}
+        self.shown_stream: str | None = None
+        self.dashboard: str | Path | dict = DASHBOARD
 
     # 1
     def producer(self) -> str:
@@ -345,6 +365,55 @@ class _Context:
             )
         last = counts["time"].max()
         return f"{counts['time'].nunique()} window(s) written, the last ending {last:%H:%M:%S} UTC"
+
+    # 9
+    def panel(self) -> str:
+        from labkit.influx import Influx
+
+        board, source = _dashboard(self.dashboard, self.settings)
+        variable = next((v for v in board.get("templating", {}).get("list", []) if v.get("name") == "stream"), None)
+        saved = ((variable or {}).get("current") or {}).get("value")
+        stream = self.shown_stream or (saved if source.startswith("Grafana") else None) or self.topic
+        target = next((t for p in board.get("panels", []) for t in p.get("targets", []) if t.get("query")), None)
+        if target is None:
+            return f"{source} has no Flux panel to check"
+        title = next(p.get("title", "?") for p in board["panels"] if target in p.get("targets", []))
+        start, stop = self._range()
+        flux = (
+            target["query"]
+            .replace("v.defaultBucket", json.dumps(self.settings.influx_bucket))
+            .replace("v.timeRangeStart", f"time(v: {json.dumps(start)})")
+            .replace("v.timeRangeStop", f"time(v: {json.dumps(stop)})")
+            .replace("${stream}", stream)
+        )
+        with Influx(self.settings, token=self.token) as db:
+            rows = db.flux(flux)
+        if rows.empty:
+            raise _Broken(
+                f"panel {title!r} ({source}) shows stream {stream!r}, where this range has no windows; the windows "
+                f"of this run are under stream {self.topic!r}",
+                f"type {self.topic} in the dashboard's stream box (or open it with ?var-stream={self.topic})",
+            )
+        return f"panel {title!r} ({source}) shows stream {stream!r}: {len(rows)} point(s) in this range"
+
+
+def _dashboard(which: str | Path | dict, settings: Settings) -> tuple[dict, str]:
+    """The dashboard and where it came from: Grafana's API when Grafana answers, else its provisioning file."""
+    import httpx
+
+    from labkit.paths import GRAFANA_DIR
+
+    if isinstance(which, dict):
+        return which, "the dashboard given"
+    if isinstance(which, Path) or str(which).endswith(".json"):
+        return json.loads(Path(which).read_text()), f"file {Path(which).name}"
+    try:
+        r = httpx.get(f"{settings.grafana_url.rstrip('/')}/api/dashboards/uid/{which}", timeout=3)
+        if r.status_code == 200:
+            return r.json()["dashboard"], f"Grafana at {settings.grafana_url}"
+    except httpx.HTTPError:
+        pass  # no Grafana here (local mode, or CI): the file Grafana would load
+    return json.loads((GRAFANA_DIR / "dashboards" / f"{which}.json").read_text()), f"dashboard file {which}.json"
 
 
 def _last_failure_s(flink, job_id: str) -> float | None:

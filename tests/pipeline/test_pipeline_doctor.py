@@ -79,6 +79,21 @@ def test_a_healthy_run_then_a_wrong_token_or_bucket_stops_at_influxdb(settings, 
     assert d.ok and d.broken is None, str(d)
     assert [x.name for x in d.links] == list(LINKS)
 
+    # the dashboard's box names another stream (a typo): every link holds up to the panel, which is named
+    typo = topic[:-1]
+    d = diagnose(topic, settings=settings, shown_stream=typo)
+    _stops_at(d, "panel")
+    assert repr(typo) in d.broken.saw and repr(topic) in d.broken.saw and f"var-stream={topic}" in d.broken.fix
+    # ...and a dashboard whose saved variable points elsewhere, read as Grafana would load it
+    import json
+
+    from labkit.paths import GRAFANA_DIR
+
+    board = json.loads((GRAFANA_DIR / "dashboards" / "clickstream-errors.json").read_text())
+    assert diagnose(topic, settings=settings, dashboard=board).ok  # its panel, pointed at this topic, shows it
+    d = diagnose(topic, settings=settings, dashboard=board, shown_stream="clickstream_events_v2")
+    _stops_at(d, "panel")
+
     _stops_at(diagnose(topic, settings=settings, token="not-the-lab-token"), "InfluxDB")
     wrong_bucket = diagnose(topic, settings=settings.model_copy(update={"influx_bucket": "no_such_bucket"}))
     _stops_at(wrong_bucket, "InfluxDB")
