@@ -318,9 +318,10 @@ def create(
                     cluster = workshop_flink.start(
                         workshop_flink.OwnFlink(name, flink_root), settings, write, slots=flink_slots
                     )
-                    token_file, flink_url = cluster.token_file, cluster.rest_url
+                    token_file, flink_url, python = cluster.token_file, cluster.rest_url, str(cluster.python)
                 else:
                     token_file, flink_url = token_dir / f"{name}.write-token", settings.flink
+                    python = settings.flink_python_executable
                     write_secret(token_file, write + "\n")
                 # the attendee's two topics, created as the instructor (same names their settings derive)
                 ns = settings.model_copy(update={"namespace": name})
@@ -328,7 +329,7 @@ def create(
                     update={"topic": ns.scoped(settings.topic), "dlq_topic": ns.scoped(settings.dlq_topic)}))  # fmt: skip
                 path = out_dir / f"{name}.env"
                 write_secret(path, _settings_file(settings, name, user, password, bucket["name"], write, read,
-                                                  token_file, parallelism, flink_url))  # fmt: skip
+                                                  token_file, parallelism, flink_url, python))  # fmt: skip
                 made[name] = Attendee(name, user, bucket["name"], str(path.resolve()), str(token_file.resolve()),
                                       str(flink_root) if own_flink else "")  # fmt: skip
                 _save(settings, sorted(made.values(), key=lambda a: a.name))
@@ -348,6 +349,7 @@ def _settings_file(
     token_file: Path,
     par: int,
     flink_url: str,
+    python: str | None = None,
 ) -> str:
     lines = {
         "LABKIT_MODE": "external",
@@ -369,8 +371,8 @@ def _settings_file(
         lines["LABKIT_KAFKA_BOOTSTRAP_FOR_FLINK"] = s.kafka_bootstrap_for_flink
     if s.influx_url_for_flink:
         lines["LABKIT_INFLUX_URL_FOR_FLINK"] = s.influx_url_for_flink
-    if s.flink_python_executable:
-        lines["LABKIT_FLINK_PYTHON_EXECUTABLE"] = s.flink_python_executable
+    if python:  # their own cluster's Python, or the shared cluster's
+        lines["LABKIT_FLINK_PYTHON_EXECUTABLE"] = python
     if s.kafka_sasl_username:
         lines |= {"LABKIT_KAFKA_SASL_MECHANISM": s.kafka_sasl_mechanism, "LABKIT_KAFKA_SASL_USERNAME": user,
                   "LABKIT_KAFKA_SASL_PASSWORD": password}  # fmt: skip

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import textwrap
 import uuid
@@ -182,6 +183,28 @@ def test_every_port_of_an_attendees_cluster_is_on_their_own_address(two):
                      for x in psutil.net_connections("inet") if x.status == psutil.CONN_LISTEN and x.pid in pids]  # fmt: skip
         assert any(port == workshop_flink.REST_PORT for _, _, port in listening)
         assert [x for x in listening if x[1] != c.host] == [], f"{a.name}'s cluster listens elsewhere"
+
+
+def test_an_attendees_pipeline_runs_exact_on_their_own_cluster_as_their_user(two):
+    """The action the attacks are refused beside: a01's pipeline on a01's cluster, with a01's token and bucket.
+    (Submitted by the instructor's uid with a01's settings file: a01's own client would need the lab's jars in a
+    cache they may read, LABKIT_CACHE_DIR; the job itself runs as lk-a01 either way.)"""
+    instructor, people, _ = two
+    a01 = people["a01"]
+    c = _cluster(a01)
+    env = {**os.environ, "LABKIT_ENV_FILE": a01.settings_file,
+           "LABKIT_HOME": str(Path(instructor.home).parent / "home-a01")}  # fmt: skip
+    labkit = str(Path(sys.executable).with_name("labkit"))
+    r = subprocess.run([labkit, "demo", "-n", "5000", "--seed", "3"], env=env, capture_output=True, text=True,
+                       timeout=600)  # fmt: skip
+    assert r.returncode == 0 and "EXACT" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+    jobs = httpx.get(f"{c.rest_url}/jobs/overview", timeout=10).json()["jobs"]
+    mine = [j for j in jobs if j["name"] == "a01.clickstream-metrics" and j["state"] == "RUNNING"]
+    assert mine, jobs
+    workers = [p for p in psutil.process_iter(["cmdline", "username"])
+               if "pyflink" in " ".join(p.info["cmdline"] or []) and p.info["username"] == c.user]  # fmt: skip
+    assert workers, "the job's Python workers should run as a01's user"
+    httpx.patch(f"{c.rest_url}/jobs/{mine[0]['jid']}?mode=cancel", timeout=10)
 
 
 def test_an_attendee_reaches_their_own_cluster_and_cannot_cancel_anothers_job(two):
