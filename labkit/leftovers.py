@@ -89,13 +89,29 @@ def namespaces() -> list[str]:
 
 
 def firewall() -> list[str]:
-    """Rules of the workshop's per-attendee Flink guard (labkit.workshop_flink) that a test run left."""
-    from labkit.workshop_flink import CHAIN
+    """Rules of the workshop's per-attendee Flink guard (labkit.workshop_flink) whose attendee runs nothing: a
+    live workshop's rules (its attendees' users run their clusters) are not a test's leftovers."""
+    from labkit.workshop_flink import CHAIN, NET, USER_PREFIX
 
     if os.geteuid() != 0 or not shutil.which("iptables"):
         return []
     listed = subprocess.run(["iptables", "-S", CHAIN], capture_output=True, text=True)
-    return [line for line in listed.stdout.splitlines() if line.startswith("-A")] if listed.returncode == 0 else []
+    if listed.returncode != 0:
+        return []
+    running = {p.info["username"] for p in psutil.process_iter(["username"])}
+    rules = [line for line in listed.stdout.splitlines() if line.startswith("-A")]
+    live = set()
+    for line in rules:  # a host is live when the uid its rule lets in runs a process
+        parts = line.split()
+        if "--uid-owner" in parts:
+            uid = parts[parts.index("--uid-owner") + 1]
+            with contextlib.suppress(KeyError, ValueError):
+                import pwd
+
+                name = pwd.getpwuid(int(uid)).pw_name if uid.isdigit() else uid
+                if name.startswith(USER_PREFIX) and name in running:
+                    live |= {x.split("/")[0] for x in parts if x.startswith(NET)}
+    return [line for line in rules if not any(x.split("/")[0] in live for x in line.split() if x.startswith(NET))]
 
 
 def remove_firewall() -> list[str]:

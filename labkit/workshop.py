@@ -390,7 +390,7 @@ def status(settings: Settings | None = None) -> pd.DataFrame:
     from labkit.jobs.control import Flink
 
     settings = settings or get_settings()
-    shared = Flink(settings.flink).jobs()
+    shared = _shared_jobs(Flink(settings.flink), attendees(settings))
     rows = []
     for a in attendees(settings):
         try:
@@ -410,6 +410,16 @@ def status(settings: Settings | None = None) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["attendee", "kafka_user", "bucket", "running_jobs", "jobs_total", "pipeline_lag"]
     )
+
+
+def _shared_jobs(flink, people: list[Attendee]) -> list[dict]:
+    """The shared Flink's jobs; none when every attendee has a cluster of their own and there is no shared one."""
+    try:
+        return flink.jobs()
+    except ServiceError:
+        if people and all(a.flink_root for a in people):
+            return []
+        raise
 
 
 def _own(a: Attendee):
@@ -453,7 +463,7 @@ def teardown(settings: Settings | None = None, *, names: list[str] | None = None
     admin = _admin(settings)
     try:
         # what the cluster holds, read once: each attendee's share is picked out by its prefix below
-        jobs = [j for j in flink.jobs() if j["state"] in LIVE]
+        jobs = [j for j in _shared_jobs(flink, people) if j["state"] in LIVE]
         topics, groups = admin.list_topics(), _group_ids(admin)
         with _influx(settings) as http:
             org_id = _org_id(http, settings.influx_org)

@@ -9,7 +9,7 @@ operating system already enforces (docs/architecture.md, "Workshop isolation"):
 * **A Unix user per attendee** (`lk-a07`): their JobManager and TaskManager run as that user, and their folder
   (conf, logs, checkpoints, temporary files, their write token) is theirs alone (0700). Java or SQL running in
   their cluster can read their own files, never another attendee's.
-* **An address per attendee** (127.0.1.7, a loopback address of its own): every port of their cluster binds
+* **An address per attendee** (127.0.2.7, a loopback address of its own): every port of their cluster binds
   it, the TaskManager's gRPC servers for Python workers included (provision/loopback.py), and a firewall rule
   (iptables, chain LABKIT-WS) lets only that attendee's user, and the instructor's, connect to it. Another
   attendee's `curl`, `flink run` or browser is refused before Flink sees a byte.
@@ -42,7 +42,9 @@ from labkit.stack.flink import LocalJobManager, LocalTaskManager, flink_env, wri
 from labkit.stack.provision import flink as provision
 
 USER_PREFIX = "lk-"
-NET = "127.0.1."  # attendee aNN's cluster binds 127.0.1.NN
+# attendee aNN's cluster binds 127.0.2.NN. Not 127.0.1.x: Debian and Ubuntu map the machine's own name to
+# 127.0.1.1, and a Kafka or InfluxDB reached by that name would then be a01's alone.
+NET = "127.0.2."
 CHAIN = "LABKIT-WS"
 REST_PORT = 8081  # every attendee's cluster has the usual ports, each on its own address
 
@@ -272,7 +274,8 @@ def start(cluster: OwnFlink, base: Settings, write_token: str, *, slots: int = 2
     if check.returncode != 0:
         raise ConfigError(
             f"{cluster.user} cannot import PyFlink and labkit with {py}: {check.stderr.strip()[-300:]}",
-            "the lab's venv and repository must be readable by other users (chmod -R o+rX on them)",
+            "other users must be able to read the lab's venv and its labkit package (chmod -R o+rX .venv labkit), "
+            "not the whole repository: an instructor's .env there holds the admin token",
         )
     services = _services(cluster, slots, base)
     cluster.home.mkdir(mode=0o700, exist_ok=True)

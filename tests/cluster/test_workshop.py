@@ -301,7 +301,7 @@ def test_teardown_leaves_nothing_of_an_attendee(shared):
 
 
 # ---- partitions: the brokers' cap (kafka_policy, loaded by tests/cluster/conftest.py) and the mutation quota ----
-# These run last: the second spends a01's controller mutation quota for hours, on purpose.
+# The partition tests: the cap on CreateTopics, and no ALTER (so no CreatePartitions) for attendees.
 
 CAP = kafka_policy.DEFAULT_CAP  # the test brokers' cap
 

@@ -24,7 +24,7 @@ import org.apache.beam.vendor.grpc.v1p60p1.io.grpc.netty.NettyServerBuilder;
  *
  * <p>Which loopback address: the system property {@code labkit.grpc.bind} (the TaskManager's bind host,
  * set by labkit), else the JVM's loopback address. A workshop attendee's own Flink cluster binds everything,
- * these servers included, to an address of its own (127.0.1.N) that only its attendee may connect to.
+ * these servers included, to an address of its own (127.0.2.N) that only its attendee may connect to.
  */
 public abstract class ServerFactory {
     public abstract Server allocateAddressAndCreate(List<BindableService> services, ApiServiceDescriptor.Builder builder)
