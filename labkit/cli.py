@@ -25,12 +25,16 @@ ModeOpt = Annotated[str | None, typer.Option("--mode", help="local | docker | ex
 
 
 def _stack(mode: str | None = None):
-    from labkit import stack
+    """This call's stack, from its context (labkit.context): the settings, with a command's own --mode."""
+    from labkit import context
 
     mode = mode or state["mode"]
     if mode is not None and mode not in ("local", "docker", "external"):
         raise LabkitError(f"--mode {mode!r} is not a mode.", "use --mode local, --mode docker or --mode external")
-    return stack.get(settings_mod.get(), mode)
+    settings = settings_mod.get()
+    if mode is not None and mode != settings.mode:
+        settings = settings.model_copy(update={"mode": mode})
+    return context.of(settings).stack
 
 
 @app.callback()

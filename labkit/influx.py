@@ -87,10 +87,10 @@ class Influx:
         from influxdb_client import InfluxDBClient
 
         self.settings = settings or get_settings()
-        if token is None:
-            from labkit import stack
+        if token is None:  # asked once per settings object, not once per client (labkit.context)
+            from labkit import context
 
-            token = stack.get(self.settings).influx_token(role)
+            token = context.of(self.settings).token(role)
         self.client = InfluxDBClient(
             url=self.settings.influx, token=token, org=self.settings.influx_org, timeout=30_000
         )

@@ -8,11 +8,12 @@ from labkit.settings import get as get_settings
 
 
 def setup(start_stack: bool = True):
-    """Plot renderer, then the stack (started if needed); returns the Stack."""
-    from labkit import plots, stack
+    """Plot renderer, then the stack (started if needed); returns the Stack. The notebook's context (settings,
+    stack, addresses, tokens: labkit.context) is built here, once, and every helper below reuses it."""
+    from labkit import context, plots
 
     plots.setup_notebook_renderer()
-    st = stack.get(get_settings())
+    st = context.of(get_settings()).stack
     if start_stack and not st.is_up():
         st.up()
     return st

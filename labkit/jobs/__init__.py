@@ -19,9 +19,10 @@ TOKEN_ENV = "LABKIT_INFLUX_WRITE_TOKEN"
 
 
 def _stack(settings: Settings):
-    from labkit import stack
+    """The settings' stack, built once per settings object (labkit.context)."""
+    from labkit import context
 
-    return stack.get(settings)
+    return context.of(settings).stack
 
 
 def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> dict:

@@ -169,6 +169,13 @@ class Job:
     #: whatever the process-wide settings say (an attendee's job, another mode's stack)
     settings: Settings | None = field(default=None, repr=False)
 
+    @property
+    def lab(self):
+        """The job's own context (labkit.context): its settings' stack, addresses and tokens."""
+        from labkit import context
+
+        return context.of(self.settings)
+
     def info(self) -> dict:
         return self.flink.job(self.id)
 

@@ -238,9 +238,9 @@ class CustomMetric:
                 "startup_timestamp_ms": int((time.time() - backfill_s) * 1000) if backfill_s is not None else None,
             }
         )
-        from labkit import stack
+        from labkit import context
 
-        job = submit_spec(self._spec(params, f"custom-{self.name}"), s, stack.get(s).mode)
+        job = submit_spec(self._spec(params, f"custom-{self.name}"), s, context.of(s).mode)
         return job.wait_running()
 
     def query(self, start: str = "-15m") -> pd.DataFrame:

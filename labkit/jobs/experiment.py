@@ -87,7 +87,7 @@ def run(
 ) -> WatermarkExperiment:
     """Send `seconds` of live traffic (event time = wall clock) with `late_fraction` of events sent
     `late_behind_s` seconds after they happened, through one job per delay; measure late events and waits."""
-    from labkit import influx, kafka_info, stack
+    from labkit import context, influx, kafka_info
     from labkit.events import EventGenerator
     from labkit.produce import produce
 
@@ -95,7 +95,7 @@ def run(
     topic = settings.scoped(topic)
     kafka_info.fresh_topic(topic, settings)
     group = settings.scoped(f"labkit-wmx-{int(time.time())}")
-    job = submit_spec(experiment_spec(topic, delays, settings, group), settings, stack.get(settings).mode)
+    job = submit_spec(experiment_spec(topic, delays, settings, group), settings, context.of(settings).mode)
     job.wait_running()
     try:
         gen = EventGenerator(
