@@ -105,6 +105,8 @@ docker-suite: setup
 	  while [ ! -f $(DOCKER_PREP).rc ]; do sleep 5; done; \
 	  cat $(DOCKER_PREP).log; rc=$$(cat $(DOCKER_PREP).rc); rm -f $(DOCKER_PREP).log $(DOCKER_PREP).rc; \
 	else COMPOSE_OVERRIDE=$(COMPOSE_OVERRIDE) ./scripts/docker-engine.sh || rc=$$?; fi; \
+	if [ $$rc = 2 ] && [ -z "$$CI" ] && [ -n "$$LABKIT_BESIDE" ]; then \
+	  echo "[docker] no Docker engine here: docker mode not tested"; exit 2; fi; \
 	if [ $$rc = 2 ] && [ -z "$$CI" ]; then \
 	  echo "[docker] no Docker engine here: docker mode not tested; the attendee pass of the notebooks runs locally"; \
 	  $(LABKIT) up --mode local && LABKIT_MODE=local $(BIN)/python -m labkit.notebooks_ci --pass attendee; exit $$?; fi; \
@@ -123,17 +125,28 @@ docker-suite: setup
 # restarts, as they do): on host ports and a home of its own, so neither stack can see or stop the other.
 # Its output is kept in a log, shown when it ends; `docker-beside-wait` fails the run if it failed.
 DOCKER_BESIDE_ENV := LABKIT_KAFKA_PORT=19092 LABKIT_FLINK_REST_PORT=18081 LABKIT_INFLUX_PORT=18086 \
-	LABKIT_GRAFANA_URL=http://127.0.0.1:13000 LABKIT_HOME=$(CURDIR)/build/labkit-home-docker
+	LABKIT_GRAFANA_URL=http://127.0.0.1:13000 LABKIT_HOME=$(CURDIR)/build/labkit-home-docker LABKIT_BESIDE=1
 DOCKER_BESIDE := build/docker-beside
+# The exit code is written to a temporary file and renamed: the waiter never reads a half-written one. The
+# waiter also stops when the background step is gone without one (killed), instead of waiting for ever.
+# No engine on a contributor's machine (exit 2, not CI): the attendee pass runs locally once the local steps end.
 docker-beside-start:
 	@mkdir -p build; rm -rf $(DOCKER_BESIDE).rc build/labkit-home-docker; \
-	( $(DOCKER_BESIDE_ENV) $(MAKE) --no-print-directory docker-suite > $(DOCKER_BESIDE).log 2>&1; echo $$? > $(DOCKER_BESIDE).rc ) </dev/null >/dev/null 2>&1 & \
+	( $(DOCKER_BESIDE_ENV) $(MAKE) --no-print-directory docker-suite > $(DOCKER_BESIDE).log 2>&1; echo $$? > $(DOCKER_BESIDE).rc.tmp; mv $(DOCKER_BESIDE).rc.tmp $(DOCKER_BESIDE).rc ) </dev/null >/dev/null 2>&1 & \
+	echo $$! > $(DOCKER_BESIDE).pid; \
 	echo "[docker] docker mode's step runs beside the local steps, on ports 19092/18081/18086 (log: $(DOCKER_BESIDE).log)"
 docker-beside-wait:
 	@echo "[docker] waiting for docker mode's step"; \
-	while [ ! -f $(DOCKER_BESIDE).rc ]; do sleep 5; done; \
+	while [ ! -f $(DOCKER_BESIDE).rc ]; do \
+	  if ! kill -0 $$(cat $(DOCKER_BESIDE).pid 2>/dev/null || echo 0) 2>/dev/null && [ ! -f $(DOCKER_BESIDE).rc ]; then \
+	    echo 1 > $(DOCKER_BESIDE).rc; echo "[docker] docker mode's step ended without an exit code"; fi; \
+	  sleep 5; done; \
 	echo "----- docker mode's step (build/docker-beside.log) -----"; cat $(DOCKER_BESIDE).log; \
-	rc=$$(cat $(DOCKER_BESIDE).rc); echo "[docker] docker mode's step ended with exit code $$rc"; exit $$rc
+	rc=$$(cat $(DOCKER_BESIDE).rc); \
+	echo "[docker] docker mode's step ended with exit code $${rc:-1}"; \
+	if [ "$$rc" = 2 ] && [ -z "$$CI" ]; then \
+	  $(LABKIT) up && $(BIN)/python -m labkit.notebooks_ci --pass attendee --skip 08; exit $$?; fi; \
+	exit $${rc:-1}
 
 # The whole suite, as CI runs it: unit tests, the real stack, the pipeline, faults, the notebooks with their
 # solutions (local mode); then docker mode, where the notebooks run as an attendee first runs them.

@@ -64,7 +64,13 @@ class Lab:
         polling InfluxDB reuses it, and a stack wiped and brought up again (new tokens) is seen within a minute."""
         now = time.monotonic()
         cached = self._tokens.get(role)
-        if cached is None or now - cached[0] > TOKEN_TTL_S:
+        if cached is not None and now - cached[0] > TOKEN_TTL_S:
+            # a local stack reads its credentials when it is built: build it again, or a wiped and re-made
+            # stack's new tokens would never be seen
+            self.__dict__.pop("stack", None)
+            self.__dict__.pop("job_side", None)
+            cached = None
+        if cached is None:
             cached = self._tokens[role] = (now, self.stack.influx_token(role))
         return cached[1]
 

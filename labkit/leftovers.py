@@ -91,15 +91,16 @@ def namespaces() -> list[str]:
 def firewall() -> list[str]:
     """Rules of the workshop's per-attendee Flink guard (labkit.workshop_flink) whose attendee runs nothing: a
     live workshop's rules (its attendees' users run their clusters) are not a test's leftovers."""
-    from labkit.workshop_flink import CHAIN, NET, USER_PREFIX
+    from labkit.workshop_flink import CHAIN, NET, SRC_CHAIN, USER_PREFIX
 
     if os.geteuid() != 0 or not shutil.which("iptables"):
         return []
-    listed = subprocess.run(["iptables", "-S", CHAIN], capture_output=True, text=True)
-    if listed.returncode != 0:
-        return []
+    rules = []
+    for chain in (CHAIN, SRC_CHAIN):
+        listed = subprocess.run(["iptables", "-S", chain], capture_output=True, text=True)
+        if listed.returncode == 0:
+            rules += [line for line in listed.stdout.splitlines() if line.startswith("-A")]
     running = {p.info["username"] for p in psutil.process_iter(["username"])}
-    rules = [line for line in listed.stdout.splitlines() if line.startswith("-A")]
     live = set()
     for line in rules:  # a host is live when the uid its rule lets in runs a process
         parts = line.split()

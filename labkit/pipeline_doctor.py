@@ -384,10 +384,19 @@ class _Context:
             .replace("v.defaultBucket", json.dumps(self.settings.influx_bucket))
             .replace("v.timeRangeStart", f"time(v: {json.dumps(start)})")
             .replace("v.timeRangeStop", f"time(v: {json.dumps(stop)})")
-            .replace("${stream}", stream)
+            .replace("${stream}", json.dumps(stream)[1:-1])  # inside the panel's own quotes
+            .replace("${attendee}", self.settings.namespace or "")
         )
-        with Influx(self.settings, token=self.token) as db:
-            rows = db.flux(flux)
+        from labkit.errors import ServiceError
+
+        try:
+            with Influx(self.settings, token=self.token) as db:
+                rows = db.flux(flux)
+        except ServiceError as e:
+            raise _Broken(
+                f"InfluxDB refused panel {title!r}'s query ({source}): {e.message}",
+                "open the panel in Grafana's editor: its query or a variable it uses is not one this lab defines",
+            ) from None
         if rows.empty:
             raise _Broken(
                 f"panel {title!r} ({source}) shows stream {stream!r}, where this range has no windows; the windows "

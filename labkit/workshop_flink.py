@@ -6,9 +6,13 @@ TaskManagers can read, every attendee's InfluxDB token included. No check in lab
 attendee can call Flink's REST API or `flink run` directly. So the boundary is drawn around Flink, with what the
 operating system already enforces (docs/architecture.md, "Workshop isolation"):
 
-* **A Unix user per attendee** (`lk-a07`): their JobManager and TaskManager run as that user, and their folder
-  (conf, logs, checkpoints, temporary files, their write token) is theirs alone (0700). Java or SQL running in
+* **A Unix user per attendee** (`lk-a07`): their JobManager and TaskManager run as that user, with an
+  environment of their own (never the instructor's), and what they write (`state/`: temporary files, Flink's
+  logs, checkpoints, savepoints) is theirs alone (0700), like their write token (0600). Java or SQL running in
   their cluster can read their own files, never another attendee's.
+* **Root never works inside what the attendee owns.** The cluster's folder, its conf, lib, pid files, console
+  logs and token folder stay root's: an attendee cannot plant a symlink there for root to follow when the
+  instructor runs `create` again (root writes the conf, the lib links, the logs and the pid files).
 * **An address per attendee** (127.0.2.7, a loopback address of its own): every port of their cluster binds
   it, the TaskManager's gRPC servers for Python workers included (provision/loopback.py), and a firewall rule
   (iptables, chain LABKIT-WS) lets only that attendee's user, and the instructor's, connect to it. Another
@@ -86,8 +90,14 @@ class OwnFlink:
 
     @property
     def token_file(self) -> Path:
-        """The attendee's InfluxDB write token, readable by their cluster alone."""
+        """The attendee's InfluxDB write token, readable by their cluster alone (a root-owned folder 0711 holds it:
+        the attendee reads it by name, cannot list or change the folder)."""
         return self.home / "tokens" / f"{self.name}.write-token"
+
+    @property
+    def state(self) -> Path:
+        """What the attendee's processes write: the only part of the cluster's folder the attendee owns."""
+        return self.home / "state"
 
     def settings(self, base: Settings, slots: int) -> Settings:
         """Settings for the cluster's own processes (the local stack's Flink services, on this address)."""
@@ -105,16 +115,24 @@ class _Own:
     settings: Settings
 
     def prepare(self) -> None:
-        tmp = self.settings.home / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
+        state = self.settings.home / "state"
         py = str(self.settings.home.parent / "python" / "bin" / "python")
-        write_conf(self, **{"io.tmp.dirs": str(tmp), "web.tmpdir": str(tmp), "python.executable": py,
-                            "python.client.executable": py})  # fmt: skip
+        write_conf(self, **{
+            "io.tmp.dirs": str(state / "tmp"), "web.tmpdir": str(state / "tmp"),
+            "env.log.dir": str(state / "logs"), "env.pid.dir": str(state / "run"),
+            "state.checkpoints.dir": f"file://{state / 'checkpoints'}",
+            "state.savepoints.dir": f"file://{state / 'savepoints'}",
+            "python.executable": py, "python.client.executable": py,
+            # the TaskManager's gRPC servers for Python workers bind the attendee's address too (loopback.py)
+            "env.java.opts.taskmanager": f"-Dlabkit.grpc.bind={self.settings.bind_host}",
+        })  # fmt: skip
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         cmd, env = super().command()  # type: ignore[misc]
+        state = self.settings.home / "state"
         env = {**env, **flink_env(self.settings), "FLINK_LIB_DIR": str(_readable_lib(self.settings.home)),
-               "HOME": str(self.settings.home), "TMPDIR": str(self.settings.home / "tmp")}  # fmt: skip
+               "FLINK_LOG_DIR": str(state / "logs"), "FLINK_PID_DIR": str(state / "run"),
+               "HOME": str(state), "TMPDIR": str(state / "tmp")}  # fmt: skip
         return cmd, env
 
 
@@ -206,47 +224,79 @@ def _ensure_user(user: str, home: Path) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _chown_tree(path: Path, uid: int, gid: int) -> None:
-    for p in [path, *path.rglob("*")]:
-        with contextlib.suppress(FileNotFoundError):
-            os.lchown(p, uid, gid)
+STATE_DIRS = ("tmp", "logs", "run", "checkpoints", "savepoints")
 
 
-def _guard_rules(host: str, uid: int) -> list[list[str]]:
-    """Only the attendee's user and the instructor's may open a connection to the attendee's address."""
+def _make_state(cluster: OwnFlink, uid: int, gid: int) -> None:
+    """The attendee's own folder, made once: by root inside root's folder, handed over last. Once it exists it
+    is the attendee's, and root does not enter it again (only `stop(remove=True)` deletes it, without following
+    links)."""
+    if cluster.state.exists() or cluster.state.is_symlink():
+        return
+    cluster.state.mkdir(mode=0o700)
+    for name in STATE_DIRS:
+        (cluster.state / name).mkdir(mode=0o700)
+        os.lchown(cluster.state / name, uid, gid)
+    os.lchown(cluster.state, uid, gid)
+
+
+#: two chains, each jumped to from OUTPUT on loopback: CHAIN for packets *to* an attendee's address (who may
+#: connect), SRC_CHAIN for packets *from* one (who may answer: while an attendee's cluster is down, another
+#: attendee could listen on its address and answer its clients). Two chains, not one: a RETURN for a packet's
+#: own source must not skip the rules for its destination.
+SRC_CHAIN = CHAIN + "-SRC"
+_JUMPS = {CHAIN: ["OUTPUT", "-o", "lo", "-d", f"{NET}0/24", "-j", CHAIN],
+          SRC_CHAIN: ["OUTPUT", "-o", "lo", "-s", f"{NET}0/24", "-j", SRC_CHAIN]}  # fmt: skip
+
+
+def _guard_rules(host: str, uid: int, side: str) -> list[list[str]]:
+    """Only the attendee's user and the instructor's may send to (`-d`) or from (`-s`) the attendee's address."""
     me = str(os.geteuid())
     return [
-        ["-d", host, "-m", "owner", "--uid-owner", str(uid), "-j", "RETURN"],
-        ["-d", host, "-m", "owner", "--uid-owner", me, "-j", "RETURN"],
-        ["-d", host, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
-        ["-d", host, "-j", "REJECT"],
+        [side, host, "-m", "owner", "--uid-owner", str(uid), "-j", "RETURN"],
+        [side, host, "-m", "owner", "--uid-owner", me, "-j", "RETURN"],
+        [side, host, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        [side, host, "-j", "REJECT"],
     ]
 
 
-_JUMP = ["OUTPUT", "-o", "lo", "-d", f"{NET}0/24", "-j", CHAIN]
+def _rules_about(chain: str, host: str) -> list[list[str]]:
+    """The chain's rules about `host`, as `iptables -S` lists them (without the leading -A)."""
+    out = []
+    for line in _run("iptables", "-S", chain).stdout.splitlines():
+        parts = line.split()
+        if parts[:2] != ["-A", chain]:
+            continue
+        for side in ("-d", "-s"):
+            if side in parts and parts[parts.index(side) + 1].split("/")[0] == host:
+                out.append(parts[1:])
+                break
+    return out
 
 
 def _guard(host: str, uid: int) -> None:
-    _unguard(host, keep_chain=True)  # a re-created attendee's user may have another uid
-    _run("iptables", "-N", CHAIN)  # exists already: fine
-    if _run("iptables", "-C", *_JUMP).returncode != 0:
-        _run("iptables", "-I", *_JUMP)
-    for rule in _guard_rules(host, uid):
-        r = _run("iptables", "-A", CHAIN, *rule)
-        if r.returncode != 0:
-            raise ServiceError(f"iptables refused a rule for {host}: {r.stderr.strip()}")
+    """The attendee's rules, the new ones added before the old ones go: a re-run never leaves a gap."""
+    for chain, side in ((CHAIN, "-d"), (SRC_CHAIN, "-s")):
+        old = _rules_about(chain, host)
+        _run("iptables", "-N", chain)  # exists already: fine
+        if _run("iptables", "-C", *_JUMPS[chain]).returncode != 0:
+            _run("iptables", "-I", *_JUMPS[chain])
+        for rule in _guard_rules(host, uid, side):
+            r = _run("iptables", "-A", chain, *rule)
+            if r.returncode != 0:
+                raise ServiceError(f"iptables refused a rule for {host}: {r.stderr.strip()}")
+        for rule in old:  # -D removes the first match: the old copy, listed before the new one
+            _run("iptables", "-D", *rule)
 
 
-def _unguard(host: str, *, keep_chain: bool = False) -> None:
-    """Remove every rule of the chain about `host`; the chain and its jump go with the last attendee."""
-    listed = _run("iptables", "-S", CHAIN).stdout.splitlines()
-    for line in listed:
-        parts = line.split()
-        if parts[:2] == ["-A", CHAIN] and "-d" in parts and parts[parts.index("-d") + 1].split("/")[0] == host:
-            _run("iptables", "-D", *parts[1:])
-    if not keep_chain and not [x for x in _run("iptables", "-S", CHAIN).stdout.splitlines() if x.startswith("-A")]:
-        _run("iptables", "-D", *_JUMP)
-        _run("iptables", "-X", CHAIN)
+def _unguard(host: str) -> None:
+    """Remove every rule about `host`; each chain and its jump go with the last attendee."""
+    for chain in (CHAIN, SRC_CHAIN):
+        for rule in _rules_about(chain, host):
+            _run("iptables", "-D", *rule)
+        if not [x for x in _run("iptables", "-S", chain).stdout.splitlines() if x.startswith("-A")]:
+            _run("iptables", "-D", *_JUMPS[chain])
+            _run("iptables", "-X", chain)
 
 
 def start(cluster: OwnFlink, base: Settings, write_token: str, *, slots: int = 2, timeout: float = 120) -> OwnFlink:
@@ -278,18 +328,21 @@ def start(cluster: OwnFlink, base: Settings, write_token: str, *, slots: int = 2
             "not the whole repository: an instructor's .env there holds the admin token",
         )
     services = _services(cluster, slots, base)
-    cluster.home.mkdir(mode=0o700, exist_ok=True)
-    write_secret(cluster.token_file, write_token + "\n")
+    cluster.home.mkdir(mode=0o711, exist_ok=True)  # root's: the attendee passes through, lists nothing
+    if cluster.home.is_symlink() or os.lstat(cluster.home).st_uid != 0:
+        raise ServiceError(f"{cluster.home} is not root's own folder: remove it and run create again")
+    cluster.home.chmod(0o711)
+    _make_state(cluster, uid, gid)
+    cluster.token_file.parent.mkdir(mode=0o711, exist_ok=True)
+    write_secret(cluster.token_file, write_token + "\n")  # 0600, renamed into place in a folder of root's
+    os.lchown(cluster.token_file, uid, gid)
     for svc in services:
         if svc.process.state() != "running":
             svc.prepare()
-    _chown_tree(cluster.home, uid, gid)
-    cluster.home.chmod(0o700)
     _guard(cluster.host, uid)
     for svc in services:
         if svc.process.state() != "running":
             cmd, env = svc.command()
-            _chown_tree(cluster.home, uid, gid)
             svc.process.start(cmd, env=env, user=cluster.user, test_owned=True)
             say(f"attendee {cluster.name}: started their {svc.name} as {cluster.user} on {cluster.host}")
     for svc in services:
@@ -317,7 +370,14 @@ def stop(cluster: OwnFlink, *, remove: bool = True) -> None:
     """Stop the attendee's cluster; with `remove`, also their folder, firewall rules and Unix user."""
     import psutil
 
+    try:
+        uid = pwd.getpwnam(cluster.user).pw_uid
+    except KeyError:
+        uid = None
     for svc in reversed(_services(cluster)):
+        p = svc.process.process()
+        if p is not None and uid is not None and p.uids().real != uid:
+            continue  # a pid file that names someone else's process: never root's to kill here
         svc.process.stop()
     with contextlib.suppress(KeyError):  # Python workers a killed TaskManager left, still running as the user
         uid = pwd.getpwnam(cluster.user).pw_uid

@@ -81,8 +81,6 @@ def write_conf(service: LocalService, **extra: object) -> None:
         # page the user visits could read the cluster's state (jobs, configs, exceptions). Allow only the lab's
         # own web UI; same-origin pages and non-browser clients (labkit, curl, `flink run`) are not affected.
         "web.access-control-allow-origin": rest_origin(s),
-        # the TaskManager's gRPC servers for Python workers bind this host too (provision/loopback.py)
-        "env.java.opts.taskmanager": f"-Dlabkit.grpc.bind={h}",
         **extra,
     }
     conf = conf_folder(root / "conf", settings)

@@ -71,7 +71,7 @@ class ManagedProcess:
             log.flush()
             proc = subprocess.Popen(
                 list(cmd),
-                env={k: v for k, v in {**os.environ, **(env or {})}.items() if test_owned or k != "LABKIT_TEST_OWNER"},
+                env=_environment(env, user, test_owned),
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -107,6 +107,21 @@ class ManagedProcess:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 256 * 1024))
             return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+
+#: what a process started as another user inherits from ours: nothing that could hold a secret (an admin token or
+#: a password exported in the instructor's shell would be readable in /proc/<pid>/environ by that user)
+PASSED_TO_OTHER_USERS = ("PATH", "LANG", "LC_ALL", "TZ", "JAVA_HOME")
+
+
+def _environment(extra: Mapping[str, str] | None, user: str | None, test_owned: bool) -> dict[str, str]:
+    base = os.environ if user is None else {k: v for k, v in os.environ.items() if k in PASSED_TO_OTHER_USERS}
+    env = {**base, **(extra or {})}
+    if test_owned and "LABKIT_TEST_OWNER" in os.environ:
+        env["LABKIT_TEST_OWNER"] = os.environ["LABKIT_TEST_OWNER"]
+    elif not test_owned:
+        env.pop("LABKIT_TEST_OWNER", None)  # the lab's stack is never a test run's leftover (labkit.leftovers)
+    return env
 
 
 def _as_user(user: str | None) -> dict:

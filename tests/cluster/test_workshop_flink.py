@@ -94,12 +94,25 @@ def two(secured_kafka, tmp_path_factory):
     public.mkdir(mode=0o755)
     public.chmod(0o755)
     instructor = secured_kafka.settings(home=d / "instructor")
-    people = workshop.create(2, out_dir=d / "attendees", settings=instructor, own_flink=True, flink_root=root)
+    os.environ[PROBE] = "instructor-only-" + uuid.uuid4().hex  # as an admin token exported in root's shell
     try:
+        people = workshop.create(2, out_dir=d / "attendees", settings=instructor, own_flink=True, flink_root=root)
         yield instructor, {a.name: a for a in people}, public
     finally:
+        os.environ.pop(PROBE, None)
         workshop.teardown(instructor)
+        # nothing of the attendees' clusters is left: their processes, folders, users and firewall rules
+        for name in ("a01", "a02"):
+            c = workshop_flink.OwnFlink(name, root)
+            assert not c.home.exists() and workshop_flink.processes(c) == []
+            assert subprocess.run(["id", c.user], capture_output=True).returncode != 0
+        from labkit import leftovers
+
+        assert leftovers.firewall() == []
         shutil.rmtree(root, ignore_errors=True)
+
+
+PROBE = "LABKIT_TEST_INSTRUCTOR_SECRET"
 
 
 def _cluster(a: workshop.Attendee) -> workshop_flink.OwnFlink:
@@ -183,6 +196,34 @@ def test_every_port_of_an_attendees_cluster_is_on_their_own_address(two):
                      for x in psutil.net_connections("inet") if x.status == psutil.CONN_LISTEN and x.pid in pids]  # fmt: skip
         assert any(port == workshop_flink.REST_PORT for _, _, port in listening)
         assert [x for x in listening if x[1] != c.host] == [], f"{a.name}'s cluster listens elsewhere"
+
+
+def test_the_attendee_owns_only_what_their_cluster_writes_and_none_of_the_instructors_environment(two):
+    """Root writes the cluster's conf, lib, pid files and logs when the instructor runs `create` again: an
+    attendee who could plant a symlink there would make root overwrite, delete or chown any file. They own
+    `state/` (what their processes write) and nothing else; and their processes carry none of root's variables."""
+    _, people, _ = two
+    a01 = people["a01"]
+    c = _cluster(a01)
+    probe = (
+        "import os, sys\n"
+        "for d in sys.argv[1:]:\n"
+        "    try:\n"
+        "        os.symlink('/etc/passwd', os.path.join(d, 'planted'))\n"
+        "        print('PLANTED', d)\n"
+        "    except OSError as e:\n"
+        "        print('REFUSED', d, e.errno)\n"
+    )
+    root_owned = [c.home, c.home / "flink", c.home / "flink" / "conf", c.home / "flink" / "lib", c.home / "run",
+                  c.home / "logs", c.token_file.parent]  # fmt: skip
+    out = _as(a01, "-c", probe, *map(str, root_owned), str(c.state / "tmp")).stdout.splitlines()
+    assert [x.split()[0] for x in out] == ["REFUSED"] * len(root_owned) + ["PLANTED"], out
+    assert c.token_file.stat().st_uid == c.state.stat().st_uid != 0  # theirs to read, in a folder of root's
+    assert c.token_file.parent.stat().st_uid == 0
+    pids = [p for p in workshop_flink.processes(c) if psutil.pid_exists(p)]
+    java = [psutil.Process(p) for p in pids if psutil.Process(p).name() == "java"]
+    assert java and all(PROBE not in p.environ() for p in java)
+    assert all("LABKIT_INFLUX_TOKEN" not in p.environ() for p in java)
 
 
 def test_an_attendees_pipeline_runs_exact_on_their_own_cluster_as_their_user(two):

@@ -30,9 +30,11 @@ def test_a_token_is_asked_of_the_stack_once_per_lab(tmp_path, monkeypatch):
     assert lab.token("read") == first and asked == ["read"]
     lab.token("write")
     assert asked == ["read", "write"]
+    stack = lab.stack
     lab._tokens["read"] = (lab._tokens["read"][0] - context.TOKEN_TTL_S - 1, first)  # a minute later
     lab.token("read")
     assert asked == ["read", "write", "read"]
+    assert lab.stack is not stack  # built again: a local stack reads its credentials when it is built
 
 
 def test_only_the_most_recent_labs_are_kept(tmp_path):
