@@ -252,7 +252,13 @@ _JUMPS = {CHAIN: ["OUTPUT", "-o", "lo", "-d", f"{NET}0/24", "-j", CHAIN],
 def _guard_rules(host: str, uid: int, side: str) -> list[list[str]]:
     """Only the attendee's user and the instructor's may send to (`-d`) or from (`-s`) the attendee's address."""
     me = str(os.geteuid())
-    return [
+    # The resets and ICMP errors the REJECTs below send carry the refused address as their source: let them go,
+    # or a refused client waits for a timeout instead of hearing "refused" at once.
+    kernel = [] if side == "-d" else [
+        [side, host, "-p", "tcp", "--tcp-flags", "RST", "RST", "-j", "RETURN"],
+        [side, host, "-p", "icmp", "-j", "RETURN"],
+    ]  # fmt: skip
+    return kernel + [
         [side, host, "-m", "owner", "--uid-owner", str(uid), "-j", "RETURN"],
         [side, host, "-m", "owner", "--uid-owner", me, "-j", "RETURN"],
         [side, host, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
