@@ -42,7 +42,7 @@ from labkit.credentials import Credentials, write_secret
 from labkit.errors import ConfigError, ServiceError
 from labkit.paths import REPO_ROOT, cache_dir
 from labkit.settings import Settings
-from labkit.stack.flink import LocalJobManager, LocalTaskManager, flink_env, write_conf
+from labkit.stack.flink import LocalJobManager, LocalTaskManager, write_conf
 from labkit.stack.provision import flink as provision
 
 USER_PREFIX = "lk-"
@@ -130,7 +130,7 @@ class _Own:
     def command(self) -> tuple[list[str], dict[str, str]]:
         cmd, env = super().command()  # type: ignore[misc]
         state = self.settings.home / "state"
-        env = {**env, **flink_env(self.settings), "FLINK_LIB_DIR": str(_readable_lib(self.settings.home)),
+        env = {**env, "FLINK_LIB_DIR": str(_readable_lib(self.settings.home)),
                "FLINK_LOG_DIR": str(state / "logs"), "FLINK_PID_DIR": str(state / "run"),
                "HOME": str(state), "TMPDIR": str(state / "tmp")}  # fmt: skip
         return cmd, env

@@ -275,10 +275,12 @@ def test_taking_every_slot_of_their_cluster_leaves_the_others_slots(two):
     mine, theirs = _cluster(a01), _cluster(a02)
     hog = _job_id(_datagen_job(a01, mine.host))  # parallelism 2: both of a01's slots
     try:
-        assert _wait_slots(mine.rest_url, 0), "a01's job did not take both of a01's slots"
+        assert _eventually(mine.rest_url, "/overview", "slots-available", 0), (
+            "a01's job did not take both of a01's slots"
+        )
         assert httpx.get(f"{theirs.rest_url}/overview", timeout=10).json()["slots-available"] == 2
         job = _job_id(_datagen_job(a02, theirs.host))  # a02 still gets their slots
-        assert _wait_state(theirs.rest_url, job, "RUNNING")
+        assert _eventually(theirs.rest_url, f"/jobs/{job}", "state", "RUNNING")
         httpx.patch(f"{theirs.rest_url}/jobs/{job}?mode=cancel", timeout=10)
     finally:
         httpx.patch(f"{mine.rest_url}/jobs/{hog}?mode=cancel", timeout=10)
@@ -334,23 +336,13 @@ def test_java_in_an_attendees_cluster_reads_their_token_and_not_anothers(two):
     assert "AccessDenied" in stolen.stderr or "Permission denied" in stolen.stderr, stolen.stderr[-3000:]
 
 
-def _wait_slots(url: str, available: int, timeout: float = 60) -> bool:
+def _eventually(url: str, path: str, key: str, value: object, timeout: float = 60) -> bool:
+    """Whether Flink's `GET url+path` shows `key == value` within `timeout` seconds."""
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if httpx.get(f"{url}/overview", timeout=10).json()["slots-available"] == available:
-            return True
-        time.sleep(1)
-    return False
-
-
-def _wait_state(url: str, job: str, state: str, timeout: float = 60) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if httpx.get(f"{url}/jobs/{job}", timeout=10).json()["state"] == state:
+        if httpx.get(f"{url}{path}", timeout=10).json()[key] == value:
             return True
         time.sleep(1)
     return False
