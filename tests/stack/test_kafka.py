@@ -139,3 +139,36 @@ def test_caught_up_waits_for_the_group_not_for_a_share_of_the_topic(settings, st
     t0 = time.monotonic()
     assert int(kafka_info.caught_up(group, timeout=30, topic=topic, settings=settings, slack=10)["lag"].sum()) == 10
     assert time.monotonic() - t0 < 30
+
+
+def test_lag_recorder_ends_on_the_lag_as_it_is_when_stopped(settings, stack):
+    # A Flink job commits a whole backlog with one checkpoint, so the lag can fall from its peak to 0 between
+    # two samples; CI's docker run of notebook 08 stopped its recording right then and claimed a drain its
+    # chart did not show. Here a plain kafka-python consumer commits everything after the recorder's first
+    # sample, and the recorder (one sample an hour) must still end on a lag of 0.
+    import time
+
+    from kafka import OffsetAndMetadata, TopicPartition
+
+    topic = f"t_{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+    for i in range(300):
+        producer.send(topic, value=b"x%d" % i)
+    producer.flush()
+    producer.close()
+    group = f"g-{topic}"
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, group_id=group, enable_auto_commit=False)
+    consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(0, None, -1)})
+
+    with kafka_info.LagRecorder(group, topic=topic, every_s=3600, settings=settings) as rec:
+        deadline = time.monotonic() + 30
+        while not rec.samples and time.monotonic() < deadline:
+            time.sleep(0.1)
+        consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(300, None, -1)})
+    consumer.close()
+    lags = rec.frame()["lag"].tolist()
+    assert lags[0] == 300, lags
+    assert lags[-1] == 0, f"the recording ended on {lags[-1]}, not on the lag when it stopped"
