@@ -186,3 +186,64 @@ def test_session_gaps_split_paused_sessions_at_a_predictable_gap():
     for e in plain:
         spans.setdefault(e.session, []).append(e.event_ms)
     assert max(max(b - a for a, b in pairwise(t)) for t in spans.values() if len(t) > 1) < 60_000
+
+
+class _Recorder:
+    """A sender in place of the Kafka client: what produce() sends where, in order."""
+
+    sent: list = []
+
+    def __init__(self, settings) -> None:
+        type(self).sent = []
+
+    def send(self, topic, key, value, ts, partition=None, on_error=None) -> None:
+        self.sent.append((topic, key, value, ts))
+
+    def partitions(self, topic):
+        return [0]
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _produce(monkeypatch, tmp_path, **kw):
+    from labkit import produce as produce_mod
+    from labkit.settings import load
+
+    made = []
+    monkeypatch.setattr(produce_mod, "_KafkaPython", _Recorder)
+    monkeypatch.setattr(produce_mod, "_ensure_topic", lambda topic, settings: made.append(topic))
+    settings = load(home=tmp_path / "home", namespace=None)
+    summary = produce_mod.produce(
+        3000, seed=5, sim_rate=20, start_ms=START, settings=settings, progress=False, wake_partitions=False, **kw
+    )
+    return summary, list(_Recorder.sent), made
+
+
+def test_produce_without_options_sends_the_plain_stream_and_says_nothing_of_orders(monkeypatch, tmp_path):
+    summary, sent, made = _produce(monkeypatch, tmp_path)
+    plain = take(EventGenerator(seed=5, rate=20, start_ms=START), 3000)
+    assert sent == [("clickstream_events", e.key, e.value, e.timestamp_ms) for e in plain]
+    assert made == [] and "orders" not in summary.as_dict() and "orders" not in str(summary)
+    assert summary.ledger.valid == 3000
+
+
+def test_produce_sends_orders_to_their_topic_when_the_clock_reaches_them(monkeypatch, tmp_path):
+    summary, sent, made = _produce(monkeypatch, tmp_path, orders=1.0, duplicates=0.05)
+    assert made == ["clickstream_orders"]
+    clicks = [s for s in sent if s[0] == "clickstream_events"]
+    orders = [(i, s) for i, s in enumerate(sent) if s[0] == "clickstream_orders"]
+    assert len(clicks) == 3000 and summary.produced == 3000 and summary.ledger.valid == 3000  # orders not counted
+    assert orders and summary.orders == len(orders) and summary.as_dict()["orders_topic"] == "clickstream_orders"
+    last_click_ts = clicks[-1][3]
+    assert [s[3] for _, s in orders] == sorted(s[3] for _, s in orders)
+    for i, (_, key, value, ts) in orders:
+        assert json.loads(value)["session_id"].encode() == key
+        if ts <= last_click_ts:  # sent once the clicks' send clock reached it: the last click before it is as new
+            assert [s[3] for s in sent[:i] if s[0] == "clickstream_events"][-1] >= ts
+        else:  # after the run's last click: sent at its end
+            assert all(s[0] == "clickstream_orders" for s in sent[i:])
+    assert sum(ts > last_click_ts for _, (_, _, _, ts) in orders) > 0
