@@ -256,3 +256,32 @@ def test_diff_rows_names_a_late_order_joined_and_an_order_missed():
     assert list(d["session_id"]) == ["s1", "s2"]
     assert d["reason"][0] == "an order in the interval not joined (dropped as late by the watermark?)"
     assert d["reason"][1] == "a late order joined: it came 10.0 min after the checkout"
+
+
+def _records(events):
+    """Generator output as a consumer reads it: the JSON fields plus the Kafka timestamp, malformed ones left out."""
+    import json
+
+    return [{**json.loads(e.value), "kafka_ms": e.timestamp_ms} for e in events if e.kind != "malformed"]
+
+
+def test_the_references_see_what_the_generator_options_put_in():
+    from labkit.events import EventGenerator
+
+    gen = EventGenerator(seed=21, start_ms=1_800_000_000_000, rate=200, orders=True, duplicates=0.03, session_gaps=0.2)
+    events = [next(gen) for _ in range(60_000)]
+    d = pr.deduplicate(_records(events))
+    assert d.before - d.after == len(events) - len({e.value for e in events}) > 0  # exactly the retried records
+    j = pr.interval_join(d.kept, _records(gen.take_orders()))
+    c = j.checkouts
+    assert 0.7 < j.conversion_rate < 0.95  # 85% of paid checkouts get an order; one order may match two checkouts
+    assert (~c["matched"] & (c["next_order_after_ms"] > pr.TEN_MINUTES_MS)).sum() > 0  # orders after the 10 min
+    end = events[-1].event_ms
+    paused = {sid for sid, _, _ in gen.session_pauses}
+    back_in_time = {sid for sid, _, back in gen.session_pauses if back + 30_000 < end}  # surely clicked again
+    s = pr.session_windows(d.kept, gap_ms=60_000)
+    split = set(s.loc[s["session_id"].duplicated(), "session_id"])
+    assert back_in_time <= split <= paused  # a 60 s gap splits the sessions that paused (90-240 s), and only them
+    assert s.groupby("session_id").size().max() == 2  # each pauses once
+    whole = pr.session_windows(d.kept, gap_ms=300_000)
+    assert not whole["session_id"].duplicated().any()  # a 5-minute gap, longer than any pause, joins them again
