@@ -8,6 +8,8 @@ simulated second. Named scenarios change traffic for a span of that clock. See d
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import heapq
 import json
 import math
 import random
@@ -190,6 +192,18 @@ class EventGenerator:
     late_warmup_s: float = 30.0
     # Nor does a late event reach back before the run's start: the windows before it belong to the previous
     # run on the topic (produce() starts a run in the window after it), whose counts must not mix with ours.
+    # Pattern options (notebook 10, Flink SQL patterns; issue 24). All off by default, and off they draw nothing
+    # from `rng`: every seed's stream stays byte-identical to what it was before they existed. On, each draws
+    # from a Random of its own derived from the seed (see `_Extras`). True means the share given in brackets.
+    orders: float = 0.0  # share of successful checkouts that get an order confirmation, see take_orders() [0.85]
+    duplicates: float = 0.0  # share of click records sent twice, as an at-least-once producer's retry does [0.02]
+    session_gaps: float = 0.0  # share of sessions that go idle once in their middle, for SESSION windows [0.2]
+    event_ids: bool = False  # an "event_id" first in every click event; on whenever `duplicates` is
+    order_delay_median_s: float = 60.0  # checkout click → order event time: log-normal, this median...
+    order_delay_sigma: float = 1.2  # ...and this sigma: ~3% of orders come more than 10 minutes after
+    order_delay_max_s: float = 1800.0
+    duplicate_delay_s: tuple[float, float] = (0.1, 3.0)  # a retry comes this long after the first send
+    session_pause_s: tuple[float, float] = (90.0, 240.0)  # how long a pausing session stays idle
     site: Site = field(init=False)
 
     def __post_init__(self) -> None:
@@ -203,6 +217,13 @@ class EventGenerator:
                 raise ConfigError(f"{name} must be between 0 and 1 (got {v}).", f"pass e.g. {name}=0.01")
         if self.rate <= 0:
             raise ConfigError(f"rate must be positive (got {self.rate}).", "pass e.g. rate=1000")
+        for name, on in (("orders", 0.85), ("duplicates", 0.02), ("session_gaps", 0.2)):
+            v = getattr(self, name)
+            v = on if v is True else float(v)
+            if not 0 <= v <= 1:
+                raise ConfigError(f"{name} must be a share between 0 and 1 (got {v}).", f"pass e.g. {name}={on}")
+            setattr(self, name, v)
+        self.event_ids = bool(self.event_ids or self.duplicates)
         if isinstance(self.scenario, str):
             self.scenario = Scenario(self.scenario)
         self.rng = random.Random(self.seed)
@@ -246,6 +267,10 @@ class EventGenerator:
         sc = self.scenario
         if sc is not None:
             self._target = self._scenario_target(sc)
+        on = self.orders or self.duplicates or self.session_gaps or self.event_ids
+        self._extras = _Extras(self) if on else None
+        if on:  # the options' __next__ wraps the plain one; off, iteration pays nothing for them (see _WithOptions)
+            self.__class__ = _WithOptions
 
     def _scenario_target(self, sc: Scenario) -> int:
         paths = [e.path for e in self.site.endpoints]
@@ -302,6 +327,20 @@ class EventGenerator:
 
     def __iter__(self) -> Iterator[Emitted]:
         return self
+
+    def take_orders(self, until_ms: int | None = None) -> list[Emitted]:
+        """The order confirmations (`orders` option) whose Kafka timestamp is at or before `until_ms`, oldest first,
+        taken out of the generator; `until_ms=None`: all still pending (at the end of a run).
+
+        Orders are a second stream with their own topic, so they are not part of the iteration (which is the click
+        topic's records, what the ledger counts): a producer sends them alongside, when its clock reaches them."""
+        return self._extras.take_orders(until_ms) if self._extras is not None else []
+
+    @property
+    def session_pauses(self) -> list[tuple[str, int, int]]:
+        """The `session_gaps` answer key: (session id, event time of its last event before going idle, earliest
+        event time it may come back at), one per pause. Its next event is at or a little after the latter."""
+        return self._extras.pauses if self._extras is not None else []
 
     def __next__(self) -> Emitted:
         # The producer's hot path (a third of its time): draws are inlined (random() instead of choice,
@@ -389,6 +428,134 @@ class EventGenerator:
             df.insert(0, "event_time", pd.to_datetime(df["event_timestamp"], unit="ms", utc=True, errors="coerce"))
             df.insert(1, "sent_time", pd.to_datetime(df.pop("sent_ms"), unit="ms", utc=True))
         return df
+
+
+class _WithOptions(EventGenerator):
+    """An EventGenerator with pattern options on: `__post_init__` makes an instance one. A subclass rather than a
+    test in `__next__`, because that test, and the call it leads to, cost the default stream's hot path 4%."""
+
+    __qualname__ = "EventGenerator"  # what repr() and tracebacks name: the class the caller made
+    _click = EventGenerator.__next__
+
+    def __next__(self) -> Emitted:
+        return self._extras.next()
+
+
+class _SlotList(list):
+    """The generator's session slots when `session_gaps` is on: remembers which slot `_click` read last, so the
+    options know which session clicked without the hot path storing it for everyone."""
+
+    last = 0
+
+    def __getitem__(self, i):
+        self.last = i
+        return list.__getitem__(self, i)
+
+
+class _Extras:
+    """The pattern options' side of the generator: wraps `EventGenerator._click` and never touches its `rng`.
+
+    Each option has a Random of its own, seeded from the generator's seed and the option's name, so turning one
+    on does not move another's draws: with `orders` on, the click stream is still the seed's usual one, byte for
+    byte; `event_ids`/`duplicates` only add to it; only `session_gaps` changes which session clicks when."""
+
+    def __init__(self, gen: EventGenerator) -> None:
+        self.gen = gen
+        self.ids = random.Random(f"{gen.seed}:event_ids")
+        self.dup_rng = random.Random(f"{gen.seed}:duplicates")
+        self.order_rng = random.Random(f"{gen.seed}:orders")
+        self.gap_rng = random.Random(f"{gen.seed}:session_gaps")
+        self.seq = 0  # tie-breaker for the heaps: equal times come out in the order they went in
+        self.retries: list[tuple[float, int, Emitted]] = []  # (due on the click clock, seq, the record again)
+        self.orders: list[tuple[int, int, Emitted]] = []  # (Kafka timestamp, seq, order)
+        self.plans: dict[str, int] = {}  # live session → events left before it pauses (-1: it will not, or did)
+        self.parked: list[tuple[int, int, _Session]] = []  # (may resume at, seq, session)
+        self.pauses: list[tuple[str, int, int]] = []
+        if gen.session_gaps:
+            gen._sessions = _SlotList(gen._sessions)
+
+    def next(self) -> Emitted:
+        gen = self.gen
+        if self.retries and self.retries[0][0] <= gen.clock_ms:
+            return dataclasses.replace(heapq.heappop(self.retries)[2])
+        e = gen._click()
+        if gen.session_gaps and e.key != b"s_bot":  # malformed draws too: they count as a page of the session
+            self._pause_or_resume(e)
+        if e.kind == "malformed":
+            return e  # no id, no retry, no order: bytes the job dead-letters (a checkout it never sees)
+        if gen.event_ids:
+            e.value = b'{"event_id":"e_%016x",' % self.ids.getrandbits(64) + e.value[1:]
+        if gen.duplicates and self.dup_rng.random() < gen.duplicates:
+            lo, hi = gen.duplicate_delay_s
+            self.seq += 1
+            heapq.heappush(self.retries, (gen.clock_ms + self.dup_rng.uniform(lo, hi) * 1000, self.seq, e))
+        if gen.orders and e.kind == "valid" and e.url == "/checkout" and 200 <= e.status < 300:
+            self._maybe_order(e)
+        return e
+
+    def _maybe_order(self, checkout: Emitted) -> None:
+        """A paid checkout becomes an order some time later, or never (abandoned payment): a log-normal delay in
+        event time, so most orders come within a few minutes and a few after more than 10 (an interval join of
+        10 minutes misses those). Arrival (Kafka timestamp) trails the order's event time by a few milliseconds."""
+        gen, r = self.gen, self.order_rng
+        if r.random() >= gen.orders:
+            return
+        delay_s = min(
+            gen.order_delay_max_s, max(1.0, gen.order_delay_median_s * math.exp(gen.order_delay_sigma * r.gauss(0, 1)))
+        )
+        order_ms = checkout.event_ms + int(delay_s * 1000)
+        arrival_ms = order_ms + r.randrange(5, 250)
+        items = 1 + int(r.expovariate(1 / 1.5))
+        order = {
+            "order_id": f"o_{r.getrandbits(48):012x}",
+            "session_id": checkout.session,
+            "user_id": checkout.user,
+            "items": items,
+            "amount": round(sum(r.lognormvariate(3.3, 0.7) for _ in range(items)), 2),
+            "currency": "EUR",
+            "event_timestamp": order_ms,
+        }
+        value = json.dumps(order, separators=(",", ":")).encode()
+        self.seq += 1
+        o = Emitted(checkout.key, value, arrival_ms, "order", 0, order_ms, "", "", checkout.user, checkout.session)
+        heapq.heappush(self.orders, (arrival_ms, self.seq, o))
+
+    def take_orders(self, until_ms: int | None) -> list[Emitted]:
+        out = []
+        while self.orders and (until_ms is None or self.orders[0][0] <= until_ms):
+            out.append(heapq.heappop(self.orders)[2])
+        return out
+
+    def _pause_or_resume(self, e: Emitted) -> None:
+        """Park some sessions for a while in their middle, so one session id has an idle gap inside.
+
+        A parked session leaves its slot (a new session takes it, as when a session ends) and comes back into the
+        slot of the next session that ends once its pause is over. Its events are otherwise as usual, a few tenths
+        of a second apart at 1,000 events/s (about concurrent_sessions / rate seconds), so a SESSION window whose
+        gap lies between that spacing and `session_pause_s[0]` splits exactly the paused sessions in two, and a
+        gap above `session_pause_s[1]` joins them again."""
+        gen, r, sid = self.gen, self.gap_rng, e.key.decode()
+        slot = gen._sessions.last
+        s = gen._sessions[slot]
+        if s.sid != sid:  # the session ended with this event: its slot goes to a paused one whose pause is over
+            self.plans.pop(sid, None)
+            if self.parked and self.parked[0][0] <= gen.clock_ms:
+                gen._sessions[slot] = heapq.heappop(self.parked)[2]
+            return
+        left = self.plans.get(sid)
+        if left is None:  # the session's first event: will it pause, and after how many more events?
+            left = r.randrange(s.left) if r.random() < gen.session_gaps else -1
+        if left == 0:
+            lo, hi = gen.session_pause_s
+            resume_ms = e.timestamp_ms + int(r.uniform(lo, hi) * 1000)  # from now: a late draw's time is older
+            self.seq += 1
+            heapq.heappush(self.parked, (resume_ms, self.seq, s))
+            self.pauses.append((sid, e.timestamp_ms, resume_ms))
+            gen._sessions[slot] = gen._new_session()
+            left = -1
+        elif left > 0:
+            left -= 1
+        self.plans[sid] = left
 
 
 def _cum(weights):

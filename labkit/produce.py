@@ -7,6 +7,7 @@ acks=all with retries and idempotence, and a ledger of what the broker acknowled
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import html
 import json
@@ -136,6 +137,9 @@ class ProduceSummary:
     by_kind: Counter
     ledger: Ledger = field(repr=False)
     scenario: str | None = None
+    # the `orders` option's second stream; None/0 without it, and then the summary says nothing about orders
+    orders_topic: str | None = field(default=None, repr=False)
+    orders: int = field(default=0, repr=False)
 
     @property
     def rate(self) -> float:
@@ -158,7 +162,7 @@ class ProduceSummary:
             "malformed": self.by_kind["malformed"],
             "windows": len({w for w, _ in self.ledger.on_time}),
             "scenario": self.scenario,
-        }
+        } | ({"orders_topic": self.orders_topic, "orders": self.orders} if self.orders_topic else {})
 
     def __str__(self) -> str:
         d = self.as_dict()
@@ -167,7 +171,7 @@ class ProduceSummary:
             f"produced {d['produced']:,} events to {self.topic} in {d['seconds']}s ({d['events_per_s']:,}/s); "
             f"acknowledged {d['acknowledged']:,}; on time {d['valid_on_time']:,}, late {d['late']:,}, "
             f"malformed {d['malformed']:,}; windows {d['windows']}\nby status: {statuses}"
-        )
+        ) + (f"\n{self.orders:,} orders to {self.orders_topic}" if self.orders_topic else "")
 
     def _repr_html_(self) -> str:
         d = self.as_dict()
@@ -202,6 +206,10 @@ def produce(
     progress: bool = True,
     generator: EventGenerator | None = None,
     wake_partitions: bool = True,
+    orders: float = 0.0,
+    duplicates: float = 0.0,
+    session_gaps: float = 0.0,
+    orders_topic: str | None = None,
 ) -> ProduceSummary:
     """Send events and return a summary with a ledger of what the broker acknowledged.
 
@@ -209,6 +217,13 @@ def produce(
     wall-clock second (None: full speed). Event time follows the wall clock when paced; at full speed
     a bounded run is back-dated so its last event is about now (`sim_rate` events per event-time second).
     `close_windows` sends an end marker to every partition afterwards, so the last windows fire.
+
+    `orders`, `duplicates` and `session_gaps` are the generator's pattern options (notebook 10; see EventGenerator),
+    all off by default. With orders on (here or in `generator`), each order confirmation goes to `orders_topic`
+    (default: the settings' `orders_topic`, created if missing) as soon as the clicks' send clock reaches its
+    Kafka timestamp, and those still pending when the run ends right after it. Orders are not clicks: the ledger
+    and the click counts leave them out; the summary counts them. Orders happen in event time, up to minutes after
+    their checkout: a run meant to show them spans well over 10 minutes of event time (e.g. a low `sim_rate`).
     """
     settings = settings or get_settings()
     topic = settings.scoped(topic or settings.topic)
@@ -230,10 +245,17 @@ def produce(
         late_fraction=late_fraction,
         malformed_fraction=malformed_fraction,
         scenario=scenario,
+        orders=orders,
+        duplicates=duplicates,
+        session_gaps=session_gaps,
     )
     if settings.mode == "external" and (problem := diagnose(settings)):
         raise problem  # someone else's cluster: name the setting now, not after a client's 30 s timeout
     sender = (_KafkaPython if engine == "kafka-python" else _Confluent)(settings)
+    take_orders = getattr(gen, "take_orders", None) if getattr(gen, "orders", 0) else None
+    if take_orders is not None:
+        orders_topic = settings.scoped(orders_topic or settings.orders_topic)
+        _ensure_topic(orders_topic, settings)
     if wake_partitions:
         wake(sender, topic, int(getattr(gen, "clock_ms", start_ms)) - 1)
     info = getattr(gen, "scenario_info", None)
@@ -244,7 +266,7 @@ def produce(
     bar = Progress(count, f"producing to {topic}") if progress else None
     t0 = time.monotonic()
     deadline = t0 + duration if duration else None
-    n = 0
+    n = n_orders = 0
     counts: dict[tuple[str, int], int] = {}
     send = sender.send
 
@@ -275,11 +297,19 @@ def produce(
             counts[(e.kind, e.status)] = counts.get((e.kind, e.status), 0) + 1
             send(topic, e.key, e.value, e.timestamp_ms, on_error=partial(failed, e))
             n += 1
+            if take_orders is not None:
+                for o in take_orders(e.timestamp_ms):
+                    send(orders_topic, o.key, o.value, o.timestamp_ms)
+                    n_orders += 1
             if (n & 1023) == 0:
                 if bar is not None:
                     bar.update(1024)
                 if (n & 0xFFFF) == 0:
                     gc.collect(0)
+        if take_orders is not None:  # the run's last checkouts: their orders come after its last click
+            for o in take_orders(None):
+                send(orders_topic, o.key, o.value, o.timestamp_ms)
+                n_orders += 1
     except KeyboardInterrupt:
         pass
     finally:
@@ -311,9 +341,31 @@ def produce(
         ledger,
         scenario.name if isinstance(scenario, Scenario) else scenario,
     )
+    if take_orders is not None:
+        summary.orders_topic, summary.orders = orders_topic, n_orders
     ledger.save(settings.home / "runs" / f"{run_id}.json")
     ledger.save(settings.home / "runs" / f"last-{topic}.json")
     return summary
+
+
+def _ensure_topic(topic: str, settings: Settings) -> None:
+    """Create `topic` like the lab's own topics (partitions, replication) if it is missing. The orders topic is
+    not one `labkit up` makes (only the orders option writes it), and a broker may not auto-create topics."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from labkit import kafka_clients
+
+    admin = kafka_clients.admin(settings, client_id="labkit-admin")
+    try:
+        if topic not in set(admin.list_topics()):
+            new = NewTopic(
+                topic, num_partitions=settings.partitions, replication_factor=settings.kafka_replication_factor
+            )
+            with contextlib.suppress(TopicAlreadyExistsError):  # made meanwhile by someone else: as good
+                admin.create_topics([new])
+    finally:
+        admin.close()
 
 
 def wake(sender, topic: str, ts: int, settle_s: float = 1.5) -> None:

@@ -80,14 +80,18 @@ class Settings(BaseSettings):
 
     topic: str = "clickstream_events"
     dlq_topic: str = "clickstream_dlq"
+    # Order confirmations (the generator's `orders` option, notebook 10's interval join): only produce(orders=...)
+    # writes there, so `labkit up` does not create it; produce does, the first time it is needed.
+    orders_topic: str = "clickstream_orders"
     partitions: int = Field(4, ge=1)
 
     @model_validator(mode="after")
     def _scope_topics(self) -> Settings:
-        # The lab's two topics follow the namespace too, so an attendee's file need not spell them out; so does
+        # The lab's topics follow the namespace too, so an attendee's file need not spell them out; so does
         # the default bucket, named as `workshop create` names an attendee's (<bucket>-<namespace>).
         if self.namespace:
             self.topic, self.dlq_topic = self.scoped(self.topic), self.scoped(self.dlq_topic)
+            self.orders_topic = self.scoped(self.orders_topic)
             if "influx_bucket" not in self.model_fields_set:
                 self.influx_bucket = f"{self.influx_bucket}-{self.namespace}"
         return self

@@ -171,3 +171,10 @@ def test_a_missing_settings_file_is_named(monkeypatch, tmp_path):
     (tmp_path / "a01.env").write_text("LABKIT_NAMESPACE=a01\nLABKIT_PARTITIONS=2\n")
     s = load()
     assert (s.namespace, s.topic, s.partitions) == ("a01", "a01.clickstream_events", 2)
+
+
+def test_the_orders_topic_is_named_by_the_settings_and_follows_the_namespace():
+    from labkit.settings import load
+
+    assert load().orders_topic == "clickstream_orders"
+    assert load(namespace="a07").orders_topic == "a07.clickstream_orders"
