@@ -14,12 +14,18 @@ def provision_all() -> None:
 
     A file lock makes a second `labkit up` wait for the first one's build instead of racing it.
     """
+    with provisioning_lock():
+        _provision_all()
+
+
+def provisioning_lock() -> FileLock:
+    """The cache's one lock: whoever provisions (`labkit up`, CI's image builds) holds it, so two never build the
+    same component into the same folder at once (CI starts its image builds beside `labkit up`)."""
     cache_dir().mkdir(parents=True, exist_ok=True)
     lock = FileLock(cache_dir() / "provision.lock")
     if lock.is_locked:
         say("another labkit is provisioning; waiting for it")
-    with lock:
-        _provision_all()
+    return lock
 
 
 COMPONENTS = (

@@ -32,11 +32,14 @@ def images() -> dict[str, str]:
 
 
 def _extra_files(name: str) -> dict[str, Path]:
-    if name == "kafka":
-        return {"jars": kafka.provision()}
-    if name == "influxdb":
-        return {"influxd": influxdb.provision()}
-    return {}
+    """What local provisioning has for an image, provisioned under the cache's lock: CI builds the images while
+    `labkit up` may be provisioning the same components."""
+    from labkit.stack.provision import provisioning_lock
+
+    if name not in ("kafka", "influxdb"):
+        return {}
+    with provisioning_lock():
+        return {"jars": kafka.provision()} if name == "kafka" else {"influxd": influxdb.provision()}
 
 
 def build(name: str, tag: str) -> None:
