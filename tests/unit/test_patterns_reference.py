@@ -285,3 +285,13 @@ def test_the_references_see_what_the_generator_options_put_in():
     assert s.groupby("session_id").size().max() == 2  # each pauses once
     whole = pr.session_windows(d.kept, gap_ms=300_000)
     assert not whole["session_id"].duplicated().any()  # a 5-minute gap, longer than any pause, joins them again
+
+
+def test_interval_join_without_any_order_matches_nothing():
+    # a short run, or the orders option off: the orders topic is empty, and no checkout converted
+    clicks = [
+        {"session_id": "s1", "url": "/checkout", "event_timestamp": 1_000},
+        {"session_id": "s2", "url": "/cart", "event_timestamp": 2_000},
+    ]
+    result = pr.interval_join(clicks, [])
+    assert result.conversion_rate == 0.0 and result.checkouts["matched"].tolist() == [False]
