@@ -151,17 +151,19 @@ docker-beside-wait:
 # The whole suite, as CI runs it: unit tests, the real stack, the pipeline, faults, the notebooks with their
 # solutions (local mode); docker mode beside them, where the notebooks run as an attendee first runs them.
 # The Docker engine, Compose and CI's images are prepared in the background from the start (Compose compiles for
-# minutes; provisioning shares the cache's lock with `labkit up`), and docker mode's step starts once the
-# non-slow suite is done. 08 runs once per pass: solved in docker mode (its drills typed as docker's attendees
-# type them), as an attendee first runs it here in local mode; tests/pipeline/test_faults.py drills local mode.
+# minutes; provisioning shares the cache's lock with `labkit up`). Docker mode's step starts after the cluster
+# suites: beside them (the non-slow suite's end), on two cores, a docker `flink run` took over 120 s and a first
+# consumer group waited out its test (two dry runs). 08 runs once per pass: solved in docker mode (its drills
+# typed as docker's attendees type them), as an attendee first runs it here in local mode;
+# tests/pipeline/test_faults.py drills local mode.
 test: setup
 	$(MAKE) docker-prep-background
 	$(MAKE) check
 	$(LABKIT) up
 	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene --durations=20
 	$(MAKE) leftovers
-	$(MAKE) docker-beside-start
 	$(MAKE) test-cluster
+	$(MAKE) docker-beside-start
 	$(BIN)/pytest tests -m slow --durations=10
 	$(MAKE) leftovers
 	$(BIN)/python -m labkit.notebooks_ci --pass solution --skip 08
