@@ -115,22 +115,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _one_partition_topic(settings, n: int) -> tuple[str, str]:
+    """A fresh one-partition topic holding `n` messages from a plain kafka-python producer, and a group name."""
+    topic = f"t_{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+    for i in range(n):
+        producer.send(topic, value=b"x%d" % i)
+    producer.flush()
+    producer.close()
+    return topic, f"g-{topic}"
+
+
 def test_caught_up_waits_for_the_group_not_for_a_share_of_the_topic(settings, stack):
     # A plain kafka-python consumer commits all but the last 10 of 5,000 messages. Before, "caught up" meant a
     # lag of at most 2% of everything the topic held, so this group counted as caught up at once; in CI that
     # ended notebook 08's recording before the drain it then claimed.
     from kafka import OffsetAndMetadata, TopicPartition
 
-    topic = f"t_{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    admin.close()
-    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
-    for i in range(5000):
-        producer.send(topic, value=b"x%d" % i)
-    producer.flush()
-    producer.close()
-    group = f"g-{topic}"
+    topic, group = _one_partition_topic(settings, 5000)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka, group_id=group, enable_auto_commit=False)
     consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(4990, None, -1)})
     consumer.close()
@@ -153,16 +158,7 @@ def test_lag_recorder_ends_on_the_lag_as_it_is_when_stopped(settings, stack):
     # sample, and the recorder (one sample an hour) must still end on a lag of 0.
     from kafka import OffsetAndMetadata, TopicPartition
 
-    topic = f"t_{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    admin.close()
-    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
-    for i in range(300):
-        producer.send(topic, value=b"x%d" % i)
-    producer.flush()
-    producer.close()
-    group = f"g-{topic}"
+    topic, group = _one_partition_topic(settings, 300)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka, group_id=group, enable_auto_commit=False)
     consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(0, None, -1)})
 
