@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LABKIT := $(BIN)/labkit
 export LABKIT_PROGRESS ?= lines
 
-.PHONY: dev dashboards setup system demo up down status check leftovers test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster test-cluster-flink \
+.PHONY: dev dashboards setup system demo up down status check leftovers test test-unit test-stack test-pipeline test-faults test-notebooks test-cluster test-shared test-cluster-flink \
 	test-docker docker-suite docker-beside-start docker-beside-wait docker-prep-background notebooks lint format bench lab clean
 
 $(BIN)/python:
@@ -160,7 +160,8 @@ test: setup
 	$(MAKE) docker-prep-background
 	$(MAKE) check
 	$(LABKIT) up
-	$(BIN)/pytest tests -m "not slow" --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene --durations=20
+	$(MAKE) test-shared
+	$(BIN)/pytest tests -m "serial and not slow" $(STACK_SUITES) --durations=5
 	$(MAKE) leftovers
 	$(MAKE) test-cluster
 	$(MAKE) docker-beside-start
@@ -170,6 +171,17 @@ test: setup
 	$(BIN)/python -m labkit.notebooks_ci --pass attendee 08
 	$(MAKE) docker-beside-wait
 	$(MAKE) leftovers LEFTOVERS_ARGS=--docker
+
+# The stack suites that share the running stack without stopping it, $(SIDE_BY_SIDE) at a time (pytest-xdist; a
+# module's tests stay together on one worker, and each test has a topic of its own), on one more TaskManager's
+# slots for the jobs they run at once. Those that stop, kill or restart the stack (marked `serial`) run after, alone.
+# Removing the added TaskManager is part of the recipe's one shell line, so it goes whatever pytest's exit code.
+STACK_SUITES := --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene
+SIDE_BY_SIDE ?= 3
+test-shared: up
+	$(LABKIT) taskmanager add
+	rc=0; $(BIN)/pytest tests -m "not slow and not serial" $(STACK_SUITES) -n $(SIDE_BY_SIDE) --dist loadgroup \
+	  --durations=20 || rc=$$?; $(LABKIT) taskmanager remove; exit $$rc
 
 # External mode against clusters the tests build: one broker with SASL/SCRAM over TLS on loopback (and the
 # workshop on it), and every service on hosts of its own (network namespaces, root only): three brokers with

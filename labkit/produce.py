@@ -59,20 +59,27 @@ class _KafkaPython:
     def partitions(self, topic: str) -> list[int]:
         return sorted(self.p.partitions_for(topic) or [0])
 
-    def flush(self) -> None:
-        from kafka.errors import KafkaError, KafkaTimeoutError
+    def flush(self, timeout_s: float = 300) -> None:
+        import time
+
+        from kafka.errors import KafkaError
 
         # kafka-python returns from flush() early when it split a batch the broker refused as too large
-        # (the Java client had the same bug, KAFKA-9312): flush again until every record has its answer.
-        for _ in range(20):
+        # (the Java client had the same bug, KAFKA-9312), and while the split batches are still on their way it
+        # raises at once ("Future not done"): flush again, for the whole deadline, until every record has its
+        # answer. Twenty immediate retries ran out in microseconds on a busy machine (tests beside each other).
+        deadline = time.monotonic() + timeout_s
+        while True:
             try:
-                self.p.flush(timeout=300)
+                self.p.flush(timeout=max(0.1, deadline - time.monotonic()))
                 return
-            except KafkaTimeoutError:
-                break
             except KafkaError:
-                continue
-        raise ServiceError("Kafka did not acknowledge every record within 300 s.", "see `labkit logs kafka`")
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+        raise ServiceError(
+            f"Kafka did not acknowledge every record within {timeout_s:.0f} s.", "see `labkit logs kafka`"
+        )
 
     def close(self) -> None:
         self.p.close()

@@ -341,13 +341,14 @@ def client_env(settings: Settings, stack_mode: str) -> dict[str, str]:
         import shutil
         import sys
 
-        from labkit.stack.flink import _default_java_opts
+        from labkit.stack.flink import CLIENT_JAVA_OPTS, _default_java_opts
 
         for name in ("log4j-cli.properties",):
             shutil.copy(flink_dist.flink_home() / "conf" / name, conf / name)
         (conf / "config.yaml").write_text(
             f"rest.address: {u.host}\nrest.port: {u.port or 8081}\njobmanager.rpc.address: {u.host}\n"
             f"python.client.executable: {sys.executable}\nenv.java.opts.all: {_default_java_opts()}\n"
+            f"env.java.opts.client: {CLIENT_JAVA_OPTS}\n"
         )
         env["FLINK_CONF_DIR"] = str(conf)
     return env

@@ -13,6 +13,12 @@ from labkit.stack.provision import flink as provision
 from labkit.stack.provision.tools import require_java
 from labkit.stack.readiness import FlinkSlots, PortOpen, WaitStrategy
 
+# `flink run` is a JVM that lives for seconds and spends most of them compiling the job's plan: the C2 JIT never
+# pays back there, and its compiler threads took half the client's CPU (15 s of CPU for a 9 s submission of the
+# clickstream job; 9 s with C1 only, and 2 s sooner: docs/benchmarks.md, session 15). A serial collector for a
+# heap that lives that briefly. The long-running JobManager and TaskManagers keep the JVM's defaults.
+CLIENT_JAVA_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
 
 def conf_folder(conf: Path, settings: dict[str, object]) -> Path:
     """A Flink conf folder: the distribution's logging files and a config.yaml of `settings` over what every
@@ -33,6 +39,7 @@ def conf_folder(conf: Path, settings: dict[str, object]) -> Path:
         # POST /jobs, which `flink run` (RestClusterClient) submits with, is registered regardless (checked in
         # Flink 2.2's DispatcherRestEndpoint), so `labkit submit` works as before.
         "web.submit.enable": "false",
+        "env.java.opts.client": CLIENT_JAVA_OPTS,
     }
     (conf / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in {**base, **settings}.items()))
     return conf

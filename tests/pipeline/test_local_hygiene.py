@@ -9,7 +9,7 @@ import pytest
 from labkit.produce import produce
 from labkit.stack.local import orphaned_python_workers
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.serial]  # stops or kills the shared stack
 
 
 def _stack_pids(stack) -> set[int]:

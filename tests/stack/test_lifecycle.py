@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from labkit.influx import Influx
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.serial]  # stops or kills the shared stack
 LABKIT = str(Path(sys.executable).with_name("labkit"))
 
 
