@@ -19,6 +19,12 @@ def clicks(*rows):
     return out
 
 
+def marker(t, partition=None):
+    """An end marker (a control message) with event time `t`: it moves the watermark, it is no click."""
+    d = {"event_type": "watermark", "event_timestamp": t, "kafka_ms": t - 20_000}
+    return d if partition is None else {**d, "partition": partition}
+
+
 def test_frame_reads_what_peek_gives_and_leaves_control_and_broken_records_out():
     ts = pd.to_datetime([1_000, 1_600, 1_700], unit="ms", utc=True)
     records = pd.DataFrame(
@@ -66,7 +72,7 @@ def _topn_input():
     rows += [("s", "/x", 60_000), ("s", "/x", 119_999), ("s", "/y", 61_000)]  # window 60 s: only two urls
     rows += [("s", u, 120_500) for u in ("/s", "/r", "/q", "/p")]  # window 120 s: four-way tie
     rows += [("s", "/a", 180_000)] * 3 + [("s", "/b", 180_000)] * 2 + [("s", "/c", 180_000)] * 2  # two tie, two seats
-    return clicks(*rows)
+    return clicks(*rows) + [marker(245_000)]  # the run's end marker: the watermark passes the last window's end
 
 
 def test_window_top_n_names_the_certain_rows_and_every_tied_candidate():
@@ -116,8 +122,8 @@ def test_accepts_top_n_takes_any_tie_order_and_nothing_else():
 
 def test_session_windows_join_at_exactly_the_gap_and_split_past_it():
     recs = clicks(("s1", "/", 40_000), ("s2", "/", 5_000), ("s1", "/", 0), ("s1", "/", 70_001), ("s1", "/", 10_000))
-    got = pr.session_windows(recs, gap_ms=30_000)
-    assert [tuple(r) for r in got.itertuples(index=False)] == [
+    got = pr.session_windows(recs, gap_ms=30_000, watermark=None)  # the gap alone: read as a batch job would
+    assert [tuple(r) for r in got[["session_id", "window_start", "window_end", "clicks"]].itertuples(index=False)] == [
         ("s1", 0, 70_000, 3),  # 10 s → 40 s is exactly the gap: one window, ending 30 s after its last event
         ("s1", 70_001, 100_001, 1),  # 30.001 s later: a new one
         ("s2", 5_000, 35_000, 1),
@@ -205,12 +211,14 @@ def _funnel_input():
         ("s4", "/product/a", 1), ("s4", "/product/b", 2), ("s4", "/cart/items", 3), ("s4", "/cart", 4),
         ("s4", "/checkout", 5), ("s4", "/product/c", 6), ("s4", "/cart", 7), ("s4", "/checkout", 8),
         ("s5", "/checkout", 30), ("s5", "/product/x", 10), ("s5", "/cart", 20),  # read out of event-time order
-    )  # fmt: skip
+    ) + [marker(10_000)]  # fmt: skip
 
 
 def test_funnel_sessions_contiguous_and_relaxed():
     strict = pr.funnel_sessions(_funnel_input())
-    assert [tuple(r) for r in strict.itertuples(index=False)] == [
+    assert [
+        tuple(r) for r in strict[["session_id", "match_start", "match_end", "matches"]].itertuples(index=False)
+    ] == [
         ("s1", 1, 3, 1),
         ("s4", 1, 5, 2),  # the run of products starts the match; a second funnel follows
         ("s5", 10, 30, 1),
