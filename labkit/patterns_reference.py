@@ -116,6 +116,17 @@ def _events(df: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _columns(df: pd.DataFrame, *names: str) -> pd.DataFrame:
+    """`df` with the columns a reference reads: added empty when there is no record yet (a run that has sent only
+    its markers so far), a KeyError naming the column when records lack it."""
+    for name in names:
+        if name not in df.columns:
+            if len(df):
+                raise KeyError(f"the records have no {name!r} column")
+            df[name] = pd.Series(dtype=object)
+    return df
+
+
 # --- event time: the watermark a row meets, as bounds ------------------------------------------------------------
 
 _NEVER, _ALWAYS = float("-inf"), float("inf")
@@ -323,13 +334,13 @@ def deduplicate(
     the retracting RowTimeDeduplicateFunction instead, which drops nothing and fires at once: pass
     watermark=None for that. The generator's duplicates are identical records (equal times), so which copy is
     kept cannot change the rows, only the count: a query that keeps more than the first per id shows up there."""
-    df = frame(records) if order_by == "arrival" else None
+    df = _columns(frame(records), key) if order_by == "arrival" else None
     if df is not None:
         first = ~df.duplicated(subset=[key], keep="first")
         kept, dropped = df[first].reset_index(drop=True), df[~first].reset_index(drop=True)
         return Dedup(kept, dropped, len(df), len(kept), df.iloc[0:0], set(), set(), (len(kept), len(kept)))
     tr = _trace(records, watermark, time_col=order_by)
-    df = tr.events
+    df = _columns(tr.events, key, order_by)
     t = df[order_by].astype(float)
     df["status"] = _late(t + 1, tr)  # late when rowtime < watermark, i.e. watermark >= rowtime + 1
     rows, ambiguous = [], set()
@@ -391,7 +402,7 @@ def window_top_n(
     fewer than n others can reach its lowest count, and listed when fewer than n others surely beat its highest.
     `attrs["late"]`/`attrs["maybe_late"]` hold the clicks dropped (or perhaps dropped) as late."""
     tr = _trace(records, watermark)
-    df = tr.events
+    df = _columns(tr.events, by)
     start = df["event_timestamp"] - df["event_timestamp"] % size_ms
     df = df.assign(window_start=start, status=_late(start + size_ms - 1, tr))
     counts = pd.crosstab([df["window_start"], df[by]], df["status"]).reindex(
@@ -506,7 +517,7 @@ def session_windows(
     is exact only when no watermark can reach any of its events' windows while they arrive. `attrs["late"]` holds
     the events surely dropped."""
     tr = _trace(records, watermark)
-    df = tr.events.sort_values([key, "partition", "pos"], kind="stable").reset_index(drop=True)
+    df = _columns(tr.events, key).sort_values([key, "partition", "pos"], kind="stable").reset_index(drop=True)
     t_all, lo_all, hi_all = (df[c].to_numpy(float) for c in ("event_timestamp", "wm_low", "wm_high"))
     part_all, arrival_all = df["partition"].to_numpy(), df["arrival"].to_numpy()
     rows, late = [], []
@@ -597,7 +608,7 @@ def interval_join(
     otherwise it is `ambiguous`: it may be missing (as late). Only with `read_within_ms` can a pair be surely missing, when neither
     row can have been cached."""
     ct, ot = _trace(clicks, watermark), _trace(orders, watermark)
-    c = ct.events
+    c = _columns(ct.events, "url", key)
     c = c[c["url"] == checkout_url].reset_index(drop=True)
     o = ot.events
     for col in (key, "order_id", "event_timestamp"):  # no orders at all (a short run, the option off): no match
@@ -658,7 +669,7 @@ def group_by_changelog(records: pd.DataFrame | Iterable[dict], by: str = "url") 
     (key, n+1). That is the changelog without mini-batch; with `table.exec.mini-batch` Flink folds several updates
     of a key into one -U/+U pair, so grade a changelog with `replay_changelog` (it must end in the final table and
     each -U must retract the key's current row), not row for row."""
-    df = frame(records)
+    df = _columns(frame(records), by)
     counts: dict = {}
     ops = []
     for value in df[by]:
@@ -746,7 +757,7 @@ def funnel_sessions(
     else:
         pattern = re.compile(".*?".join(letters))
     tr = _trace(records, watermark)
-    df = tr.events
+    df = _columns(tr.events, key, "url")
     t = df["event_timestamp"].astype(float)
     late, reached = _late(t, tr), _fires(t, tr)  # late when watermark >= rowtime; matched once final >= rowtime
     df["use"] = np.where((late == "late") | (reached == "no"), "out", np.where(

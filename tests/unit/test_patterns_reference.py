@@ -574,3 +574,13 @@ def test_interval_join_a_live_run_can_show_a_pair_was_surely_dropped():
     assert list(zip(j.checkouts["matched"], j.checkouts["ambiguous"], strict=True)) == [(False, False)]
     assert j.pairs.empty and j.conversion_range == (0.0, 0.0)
     assert pr.interval_join(cl, orders, watermark=PERIODIC).checkouts["ambiguous"].tolist() == [True]
+
+
+def test_a_run_that_has_sent_only_its_markers_has_no_answers_yet():
+    only = [marker(10_000)]
+    assert pr.window_top_n(only).empty and pr.session_windows(only, 30_000).empty and pr.funnel_sessions(only).empty
+    d = pr.deduplicate(only, order_by="event_timestamp")
+    assert (d.before, d.after, d.after_range) == (0, 0, (0, 0))
+    assert pr.interval_join(only, []).conversion_range == (0.0, 0.0)
+    log, final = pr.group_by_changelog(only)
+    assert log.empty and final.empty
