@@ -263,6 +263,7 @@ def _read_within_low(raw: pd.DataFrame, parts: dict, watermark: Watermark) -> pd
     low = pd.Series(_NEVER, index=raw.index)
     for p, rows in raw.groupby("partition", sort=True):
         until = rows["_k"].to_numpy() - g
+        until[np.isinf(until)] = _NEVER  # a row without a Kafka timestamp: nothing is known to be read before it
         lo = np.full(len(rows), _ALWAYS)
         for q, (sufmin, after) in parts.items():
             if q != p:
@@ -343,19 +344,14 @@ def deduplicate(
     df = _columns(tr.events, key, order_by)
     t = df[order_by].astype(float)
     df["status"] = _late(t + 1, tr)  # late when rowtime < watermark, i.e. watermark >= rowtime + 1
-    rows, ambiguous = [], set()
-    for k, g in df.sort_values([order_by, "arrival"], kind="stable").groupby(key, sort=False):
-        on, maybe = g[g["status"] == "on time"], g[g["status"] == "maybe"]
-        if len(on):
-            best = on.iloc[0]
-            if len(maybe) and maybe[order_by].iloc[0] < best[order_by]:
-                ambiguous.add(k)  # an earlier copy may have made it in time
-        elif len(maybe):
-            best = maybe.iloc[0]
-            ambiguous.add(k)  # every copy may have been late
-        else:
-            continue  # every copy late: no row
-        rows.append(best["arrival"])
+    first = df.sort_values([order_by, "arrival"], kind="stable")
+    on = first[first["status"] == "on time"].drop_duplicates(key)  # per key the earliest copy surely in time
+    maybe = first[first["status"] == "maybe"].drop_duplicates(key)  # and the earliest that may have been
+    best = pd.concat([on, maybe[~maybe[key].isin(on[key])]])  # a key with no copy surely in time: its maybe
+    earlier = maybe.merge(on[[key, order_by]], on=key, suffixes=("", "_on"))
+    ambiguous = set(maybe.loc[~maybe[key].isin(on[key]), key])  # every copy may have been late
+    ambiguous |= set(earlier.loc[earlier[order_by] < earlier[f"{order_by}_on"], key])  # an earlier may be in time
+    rows = list(best["arrival"])
     kept = df[df["arrival"].isin(rows)].copy()
     kept["fires"] = _fires(kept[order_by].astype(float), tr)
     kept["ambiguous"] = kept[key].isin(ambiguous)
@@ -650,8 +646,9 @@ def _join_watermarks(c, o, ct: _Trace, ot: _Trace, watermark: Watermark | None):
     c_lo, o_lo = np.full(len(c), _NEVER), np.full(len(o), _NEVER)
     if watermark is not None and watermark.read_within_ms is not None and len(c) and len(o):
         g = watermark.read_within_ms
-        c_lo = np.minimum(c["wm_low"].to_numpy(float), ot.low_at(c["kafka_ms"].to_numpy(float), g))
-        o_lo = np.minimum(o["wm_low"].to_numpy(float), ct.low_at(o["kafka_ms"].to_numpy(float), g))
+        c_k, o_k = (x["kafka_ms"].astype(float).fillna(_NEVER).to_numpy() for x in (c, o))  # unknown: nothing read
+        c_lo = np.minimum(c["wm_low"].to_numpy(float), ot.low_at(c_k, g))
+        o_lo = np.minimum(o["wm_low"].to_numpy(float), ct.low_at(o_k, g))
     if watermark is None:
         return c_lo, c_lo.copy(), o_lo, o_lo.copy()
     clamp = np.maximum  # RowTimeIntervalJoin.updateOperatorTime: a watermark below 0 counts as 0

@@ -425,6 +425,10 @@ def test_a_lagging_partition_holds_the_watermark_back_and_one_ahead_makes_latene
     # ...but had partition 1's 200 s been sent after the 30 s click, only its 10 s is sure: still undecided
     live[3] = at(1, 1, "s", "/b", 200_000, kafka_ms=400_000)
     assert window0_a(live, pr.Watermark(delay_ms=5_000, read_within_ms=1_000)) == (0, 1)
+    # and a click whose Kafka timestamp is unknown was read after nothing in particular: undecided too
+    live[3] = at(1, 1, "s", "/b", 200_000, kafka_ms=200_005)
+    live[1] = {**live[1], "kafka_ms": None}
+    assert window0_a(live, pr.Watermark(delay_ms=5_000, read_within_ms=1_000)) == (0, 1)
 
 
 def test_window_top_n_a_window_fires_when_the_watermark_reaches_its_end_minus_one_millisecond():
