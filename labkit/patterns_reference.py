@@ -31,14 +31,17 @@ join) and reports `late` rows, what has not fired yet (`fires` "no": Flink has n
 emission is exact; a one-partition topic with Flink's periodic emission leaves undecided exactly the rows that are
 late only if an emission came between them and the newer row before them.
 
-Honest limits: the bounds assume no partition went idle in the middle of the run (a partition silent for longer
-than the idle timeout, then back, can find its rows behind the others' watermark); parallelism above 1 only
-lowers the watermark an operator sees (the bounds hold, exactness needs parallelism 1); the job must have read
-every record handed in (check the consumer lag first); a marker the lab's job would dead-letter (more than 26 s
-ahead of its Kafka timestamp) still counts here. `produce(close_windows=True)` puts its end markers one lab
-window (10 s) past the last event: the final watermark then reaches last event + 11 s, which closes the lab's
-windows but not a 1-minute Top-N window or a session with a longer gap after the last events; those come out as
-`fires` "no", and a notebook that wants them graded must send a marker further ahead.
+Honest limits: the bounds assume the WATERMARK is pushed into the Kafka source (the planner does that for a
+WATERMARK in the Kafka table's DDL; EXPLAIN shows it inside the TableSourceScan), else one watermark follows the
+interleaved partitions and only one-partition runs are modelled; that no partition went idle in the middle of the
+run (a partition silent for longer than the idle timeout, then back, can find its rows behind the others'
+watermark); parallelism above 1 only lowers the watermark an operator sees (the bounds hold, exactness needs
+parallelism 1); the job must have read every record handed in (check the consumer lag first); a marker the lab's
+job would dead-letter (too far ahead of its Kafka timestamp: labkit.click_rules) still counts here.
+`produce(close_windows=True)` puts its end markers one lab window past the last event (produce.send_end_markers,
+labkit.timing.WINDOW_MS): that closes the lab's windows but not a 1-minute Top-N window or a session whose gap
+outlasts it; those come out as `fires` "no", and a notebook that wants them graded must send a marker further
+ahead (with its own time as its Kafka timestamp, as send_end_markers does).
 
 Flink 2.2 documentation relied on (the exact thresholds come from the runtime's code, named where used):
   https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/dev/table/sql/create/#watermark
