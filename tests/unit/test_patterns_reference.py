@@ -588,3 +588,17 @@ def test_a_run_that_has_sent_only_its_markers_has_no_answers_yet():
     assert pr.interval_join(only, []).conversion_range == (0.0, 0.0)
     log, final = pr.group_by_changelog(only)
     assert log.empty and final.empty
+
+
+def test_session_windows_a_session_spread_over_partitions_is_exact_only_while_no_watermark_can_reach_it():
+    quiet = [at(0, 0, "s1", "/", 0), at(1, 0, "s1", "/", 20_000)]  # nothing ahead: no watermark reaches 29.999 s
+    got = pr.session_windows(quiet, gap_ms=30_000, watermark=ON_EVENT)
+    assert [tuple(r) for r in got[["window_start", "window_end", "clicks", "ambiguous"]].itertuples(index=False)] == [
+        (0, 50_000, 2, False)
+    ]
+    # partition 0 is at 95 s when its s1 click comes: had Flink read partition 1 (up to 195 s) first, [0, 30 s)
+    # was late; which partition Flink read first is not in Kafka
+    busy = [at(0, 0, "x", "/", 100_000), at(0, 1, "s1", "/", 0), at(1, 0, "s1", "/", 20_000)]
+    busy += [at(1, 1, "y", "/", 200_000)]
+    got = pr.session_windows(busy, gap_ms=30_000, watermark=ON_EVENT)
+    assert got.loc[got["session_id"] == "s1", "ambiguous"].tolist() == [True]
