@@ -296,6 +296,18 @@ def _fires(threshold, trace: _Trace) -> np.ndarray:
     return np.where(trace.final_low >= thr, "yes", np.where(trace.final_high < thr, "no", "maybe"))
 
 
+def _timer_fires(t, low, high, trace: _Trace) -> np.ndarray:
+    """Whether an event-time timer at `t`, registered by a row that met a watermark in [low, high], has fired: Flink
+    fires timers only when the watermark advances (InternalTimerServiceImpl.advanceWatermark), so a timer at or
+    below the watermark it was registered under waits for the next advance. "yes" when the final watermark surely
+    reached t and surely moved on after the row; "no" when surely short of t, or surely where the row left it."""
+    t, low, high = (np.asarray(x, dtype=float) for x in (t, low, high))
+    moved_on = (trace.final_low > high) | (high < t)
+    stuck = (low >= t) & (trace.final_high <= low)
+    yes = (trace.final_low >= t) & moved_on
+    return np.where(yes, "yes", np.where((trace.final_high < t) | stuck, "no", "maybe"))
+
+
 # --- deduplication ---------------------------------------------------------------------------------------------
 
 
@@ -332,8 +344,9 @@ def deduplicate(
     `order_by="event_timestamp"` (or `"kafka_ms"`, when that is the table's rowtime) is ORDER BY a row time, as
     Flink 2.1+ runs it without mini-batch (RowTimeDeduplicateKeepFirstRowFunction, FLINK-37005: insert-only):
     a copy whose time is below the watermark it meets is dropped as late (`rowtime < watermark`); the earliest
-    other copy per key (ties: the first read) is held and emitted once the watermark reaches its time; later
-    copies are ignored. So the kept row is the earliest copy that was not late, and keys whose row time the final
+    other copy per key (ties: the first read) is held and emitted once the watermark reaches its time (a copy at
+    exactly the watermark is not late, but its timer fires only at the watermark's next advance); later copies
+    are ignored. So the kept row is the earliest copy that was not late, and keys whose row time the final
     watermark has not reached are `open`. With `table.exec.mini-batch.enabled`, or before Flink 2.1, Flink uses
     the retracting RowTimeDeduplicateFunction instead, which drops nothing and fires at once: pass
     watermark=None for that. The generator's duplicates are identical records (equal times), so which copy is
@@ -356,7 +369,7 @@ def deduplicate(
     ambiguous |= set(earlier.loc[earlier[order_by] < earlier[f"{order_by}_on"], key])  # an earlier may be in time
     rows = list(best["arrival"])
     kept = df[df["arrival"].isin(rows)].copy()
-    kept["fires"] = _fires(kept[order_by].astype(float), tr)
+    kept["fires"] = _timer_fires(kept[order_by].astype(float), kept["wm_low"], kept["wm_high"], tr)
     kept["ambiguous"] = kept[key].isin(ambiguous)
     dropped = df[~df["arrival"].isin(rows)]
     late = df[df["status"] == "late"]

@@ -527,10 +527,12 @@ def test_deduplicate_on_row_time_drops_late_copies_and_waits_to_emit():
     assert list(zip(d.kept["event_id"], d.kept["event_timestamp"], d.kept["fires"], strict=True)) == [
         ("a", 10_000, "yes"),
         ("b", 100_000, "no"),  # the last watermark (95 s) has not reached it: not emitted yet
-        ("c", 95_000, "yes"),
+        ("c", 95_000, "no"),  # its timer (95 s) is not above the watermark: it waits for the next advance
     ]
-    assert list(d.late["arrival"]) == [2, 4] and d.open == {"b"} and d.ambiguous == set()
-    assert (d.before, d.after, d.after_range) == (5, 3, (2, 2))
+    assert list(d.late["arrival"]) == [2, 4] and d.open == {"b", "c"} and d.ambiguous == set()
+    assert (d.before, d.after, d.after_range) == (5, 3, (1, 1))
+    moved_on = pr.deduplicate(recs + [marker(100_001)], order_by="event_timestamp", watermark=ON_EVENT)
+    assert list(moved_on.kept["fires"]) == ["yes", "no", "yes"]  # 95.001 s: c's timer fires, b's (100 s) not yet
     assert pr.deduplicate(recs).after == 4  # by PROCTIME: no watermark, the first copy of each id
     periodic = pr.deduplicate(recs, order_by="event_timestamp", watermark=PERIODIC)
     assert periodic.ambiguous == {"a", "d"}  # a's 9 s copy may have been in time (and earlier); d may have a row
