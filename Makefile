@@ -172,15 +172,17 @@ test: setup
 	$(MAKE) docker-beside-wait
 	$(MAKE) leftovers LEFTOVERS_ARGS=--docker
 
-# The stack suites that share the running stack without stopping it, $(SIDE_BY_SIDE) at a time (pytest-xdist; a
-# module's tests stay together on one worker, and each test has a topic of its own), on one more TaskManager's
-# slots for the jobs they run at once. Those that stop, kill or restart the stack (marked `serial`) run after, alone.
-# Removing the added TaskManager is part of the recipe's one shell line, so it goes whatever pytest's exit code.
+# The stack suites that share the running stack without stopping it, $(SIDE_BY_SIDE) at a time (pytest-xdist,
+# `--dist loadfile`: a module's tests stay together on one worker, in order and with their module fixtures; each test
+# has a topic and a job name of its own), on one more TaskManager's slots for the jobs they run at once. Those that
+# stop, kill or restart the stack (marked `serial`) run after, alone. (Not `--dist loadgroup`: with pytest 9 its
+# groups are silently ignored, xdist 3.8 sets a node id attribute pytest no longer reads.) Removing the added
+# TaskManager is part of the recipe's one shell line, so it goes whatever pytest's exit code.
 STACK_SUITES := --ignore=tests/cluster --ignore=tests/unit --ignore=tests/hygiene
 SIDE_BY_SIDE ?= 3
 test-shared: up
 	$(LABKIT) taskmanager add
-	rc=0; $(BIN)/pytest tests -m "not slow and not serial" $(STACK_SUITES) -n $(SIDE_BY_SIDE) --dist loadgroup \
+	rc=0; $(BIN)/pytest tests -m "not slow and not serial" $(STACK_SUITES) -n $(SIDE_BY_SIDE) --dist loadfile \
 	  --durations=20 || rc=$$?; $(LABKIT) taskmanager remove; exit $$rc
 
 # External mode against clusters the tests build: one broker with SASL/SCRAM over TLS on loopback (and the

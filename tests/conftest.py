@@ -30,15 +30,6 @@ def pytest_configure(config):
     atexit.register(_end_what_this_run_left)  # also when a signal cut pytest's own unconfigure short
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs the stack suites that share the stack without stopping it two or three
-    at a time, `--dist loadgroup`), a module's tests stay together on one worker: in their order, and with their
-    module fixtures built once. Only the whole modules run beside each other; each test has a topic of its own."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 def _end_what_this_run_left():
     ended = leftovers.clean_owned(os.getpid())
     if os.geteuid() == 0 and leftovers.MADE_NAMESPACES:  # only a run that made test hosts removes them

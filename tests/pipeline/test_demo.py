@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-# Run side by side, `labkit demo` found the job these tests name as the lab's pipeline (`clickstream-metrics`, on
-# another topic) running, took it for its own and counted nothing: one worker runs both modules (the demo runs the lab's own pipeline).
-pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("lab-pipeline")]
+pytestmark = pytest.mark.stack
 
 
 def test_labkit_demo_runs_the_pipeline_and_reports_exact_accounts(stack):
