@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from labkit import leftovers
@@ -38,12 +39,21 @@ def _start_cluster_run() -> subprocess.Popen:
     )  # fmt: skip
 
 
+def _cmdline(p: psutil.Process) -> str:
+    """A process's command line, or "" once it has ended: the run starts short-lived helpers (a storage format, a
+    JVM that reads Flink's config) that can end between the listing and the reading (a CI dry run failed so)."""
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def _wait_for_brokers(run: subprocess.Popen, timeout: float = 240) -> list[int]:
     """The pids of the run's brokers, once all three are up (a java process each, inside a namespace)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert run.poll() is None, f"the cluster run ended before it was interrupted:\n{run.stdout.read()[-3000:]}"
-        brokers = [p for p in leftovers.marked(run.pid) if "kafka.Kafka" in " ".join(p.cmdline())]
+        brokers = [p for p in leftovers.marked(run.pid) if "kafka.Kafka" in _cmdline(p)]
         if len(brokers) >= 3 and len([n for n in leftovers.namespaces() if n.startswith("lk-kafka")]) >= 3:
             return [p.pid for p in brokers]
         time.sleep(1)
