@@ -37,10 +37,11 @@ def run(settings, stack):
     """A topic of its own with the job on it, 6,000 events, every window closed and verified."""
     topic = kafka_info.fresh_topic(f"t_chk_{uuid.uuid4().hex[:8]}", settings)
     s = settings.model_copy(update={"topic": topic, "dlq_topic": settings.dlq_topic_for(topic)})
-    # The settings make this topic the lab's (the checkers read `settings.topic`), but the job keeps a name of its
-    # own: under the lab pipeline's name, a `labkit demo` run beside these tests (make test runs suites side by
-    # side) took this job, on this topic, for the lab's pipeline and counted nothing.
-    job = jobs.submit_pipeline(s, topic=topic, from_earliest=True, parallelism=1, name=f"{jobs.PIPELINE}-{topic}")
+    # The settings make this topic the lab's (the checkers read `settings.topic`), but the job keeps the name a
+    # scratch topic's job has (named from the lab's own settings): under the lab pipeline's name, a `labkit demo`
+    # run beside these tests (make test runs suites side by side) took this job for the lab's and counted nothing.
+    name = jobs.pipeline_name(settings, topic)
+    job = jobs.submit_pipeline(s, topic=topic, from_earliest=True, parallelism=1, name=name)
     summary = produce(6_000, seed=5, topic=topic, sim_rate=100, close_windows=True, settings=s, progress=False)
     assert verify(summary.ledger, settings=s, wait_s=120).exact
     yield s, summary
