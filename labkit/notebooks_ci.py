@@ -192,7 +192,8 @@ def main(argv: list[str]) -> int:
         i = argv.index("--skip")
         skip = argv[i + 1].split(",")
         argv = argv[:i] + argv[i + 2 :]
-    return run(argv or None, passes, skip)
+    names = [n for a in argv for n in a.split(",") if n]  # `03 08` or `03,08` (the Makefile's lists are the latter)
+    return run(names or None, passes, skip)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,46 @@ from labkit.paths import REPO_ROOT
 NOTEBOOKS = sorted(p.stem[:2] for p in (REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
+def _variables(text: str) -> dict[str, str]:
+    """The Makefile's simple assignments (`X := v`, `X ?= v`, `X = v`), then the overrides the `test` target's
+    docker step is started with (`docker-suite X=v` in `docker-beside-start`): the values CI's recipes see."""
+    found = dict(re.findall(r"^([A-Z_]+)\s*[:?]?=\s*(.*?)\s*$", text, re.M))
+    start = re.search(r"^docker-beside-start:.*?\n((?:\t.*\n)+)", text, re.M)
+    if start:
+        found.update(re.findall(r"docker-suite(?:\s+--?[\w-]+)*\s+([A-Z_]+)=(\S+)", start.group(1)))
+    return found
+
+
+def _expand(text: str, variables: dict[str, str]) -> str:
+    """`$(X)` replaced by its value, repeatedly (a value may name another variable); an unknown one fails."""
+    for _ in range(10):
+        new = re.sub(r"\$\(([A-Z_]+)\)", lambda m: variables[m.group(1)], text)
+        if new == text:
+            return text
+        text = new
+    raise AssertionError(f"Makefile variables nest too deep in {text!r}")
+
+
 def _runs(target: str) -> list[list[str]]:
-    """The argument lists of the `labkit.notebooks_ci` calls in a Makefile target's recipe."""
+    """The argument lists of the `labkit.notebooks_ci` calls in a Makefile target's recipe, its variables
+    expanded (`$(BIN)` and the like are left alone by the reader: only the arguments after the module matter)."""
     text = (REPO_ROOT / "Makefile").read_text()
+    variables = _variables(text)
     recipe = re.search(rf"^{re.escape(target)}:.*?\n((?:\t.*\n|[^\S\n]*\n)+)", text, re.M)
     assert recipe, f"no target {target} in the Makefile"
     runs = []
     for line in recipe.group(1).replace("\\\n", " ").splitlines():
+        outside_ci = False  # inside `if ... [ -z "$$CI" ]; then ... fi`: a contributor's fallback CI never takes
         for part in line.split(";"):
+            if '-z "$$CI"' in part:
+                outside_ci = True
+            if outside_ci:
+                outside_ci = part.strip() != "fi"
+                continue
             words = shlex.split(part.replace("$$", "$"), comments=False) if "notebooks_ci" in part else []
             if words:
-                runs.append(words[words.index("labkit.notebooks_ci") + 1 :])
+                args = " ".join(words[words.index("labkit.notebooks_ci") + 1 :])
+                runs.append(_expand(args, variables).split())
     return runs
 
 
@@ -36,7 +65,7 @@ def _covered(runs: list[list[str]], wanted: str) -> set[str]:
             elif args[i].startswith("-") or args[i].startswith(("&", "|", ">")):
                 break
             else:
-                names.append(args[i])
+                names += args[i].split(",")
                 i += 1
         if wanted in passes:
             got |= {n for n in (names or NOTEBOOKS) if n not in skip}
@@ -55,3 +84,10 @@ def test_the_pass_reader_sees_a_skip():
     # the reader itself: a skipped notebook is not counted as run
     runs = [["--pass", "solution", "--skip", "08"], ["--pass", "attendee", "08"]]
     assert "08" not in _covered(runs, "solution") and _covered(runs, "attendee") == {"08"}
+
+
+def test_the_reader_expands_the_makefiles_variables():
+    # the lists are variables (ATTENDEE_HERE: run here as attendees, skipped by the docker step): unexpanded, a
+    # `--skip $(X)` would skip nothing and every notebook would look covered
+    runs = _runs("test") + _runs("docker-suite")
+    assert runs and not any("$(" in a for args in runs for a in args), runs
