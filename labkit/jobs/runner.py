@@ -177,12 +177,29 @@ def _jsonable(x):
     return x if isinstance(x, (int, float, str, type(None))) else str(x)
 
 
-def preview(t_env, sql: str, limit: int, timeout_s: float) -> None:
+def row_kind_column(names: list[str]) -> str:
+    """The name the preview gives each row's kind (+I, -U, +U, -D): `op`, unless the query has a column of that
+    name already, then `row_kind` (then `_row_kind`, ...)."""
+    for name in ("op", "row_kind"):
+        if name not in names:
+            return name
+    name = "row_kind"
+    while name in names:
+        name = "_" + name
+    return name
+
+
+def preview(t_env, sql: str, limit: int, timeout_s: float, row_kind: bool = False) -> None:
     """Bounded preview in this process (a local MiniCluster): rows as JSON lines, then stop. A watchdog
-    cancels the job at the deadline even when no row ever comes, so the caller always gets an answer."""
+    cancels the job at the deadline even when no row ever comes, so the caller always gets an answer.
+
+    `row_kind`: each row also carries its kind, as Flink's changelog spells it (+I insert, -U the row an update
+    retracts, +U the row it adds, -D delete), in a first column named by `row_kind_column`. Without it, rows of
+    an updating result come out as if every one were an insert (the protocol as it always was)."""
     table = t_env.sql_query(sql)
     names = table.get_schema().get_field_names()
-    print("LABKIT_COLUMNS " + json.dumps(names), flush=True)  # an empty result still has its columns
+    kind = row_kind_column(names) if row_kind else None
+    print("LABKIT_COLUMNS " + json.dumps([kind, *names] if kind else names), flush=True)  # even an empty result
     result = table.execute()
     timed_out = threading.Event()
 
@@ -197,7 +214,10 @@ def preview(t_env, sql: str, limit: int, timeout_s: float) -> None:
     try:
         with result.collect() as rows:
             for i, row in enumerate(rows):
-                print("LABKIT_ROW " + json.dumps(dict(zip(names, map(_jsonable, row), strict=False))), flush=True)
+                values = dict(zip(names, map(_jsonable, row), strict=False))
+                if kind:
+                    values = {kind: str(row.get_row_kind()), **values}  # pyflink's RowKind prints as +I/-U/+U/-D
+                print("LABKIT_ROW " + json.dumps(values), flush=True)
                 if i + 1 >= limit or timed_out.is_set():
                     break
     except Exception:
@@ -236,7 +256,8 @@ def main() -> None:
             t_env.execute_sql(stmt)
     custom = spec.get("custom")
     if custom and spec.get("preview"):
-        preview(t_env, custom["sql"], spec["preview"]["limit"], spec["preview"]["timeout_s"])
+        p = spec["preview"]
+        preview(t_env, custom["sql"], p["limit"], p["timeout_s"], row_kind=bool(p.get("row_kind")))
         return
     inserts = list(spec.get("inserts", []))
     if custom:
