@@ -1,0 +1,717 @@
+"""The checkers of notebook 10, Flink SQL patterns: one per pattern, each grading the rows an attendee's query gave
+against a reference computed in Python from the records of the notebook's own topics (labkit.patterns_reference).
+
+Each checker takes the attendee's SQL and the notebook's streams (labkit.jobs.patterns.PatternStreams), previews
+the SQL (a bounded local Flink run over `clicks` and `orders`, rows with their kind in `op`), and hands the rows to
+a pure `grade_*` function, unit-tested on hand-built frames without a stack. The references replay the watermark
+of the previews (`PatternStreams.watermark`: one partition, a watermark after every record, a bounded run), so a
+row Flink rightly dropped as late is not missing, and a window Flink has not fired is not expected.
+
+The feedback says which rows differ and, where the rows show it, why: a duplicate kept, a session split or two
+joined (the gap), an order joined after its ten minutes, a funnel with a step missing or other pages between,
+an updating result where an append-only one was asked (or the reverse). Like every checker of the course
+(`labkit.exercises.feedback`), none raises on a wrong answer, and a lab that failed (Kafka away, a preview that
+timed out) is said as the lab's problem, never "not yet".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from labkit import patterns_reference as pr
+from labkit.exercises.checks import _as_numbers, _columns, _kafka_reachable, _number, _numeric, _sql_body
+from labkit.exercises.feedback import Feedback, checker, lab_problem, not_yet, passed, talking_to
+
+if TYPE_CHECKING:
+    from labkit.jobs.patterns import PatternStreams
+
+MINUTE_MS = 60_000
+SESSION_GAP_MS = MINUTE_MS  # the exercise's gap: one minute
+TOP_N = 3
+WITHIN_MS = pr.TEN_MINUTES_MS
+UPDATES = ("-U", "+U", "-D")
+EXAMPLES = 3  # rows named in a message
+
+
+# ---- shared --------------------------------------------------------------------------------------------------
+def _ask(sql: object, streams: object, exercise: str, example: str) -> Feedback | None:
+    """A "not yet" (or the lab's feedback) for an answer that cannot be previewed; None when it can."""
+    from labkit.jobs.patterns import PatternStreams
+
+    if not isinstance(streams, PatternStreams):
+        return not_yet(
+            f"pass the notebook's streams too: {exercise}(MY_SQL, streams)",
+            "run the setup cell that produces them (streams = PatternStreams.produce(...)) first",
+        )
+    if not isinstance(sql, str):
+        return not_yet(f"give your query as SQL text (a string), not a {type(sql).__name__}", example)
+    if not _sql_body(sql):
+        return not_yet("your query is empty: write it where the ✍️ says", example)
+    if streams.clicks is None or len(streams.clicks) == 0:
+        return lab_problem(
+            f"the notebook's topic {streams.clicks_topic} held no clicks when it was read, so there is nothing to "
+            "grade your query on. Run the setup cell (it produces the streams and reads them back), then this one."
+        )
+    return None
+
+
+def _preview(sql: str, streams: PatternStreams, name: str) -> pd.DataFrame:
+    """The attendee's query over the notebook's topics, previewed once: Kafka is probed first, and a preview
+    that fails for the lab's reasons (timeout, Kafka gone) is the lab's feedback, a SQL error the answer's."""
+    s = streams.settings
+    _kafka_reachable(s)
+    with talking_to(f"the preview of your query (a local Flink run reading Kafka at {s.kafka})"):
+        got = streams.preview(sql, name=name)
+        if got.attrs.get("partial"):
+            from labkit.jobs.custom import PreviewTimeout
+
+            raise PreviewTimeout(
+                f"the preview stopped with part of the result ({len(got)} rows), so your query cannot be graded on it",
+                "the machine is busy: run this check again",
+            )
+    return got
+
+
+def _frame(got: object) -> pd.DataFrame:
+    if not isinstance(got, pd.DataFrame):
+        raise TypeError(f"a result table (DataFrame) was expected, not a {type(got).__name__}")
+    return _as_numbers(got.reset_index(drop=True))
+
+
+def _ops(got: pd.DataFrame) -> pd.Series:
+    """Each row's kind (+I when the result carries none)."""
+    return got["op"].astype(str) if "op" in got.columns else pd.Series("+I", index=got.index)
+
+
+def _updating(got: pd.DataFrame) -> int:
+    """How many rows of the result retract or update (-U, +U, -D)."""
+    return int(_ops(got).isin(UPDATES).sum())
+
+
+def _final(got: pd.DataFrame) -> pd.DataFrame:
+    """The table the result leaves once its changelog is applied (labkit.jobs.patterns.changelog_table)."""
+    from labkit.jobs.patterns import changelog_table
+
+    return changelog_table(got)
+
+
+def _to_ms(s: pd.Series) -> pd.Series:
+    """Times as epoch milliseconds: numbers are taken as such, timestamps (naive ones as UTC) converted."""
+    if _numeric(s):
+        return pd.to_numeric(s, errors="coerce").astype("Int64")
+    t = pd.to_datetime(s, utc=True, errors="coerce")
+    return ((t - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(1, "ms")).astype("Int64")
+
+
+def _count_column(df: pd.DataFrame, *prefer: str, skip: tuple[str, ...] = ()) -> str | None:
+    """The answer's count: a column named as preferred, else the first numeric one that is no rank, time or id."""
+    for p in prefer:
+        if p in df.columns and _numeric(df[p]):
+            return p
+    for c in df.columns:
+        name = str(c).lower()
+        if c in skip or name in ("op", "row_kind", "http_status", "event_timestamp", "latency_ms", "items", "amount"):
+            continue
+        if any(w in name for w in ("row", "rank", "window", "length", "duration", "_ms", "time", "_s")):
+            continue
+        if _numeric(df[c]):
+            return c
+    return None
+
+
+def _when(ms: object) -> str:
+    v = _number(ms)
+    return "?" if v is None or math.isnan(v) else pd.Timestamp(int(v), unit="ms", tz="UTC").strftime("%H:%M:%S")
+
+
+def _some(items: list, n: int = EXAMPLES) -> str:
+    shown = ", ".join(str(x) for x in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+# ---- 1. deduplication --------------------------------------------------------------------------------------------
+DEDUP_EXAMPLE = "SELECT ... FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY ... ORDER BY proctime) AS row_num FROM clicks) WHERE ..."
+
+
+@checker("dedup_events")
+def check_dedup_events(sql: object, streams: object) -> Feedback:
+    """Each click event once: the first copy of every event_id (`ROW_NUMBER() ... = 1`)."""
+    bad = _ask(sql, streams, "check_dedup_events", DEDUP_EXAMPLE)
+    if bad is not None:
+        return bad
+    return grade_dedup_events(_preview(sql, streams, "dedup"), streams.clicks, streams.watermark)  # type: ignore[union-attr,arg-type]
+
+
+def grade_dedup_events(got: pd.DataFrame, clicks: pd.DataFrame, watermark: pr.Watermark | None = pr.FLINK) -> Feedback:
+    got = _columns(_frame(got), "event_id")
+    first = pr.deduplicate(clicks)  # ORDER BY proctime: the first copy read
+    if got.empty:
+        return not_yet("your query returned no rows", "select from clicks, one row per event")
+    if "event_id" not in got.columns:
+        return not_yet(
+            "select event_id: it names the event, and the retries of one event carry the same one",
+            "SELECT event_id, session_id, url, event_timestamp FROM (...) WHERE row_num = 1",
+        )
+    n_up = _updating(got)
+    if n_up:
+        return not_yet(
+            f"your result updates its rows ({n_up:,} -U/+U rows): it keeps the last copy of each event, and Flink "
+            "retracts the row it emitted whenever a later copy comes. Keep the first copy instead: that row is final "
+            "as soon as it is read, and the result is insert-only",
+            "ORDER BY proctime ASC (the first copy), not DESC (the last)",
+        )
+    table = _final(got)
+    counts = table["event_id"].value_counts()
+    twice = counts[counts > 1]
+    retries = first.before - first.after
+    if len(twice):
+        return not_yet(
+            f"a duplicate kept: {len(twice):,} event ids appear more than once in your result (e.g. "
+            f"{_some(list(twice.index))}); the topic holds {first.before:,} records of {first.after:,} events "
+            f"({retries:,} retries)",
+            "number the copies of each event_id (ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime)) "
+            "and keep the first: WHERE row_num = 1",
+        )
+    want = set(first.kept["event_id"])
+    have = set(table["event_id"])
+    extra = sorted(have - want, key=str)
+    if extra:
+        return not_yet(
+            f"{len(extra):,} event ids in your result are not in the topic (e.g. {_some(extra)})",
+            "select event_id as it is, from clicks",
+        )
+    missing = sorted(want - have, key=str)
+    if missing:
+        by_time = pr.deduplicate(clicks, order_by="event_timestamp", watermark=watermark)  # ORDER BY rowtime
+        if have == set(by_time.kept["event_id"]):
+            late = len(by_time.late)
+            return passed(
+                f"{first.before:,} records, {retries:,} of them retries: {len(have):,} events, each once. You ordered "
+                f"by event time, so Flink also dropped {late:,} late event(s) (behind the watermark); ordered by "
+                "proctime, every event is kept, late or not"
+            )
+        kept = first.kept.set_index("event_id")
+        lost = [f"{e} ({kept.at[e, 'url']} at {_when(kept.at[e, 'event_timestamp'])})" for e in missing[:EXAMPLES]]
+        hint = "PARTITION BY event_id: two clicks are the same event only when their event_id is the same"
+        one_per = [c for c in ("session_id", "user_id", "url") if c in table.columns and table[c].is_unique]
+        where = f" (your result has one row per {one_per[0]}: that is what it partitions by?)" if one_per else ""
+        return not_yet(
+            f"{len(missing):,} of the topic's {first.after:,} events are missing from your result{where}, e.g. "
+            f"{_some(lost)}; each event must be kept once",
+            hint,
+        )
+    return passed(
+        f"{first.before:,} records, {retries:,} of them retries of an earlier send: {first.after:,} events, each "
+        f"once, the first copy kept. Counting clicks before this would count {retries:,} clicks twice"
+    )
+
+
+# ---- 2. window Top-N ---------------------------------------------------------------------------------------------
+TOPN_EXAMPLE = (
+    "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY ...) AS rownum "
+    "FROM (<clicks per URL and minute>)) WHERE ..."
+)
+
+
+@checker("top_urls_per_minute")
+def check_top_urls_per_minute(sql: object, streams: object) -> Feedback:
+    """The 3 busiest URLs of each one-minute tumbling window, with their clicks (a window Top-N)."""
+    bad = _ask(sql, streams, "check_top_urls_per_minute", TOPN_EXAMPLE)
+    if bad is not None:
+        return bad
+    return grade_top_urls_per_minute(_preview(sql, streams, "topn"), streams.clicks, streams.watermark)  # type: ignore[union-attr,arg-type]
+
+
+def grade_top_urls_per_minute(
+    got: pd.DataFrame, clicks: pd.DataFrame, watermark: pr.Watermark | None = pr.FLINK
+) -> Feedback:
+    got = _columns(_frame(got), "window_start", "window_end", "url")
+    if got.empty:
+        return not_yet("your query returned no rows", TOPN_EXAMPLE)
+    n_up = _updating(got)
+    if n_up:
+        return not_yet(
+            f"your result updates its rows ({n_up:,} -U/+U rows): a Top-N that is not per window ranks the whole "
+            "stream again with every click. Rank inside each window: its result is final when the window fires",
+            "PARTITION BY window_start, window_end in the ROW_NUMBER(), over a TUMBLE of one minute",
+        )
+    for c in ("window_start", "window_end", "url"):
+        if c not in got.columns:
+            return not_yet(f"select {c}: each row says which window and URL it ranks", TOPN_EXAMPLE)
+    count = _count_column(got, "clicks", "cnt", "count")
+    if count is None:
+        return not_yet("select each URL's clicks in the window: COUNT(*) AS clicks", TOPN_EXAMPLE)
+    start, end = _to_ms(got["window_start"]), _to_ms(got["window_end"])
+    sizes = sorted({int(x) for x in (end - start).dropna()})
+    if sizes != [MINUTE_MS]:
+        said = ", ".join(f"{s / 1000:g} s" for s in sizes[:3]) or "unreadable"
+        return not_yet(
+            f"your windows are {said} long, not one minute",
+            "TUMBLE(TABLE clicks, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE)",
+        )
+    act = pd.DataFrame({"window_start": start.astype("int64"), "url": got["url"], "clicks": got[count]})
+    ref = pr.window_top_n(clicks, n=TOP_N, size_ms=MINUTE_MS, by="url", watermark=watermark)
+    problems = pr.accepts_top_n(ref, act, n=TOP_N)
+    if problems:
+        per_window = act.groupby("window_start").size()
+        hints = []
+        if (per_window > TOP_N).any():
+            hints.append(f"keep the first {TOP_N} of each window: WHERE rownum <= {TOP_N}")
+        if any("not among the top" in p or "left out" in p for p in problems):
+            hints.append("rank by clicks, busiest first: ORDER BY clicks DESC")
+        if any(" clicks, not " in p for p in problems):
+            hints.append("count every click of the URL in the window: COUNT(*), grouped by window and url")
+        return not_yet(
+            f"{len(problems)} problem(s) in {act['window_start'].nunique()} windows: {_some(problems)}",
+            *(hints or [TOPN_EXAMPLE]),
+        )
+    late = int(ref["late"].sum()) if "late" in ref.columns else 0
+    return passed(
+        f"the {TOP_N} busiest URLs of each of {ref['window_start'].nunique()} one-minute windows, with their clicks"
+        + (f" (Flink dropped {late} late click(s): their windows had fired)" if late else "")
+        + ". Ties may come in any order: ROW_NUMBER picks one"
+    )
+
+
+# ---- 3. session windows ------------------------------------------------------------------------------------------
+SESSION_EXAMPLE = (
+    "SELECT session_id, window_start, window_end, COUNT(*) AS clicks, ... AS length_s "
+    "FROM TABLE(SESSION(TABLE clicks PARTITION BY ..., DESCRIPTOR(rowtime), INTERVAL ...)) GROUP BY ..."
+)
+
+
+@checker("session_lengths")
+def check_session_lengths(sql: object, streams: object) -> Feedback:
+    """One row per session window (gap: one minute): session_id, window_start, window_end, clicks, length_s."""
+    bad = _ask(sql, streams, "check_session_lengths", SESSION_EXAMPLE)
+    if bad is not None:
+        return bad
+    return grade_session_lengths(_preview(sql, streams, "sessions"), streams.clicks, streams.watermark)  # type: ignore[union-attr,arg-type]
+
+
+def grade_session_lengths(
+    got: pd.DataFrame, clicks: pd.DataFrame, watermark: pr.Watermark | None = pr.FLINK
+) -> Feedback:
+    got = _columns(_frame(got), "session_id", "window_start", "window_end")
+    if got.empty:
+        return not_yet("your query returned no rows", SESSION_EXAMPLE)
+    n_up = _updating(got)
+    if n_up:
+        return not_yet(
+            f"your result updates its rows ({n_up:,} -U/+U rows): a GROUP BY without a window keeps counting "
+            "forever, and a session that paused stays one row. A SESSION window closes after a minute without a "
+            "click, and its row is final",
+            "FROM TABLE(SESSION(TABLE clicks PARTITION BY session_id, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))",
+        )
+    for c in ("session_id", "window_start", "window_end"):
+        if c not in got.columns:
+            return not_yet(f"select {c}: a row per session window says whose window it is and when", SESSION_EXAMPLE)
+    length = next((c for c in got.columns if any(w in str(c).lower() for w in ("length", "duration"))), None)
+    count = _count_column(got, "clicks", "cnt", "count", skip=(length,) if length else ())
+    if count is None:
+        return not_yet("select the clicks of each session: COUNT(*) AS clicks", SESSION_EXAMPLE)
+    key = ["session_id", "window_start", "window_end"]
+    act = pd.DataFrame(
+        {
+            "session_id": got["session_id"],
+            "window_start": _to_ms(got["window_start"]).astype("int64"),
+            "window_end": _to_ms(got["window_end"]).astype("int64"),
+            "clicks": pd.to_numeric(got[count], errors="coerce"),
+        }
+    )
+    ref = pr.session_windows(clicks, gap_ms=SESSION_GAP_MS, watermark=watermark)
+    ref = ref[ref["fires"] != "no"]
+    if act.duplicated(key).any():
+        return not_yet(
+            "several rows for one session window: group by session_id, window_start and window_end only",
+            "GROUP BY session_id, window_start, window_end",
+        )
+    gaps = (act["window_end"] - act["window_start"])[act["clicks"] == 1]  # a one-click session is as long as the gap
+    gap = int(gaps.mode().iloc[0]) if len(gaps) else None
+    if gap is not None and gap != SESSION_GAP_MS:
+        joined_or_split = "splits sessions a reader would call one" if gap < SESSION_GAP_MS else "joins sessions"
+        return not_yet(
+            f"your sessions end {gap / 1000:g} s after their last click: a gap of {gap / 1000:g} s, not one minute, "
+            f"which {joined_or_split}",
+            "the gap is SESSION's last argument: INTERVAL '1' MINUTE",
+        )
+    merged = ref[[*key, "clicks", "ambiguous"]].merge(act, on=key, how="outer", suffixes=("", "_got"), indicator=True)
+    bad_sessions = set(merged.loc[merged["_merge"] != "both", "session_id"])
+    both = merged[merged["_merge"] == "both"]
+    bad_sessions |= set(both.loc[both["clicks"] != both["clicks_got"], "session_id"])
+    unsure = set(ref.loc[ref["ambiguous"].astype(bool), "session_id"])
+    bad_sessions -= unsure
+    if bad_sessions:
+        pick = sorted(bad_sessions, key=str)[:20]  # diff_rows names the reason; a few sessions are enough
+        d = pr.diff_rows(ref[ref["session_id"].isin(pick)], act[act["session_id"].isin(pick)], key)
+        reasons = [f"{r.session_id}: {r.reason or r.problem}" for r in d.itertuples() if r.reason or r.problem]
+        reasons = list(dict.fromkeys(reasons))
+        split = sum("split" in r for r in reasons)
+        joined = sum("joined" in r for r in reasons)
+        hint = (
+            "one key per session: PARTITION BY session_id inside SESSION(...)"
+            if split or joined
+            else "count every click of the session window: COUNT(*), grouped by session_id, window_start, window_end"
+        )
+        return not_yet(
+            f"{len(bad_sessions):,} of {ref['session_id'].nunique():,} sessions differ from the topic's, e.g. "
+            f"{_some(reasons)}",
+            hint,
+        )
+    if length is None:
+        return not_yet(
+            "your session windows are right; now add each session's length, from its first to its last click, in "
+            "seconds (length_s)",
+            "window_end is the last click plus the gap: TIMESTAMPDIFF(SECOND, window_start, window_end) - 60",
+        )
+    want = (act["window_end"] - act["window_start"] - SESSION_GAP_MS) / 1000
+    said = pd.to_numeric(got[length], errors="coerce")
+    off = (said - want).abs() > 1
+    if off.any():
+        ahead = (said - want)[off]
+        why = (
+            "it includes the gap: window_end is the last click plus the gap"
+            if ((ahead - SESSION_GAP_MS / 1000).abs() <= 1).all()
+            else "give it in seconds, from the first click to the last"
+        )
+        rows = [
+            f"{s}: {v:g} s, not {w:g} s" for s, v, w in zip(got["session_id"][off], said[off], want[off], strict=True)
+        ]
+        return not_yet(f"{int(off.sum()):,} session lengths differ ({_some(rows)}): {why}")
+    paused = int(act["session_id"].duplicated().sum())
+    return passed(
+        f"{len(act):,} session windows of {act['session_id'].nunique():,} sessions; {paused} sessions paused for "
+        "longer than the gap and count as two. Median length "
+        f"{float(want.median()):.0f} s, median {float(act['clicks'].median()):.0f} clicks"
+    )
+
+
+# ---- 4. interval join -------------------------------------------------------------------------------------------
+JOIN_EXAMPLE = (
+    "SELECT c.session_id, c.event_timestamp AS checkout_ms, o.order_id FROM clicks AS c LEFT JOIN orders AS o "
+    "ON ... AND o.rowtime BETWEEN ... AND ... WHERE c.url = '/checkout'"
+)
+
+
+@checker("checkout_conversion")
+def check_checkout_conversion(sql: object, streams: object) -> Feedback:
+    """Every checkout click with the order that confirmed it within 10 minutes (NULL when none): a LEFT interval
+    join; the conversion rate is the share of checkouts with an order."""
+    bad = _ask(sql, streams, "check_checkout_conversion", JOIN_EXAMPLE)
+    if bad is not None:
+        return bad
+    got = _preview(sql, streams, "conversion")
+    return grade_checkout_conversion(got, streams.clicks, streams.orders, streams.watermark)  # type: ignore[union-attr,arg-type]
+
+
+def reference_checkouts(
+    clicks: pd.DataFrame, orders: pd.DataFrame, watermark: pr.Watermark | None = pr.FLINK
+) -> tuple[pd.DataFrame, pr.IntervalJoin]:
+    """The reference's checkouts, one row per checkout click (a retried click counted once): session_id,
+    checkout_ms, matched, order_ids, next_order_after_ms, ambiguous; and the whole IntervalJoin."""
+    j = pr.interval_join(clicks, orders, within_ms=WITHIN_MS, watermark=watermark)
+    c = j.checkouts
+    if c.empty:
+        return c.assign(order_ids=pd.Series(dtype=object)), j
+    out = (
+        c.groupby(["session_id", "checkout_ms"], sort=True)
+        .agg(
+            matched=("matched", "any"),
+            order_ids=("order_ids", lambda s: sorted({o for ids in s for o in ids})),
+            next_order_after_ms=("next_order_after_ms", "first"),
+            ambiguous=("ambiguous", "any"),
+        )
+        .reset_index()
+    )
+    return out, j
+
+
+def grade_checkout_conversion(
+    got: pd.DataFrame, clicks: pd.DataFrame, orders: pd.DataFrame, watermark: pr.Watermark | None = pr.FLINK
+) -> Feedback:
+    got = _columns(_frame(got), "session_id", "checkout_ms", "checkout_time", "order_id", "order_ms")
+    if got.empty:
+        return not_yet("your query returned no rows", JOIN_EXAMPLE)
+    n_up = _updating(got)
+    if n_up:
+        return not_yet(
+            f"your join retracts rows ({n_up:,} -U/+U/-D rows): without a time bound it is a regular join, which "
+            "emits a checkout without an order at once, then takes it back when an order comes, whenever that is, "
+            "and keeps every row in state forever. A time bound makes it an interval join: a checkout waits ten "
+            "minutes for its order, then its row is final",
+            "AND o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE",
+        )
+    for c, why in (("session_id", "whose checkout it is"), ("order_id", "the order that confirmed it, NULL if none")):
+        if c not in got.columns:
+            return not_yet(f"select {c}: {why}", JOIN_EXAMPLE)
+    when = (
+        "checkout_ms" if "checkout_ms" in got.columns else ("checkout_time" if "checkout_time" in got.columns else None)
+    )
+    if when is None:
+        return not_yet("select the checkout's time: c.event_timestamp AS checkout_ms", JOIN_EXAMPLE)
+    ref, j = reference_checkouts(clicks, orders, watermark)
+    rows = pd.DataFrame(
+        {"session_id": got["session_id"], "checkout_ms": _to_ms(got[when]), "order_id": got["order_id"]}
+    ).dropna(subset=["checkout_ms"])
+    rows["checkout_ms"] = rows["checkout_ms"].astype("int64")
+    if "order_ms" in got.columns:
+        rows["order_ms"] = _to_ms(got["order_ms"])
+        before = rows[rows["order_ms"].notna() & (rows["order_ms"] < rows["checkout_ms"])]
+        if len(before):
+            return not_yet(
+                f"{len(before):,} orders in your result came before their checkout (e.g. session "
+                f"{before['session_id'].iloc[0]}: checkout at {_when(before['checkout_ms'].iloc[0])}, order at "
+                f"{_when(before['order_ms'].iloc[0])}): your interval points backwards; an order confirms a checkout "
+                "after it",
+                "o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE",
+            )
+    act = (
+        rows.groupby(["session_id", "checkout_ms"], sort=True)["order_id"]
+        .agg(lambda s: sorted({o for o in s if isinstance(o, str)}))
+        .rename("order_ids")
+        .reset_index()
+    )
+    act["matched"] = act["order_ids"].map(bool)
+    not_checkouts = act.merge(ref[["session_id", "checkout_ms"]], how="left", indicator=True)
+    not_checkouts = not_checkouts[not_checkouts["_merge"] == "left_only"]
+    if len(not_checkouts) and len(not_checkouts) > len(act) // 2:
+        return not_yet(
+            f"{len(not_checkouts):,} of your {len(act):,} rows are no checkout click (e.g. session "
+            f"{not_checkouts['session_id'].iloc[0]} at {_when(not_checkouts['checkout_ms'].iloc[0])})",
+            "keep the checkout clicks only: WHERE c.url = '/checkout'",
+        )
+    missing = ref.merge(act[["session_id", "checkout_ms"]], how="left", indicator=True)
+    missing = missing[missing["_merge"] == "left_only"]
+    if len(missing) and act["matched"].all():
+        return not_yet(
+            f"your result has only checkouts with an order: the {len(missing):,} checkouts without one are missing "
+            "(an inner join drops them), and the conversion rate needs them in its denominator",
+            "LEFT JOIN orders: a checkout without an order in its ten minutes comes out with NULLs",
+        )
+    key = ["session_id", "checkout_ms"]
+    d = pr.diff_rows(ref[[*key, "matched", "next_order_after_ms", "ambiguous"]], act[[*key, "matched"]], key, WITHIN_MS)
+    if len(d):
+        lost = d["reason"].str.startswith("an order in the interval not joined").sum()
+        late = d["reason"].str.startswith("a late order joined").sum()
+        if lost >= max(2, int(ref["matched"].sum()) / 2):
+            return not_yet(
+                f"{lost:,} checkouts that got an order within ten minutes are unmatched in your result: does your "
+                "interval run forward from the checkout, ten minutes long, on the same session?",
+                "ON o.session_id = c.session_id AND o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE",
+            )
+        shown = [f"session {r.session_id} at {_when(r.checkout_ms)}: {r.reason or r.problem}" for r in d.itertuples()]
+        hint = (
+            "an order counts only within ten minutes of its checkout: BETWEEN c.rowtime AND c.rowtime + INTERVAL "
+            "'10' MINUTE"
+            if late
+            else "join on the session and the ten minutes after the checkout"
+        )
+        return not_yet(f"{len(d):,} checkouts differ from the topic's: {_some(shown)}", hint)
+    rate = float(ref["matched"].mean()) if len(ref) else 0.0
+    later = int((~ref["matched"] & (ref["next_order_after_ms"] > WITHIN_MS)).sum())
+    return passed(
+        f"{int(ref['matched'].sum()):,} of {len(ref):,} checkouts got their order within ten minutes: a conversion "
+        f"rate of {rate:.1%}; {later} more got one later than that, which an interval of ten minutes rightly misses"
+    )
+
+
+# ---- 5. an updating result: GROUP BY without a window -------------------------------------------------------------
+CHANGELOG_EXAMPLE = "SELECT url, COUNT(*) AS cnt FROM ... GROUP BY ..."
+
+
+@checker("url_changelog")
+def check_url_changelog(sql: object, streams: object) -> Feedback:
+    """Clicks per URL so far, over the whole stream (a GROUP BY without a window): its changelog must end in the
+    topic's counts, with the -U/+U pairs of an updating result."""
+    bad = _ask(sql, streams, "check_url_changelog", "SELECT url, ... FROM clicks GROUP BY ...")
+    if bad is not None:
+        return bad
+    return grade_url_changelog(_preview(sql, streams, "changelog"), streams.clicks)  # type: ignore[union-attr,arg-type]
+
+
+def grade_url_changelog(got: pd.DataFrame, clicks: pd.DataFrame) -> Feedback:
+    got = _columns(_frame(got), "url")
+    if got.empty:
+        return not_yet("your query returned no rows", "SELECT url, COUNT(*) AS cnt FROM clicks GROUP BY url")
+    if "url" not in got.columns:
+        return not_yet("select url: one count per URL", "SELECT url, COUNT(*) AS cnt FROM clicks GROUP BY url")
+    count = _count_column(got, "cnt", "clicks", "count")
+    if count is None:
+        return not_yet("select each URL's clicks so far: COUNT(*) AS cnt")
+    log, final = pr.group_by_changelog(clicks, by="url")
+    if not _updating(got):
+        windowed = [c for c in got.columns if str(c).startswith("window_")]
+        return not_yet(
+            "your result only inserts rows (+I), it never updates one"
+            + (
+                f" ({', '.join(windowed)}: a window's count is final once the window fires, so nothing is updated)"
+                if windowed
+                else ""
+            )
+            + ". The exercise asks for each URL's count so far, over the whole stream: that count changes with every "
+            "click, and Flink says so with -U (the old row) and +U (the new one)",
+            "GROUP BY url, without a window",
+        )
+    log_got = pd.DataFrame({"op": _ops(got), "url": got["url"], "cnt": pd.to_numeric(got[count], errors="coerce")})
+    table, problems = pr.replay_changelog(log_got, by="url")
+    if problems:
+        return not_yet(f"your changelog does not add up: {_some(problems, 2)}")
+    both = final.merge(table, on="url", how="outer", suffixes=("", "_got"))
+    wrong = both[both["cnt"].fillna(-1) != both["cnt_got"].fillna(-1)]
+    if len(wrong):
+        shown = [
+            f"{r.url}: {'nothing' if pd.isna(r.cnt_got) else int(r.cnt_got)}, the topic has "
+            f"{'none' if pd.isna(r.cnt) else int(r.cnt)}"
+            for r in wrong.itertuples()
+        ]
+        return not_yet(
+            f"{len(wrong)} of {len(final)} URLs end with another count than their clicks: {_some(shown)}",
+            "COUNT(*) counts every click of the URL (the retries are clicks too: this count does not deduplicate)",
+        )
+    return passed(
+        f"{len(got):,} changelog rows for {int(final['cnt'].sum()):,} clicks on {len(final)} URLs: a +I for each "
+        "URL's first click, then a -U (the old count) and a +U (the new one) for every other; applied in order, "
+        "they leave one row per URL with its count"
+    )
+
+
+@checker("changelog_rows")
+def check_changelog_rows(prediction: object, demo: object, settings: Any = None) -> Feedback:
+    """The prediction of how many rows the running total of orders emits (the demo's changelog), graded as
+    recorded before the demo ran (labkit.exercises.predictions)."""
+    from labkit.exercises import predictions
+
+    if not isinstance(demo, pd.DataFrame) or "op" not in demo.columns:
+        return not_yet("run the demo cell first: it previews the running total of orders and returns its changelog")
+    graded, note = predictions.graded_prediction("changelog_rows", predictions._normal(prediction), demo, settings)
+    if graded is predictions.UNREADABLE:
+        return not_yet(note, "record it again with predictions.record('changelog_rows', ...) and run the demo again")
+    v = _number(graded)
+    if v is None or math.isnan(v):
+        return not_yet(f"{note}give a number: how many rows the changelog has".strip())
+    actual = len(demo)
+    orders = int((demo["op"] == "+I").sum() + (demo["op"] == "+U").sum())
+    if int(v) != v or int(v) != actual:
+        hint = (
+            "each order after the first updates the total: one row out (-U), one row in (+U)"
+            if int(v) in (orders, orders + 1)
+            else "one +I for the first order, then two rows for each later one"
+        )
+        return not_yet(f"{note}the changelog had {actual:,} rows for {orders:,} orders, not {v:g}", hint)
+    return passed(
+        f"{note}{actual:,} rows for {orders:,} orders: 2 × {orders:,} − 1. A GROUP BY without a window emits every "
+        "change to its result; a sink that upserts by key keeps only the last"
+    )
+
+
+# ---- 6. MATCH_RECOGNIZE -------------------------------------------------------------------------------------------
+FUNNEL_EXAMPLE = (
+    "SELECT * FROM clicks MATCH_RECOGNIZE (PARTITION BY ... ORDER BY rowtime MEASURES ... "
+    "ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW PATTERN (...) DEFINE ...)"
+)
+
+
+@checker("checkout_funnel")
+def check_checkout_funnel(sql: object, streams: object) -> Feedback:
+    """A row per funnel a session went through: one or more product pages, then one or more cart pages, then
+    the checkout, one right after the other (MATCH_RECOGNIZE, PATTERN (P+ C+ K))."""
+    bad = _ask(sql, streams, "check_checkout_funnel", FUNNEL_EXAMPLE)
+    if bad is not None:
+        return bad
+    return grade_checkout_funnel(_preview(sql, streams, "funnel"), streams.clicks, streams.watermark)  # type: ignore[union-attr,arg-type]
+
+
+def _steps(clicks: pd.DataFrame, sessions: list) -> dict:
+    """Per session: its clicks' steps in event-time order as a word (p product, c cart, k checkout, . other)."""
+    df = pr.frame(clicks)
+    df = df[df["session_id"].isin(sessions)].sort_values(["session_id", "event_timestamp", "arrival"], kind="stable")
+    rx = [(ch, pr._like(p)) for ch, p in zip("pck", pr.FUNNEL, strict=True)]
+
+    def letter(u: object) -> str:
+        return next((ch for ch, r in rx if isinstance(u, str) and r.match(u)), ".")
+
+    return {k: "".join(letter(u) for u in g["url"]) for k, g in df.groupby("session_id", sort=False)}
+
+
+def grade_checkout_funnel(
+    got: pd.DataFrame, clicks: pd.DataFrame, watermark: pr.Watermark | None = pr.FLINK
+) -> Feedback:
+    got = _columns(_frame(got), "session_id")
+    ref = pr.funnel_sessions(clicks, watermark=watermark)
+    if got.empty:
+        return not_yet(
+            f"your query found no funnel; {len(ref):,} sessions of this stream went product → cart → checkout",
+            "PATTERN (P+ C+ K), with P, C and K defined on the url",
+        )
+    if "session_id" not in got.columns:
+        return not_yet(
+            "select session_id: a funnel is one session's clicks (PARTITION BY session_id, and SELECT * shows it)",
+            FUNNEL_EXAMPLE,
+        )
+    table = _final(got)
+    have = table.groupby("session_id").size()
+    want = ref.set_index("session_id")["matches"]
+    unsure = set(ref.loc[ref["ambiguous"].astype(bool), "session_id"])
+    extra = sorted(set(have.index) - set(want.index) - unsure, key=str)
+    missing = sorted(set(want.index) - set(have.index) - unsure, key=str)
+    both = sorted((set(have.index) & set(want.index)) - unsure, key=str)
+    counts = [s for s in both if int(have[s]) != int(want[s])]
+    if not (extra or missing or counts):
+        multi = int((want > 1).sum())
+        return passed(
+            f"{len(want):,} sessions went product → cart → checkout, one page right after the other"
+            + (f"; {multi} of them twice or more (AFTER MATCH SKIP PAST LAST ROW finds the next)" if multi else "")
+        )
+    words = _steps(clicks, extra + missing + counts)
+    problems, hints = [], []
+    if extra:
+        relaxed = set(pr.funnel_sessions(clicks, contiguous=False, watermark=watermark)["session_id"])
+        between = [s for s in extra if s in relaxed]
+        no_cart = [
+            s for s in extra if "pk" in words.get(s, "") or ("c" not in words.get(s, "") and "k" in words.get(s, ""))
+        ]
+        if between and len(between) >= len(extra) / 2:
+            problems.append(
+                f"{len(extra)} sessions matched with other pages between the steps (e.g. {between[0]}: "
+                f"{_word(words.get(between[0], ''))})"
+            )
+            hints.append("the steps follow each other directly: PATTERN (P+ C+ K), nothing between them")
+        elif no_cart:
+            problems.append(
+                f"{len(extra)} sessions matched without every step: a funnel step missing (e.g. {no_cart[0]}: "
+                f"{_word(words.get(no_cart[0], ''))})"
+            )
+            hints.append("three steps: a product page, a cart page, the checkout (P, C and K in PATTERN and DEFINE)")
+        else:
+            problems.append(f"{len(extra)} sessions matched that never went product → cart → checkout: {_some(extra)}")
+            hints.append("one session at a time: PARTITION BY session_id, ORDER BY rowtime")
+    if missing:
+        repeated = [s for s in missing if any(x in words.get(s, "") for x in ("ppc", "cck", "ccck"))]
+        if repeated:
+            problems.append(
+                f"{len(missing)} funnels missing, where a step came twice in a row (e.g. {repeated[0]}: "
+                f"{_word(words.get(repeated[0], ''))})"
+            )
+            hints.append("one or more of a step: the quantifier + (P+ C+ K)")
+        else:
+            problems.append(f"{len(missing)} sessions' funnels missing: {_some(missing)}")
+            hints.append(
+                "PATTERN (P+ C+ K) with P AS url LIKE '/product/%', C AS url LIKE '/cart%', K AS url = '/checkout'"
+            )
+    if counts:
+        s = counts[0]
+        problems.append(
+            f"{len(counts)} sessions with another number of funnels (e.g. {s}: {int(have[s])} in your result, "
+            f"{int(want[s])} in its clicks: {_word(words.get(s, ''))})"
+        )
+        hints.append("ONE ROW PER MATCH, and AFTER MATCH SKIP PAST LAST ROW to look for the next")
+    return not_yet("; ".join(problems), *dict.fromkeys(hints))
+
+
+def _word(word: str) -> str:
+    """A session's steps, readable: product → cart → checkout (· for another page)."""
+    names = {"p": "product", "c": "cart", "k": "checkout", ".": "other"}
+    return " → ".join(names[ch] for ch in word[:12]) + (" → …" if len(word) > 12 else "")

@@ -1,0 +1,466 @@
+"""Notebook 10's checkers (labkit.exercises.patterns), fed hand-built results without a stack: for each pattern the
+solution's rows pass, the starter and at least two wrong answers of different shapes get a specific "not yet",
+and a lab that failed (Kafka away, a preview that timed out) is the lab's problem, never the answer's.
+
+Every expected row below was worked out by hand from the clicks above it, as in test_patterns_reference.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pandas as pd
+import pytest
+
+from labkit.errors import JobError
+from labkit.exercises import (
+    Feedback,
+    check_changelog_rows,
+    check_checkout_conversion,
+    check_checkout_funnel,
+    check_dedup_events,
+    check_session_lengths,
+    check_top_urls_per_minute,
+    check_url_changelog,
+    predictions,
+)
+from labkit.exercises import patterns as P
+from labkit.exercises.solutions import SOLUTIONS, changelog_rows
+from labkit.jobs.custom import PreviewTimeout
+from labkit.jobs.patterns import REFERENCE_WATERMARK as W
+from labkit.jobs.patterns import PatternStreams, changelog_table
+from labkit.jobs.runner import row_kind_column
+from labkit.settings import load
+
+CHECKS = {
+    "dedup_events": check_dedup_events,
+    "top_urls_per_minute": check_top_urls_per_minute,
+    "session_lengths": check_session_lengths,
+    "checkout_conversion": check_checkout_conversion,
+    "url_changelog": check_url_changelog,
+    "checkout_funnel": check_checkout_funnel,
+}
+
+
+def not_yet(fb: Feedback, *words: str) -> Feedback:
+    assert isinstance(fb, Feedback) and fb.state == "fail" and not fb.lab_problem, repr(fb)
+    text = repr(fb)
+    for w in words:
+        assert w in text, text
+    return fb
+
+
+def passed(fb: Feedback, *words: str) -> Feedback:
+    assert isinstance(fb, Feedback) and fb.ok and fb.state == "pass", repr(fb)
+    for w in words:
+        assert w in fb.message, fb.message
+    return fb
+
+
+def records(*rows, start_offset=0):
+    """(session, url, event time[, event id]) as records read back from a one-partition topic, in offset order."""
+    out = []
+    for i, r in enumerate(rows):
+        value = {"event_id": r[3] if len(r) > 3 else f"e{i}", "session_id": r[0], "url": r[1], "event_timestamp": r[2]}
+        out.append({"partition": 0, "offset": start_offset + i, "kafka_ms": r[2] + 5, "value": json.dumps(value)})
+    return pd.DataFrame(out)
+
+
+def orders(*rows):
+    out = [
+        {"partition": 0, "offset": i, "kafka_ms": t + 5,
+         "value": json.dumps({"order_id": oid, "session_id": sid, "event_timestamp": t})}
+        for i, (oid, sid, t) in enumerate(rows)
+    ]  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def result(columns, *rows, op=None):
+    df = pd.DataFrame(list(rows), columns=columns)
+    df.insert(0, "op", op if op is not None else ["+I"] * len(df))
+    return df
+
+
+# ---- the preview's row kinds ---------------------------------------------------------------------------------------
+def test_the_row_kind_column_is_op_unless_the_query_has_one():
+    assert row_kind_column(["url", "cnt"]) == "op"
+    assert row_kind_column(["op", "url"]) == "row_kind"
+    assert row_kind_column(["op", "row_kind"]) == "_row_kind"
+
+
+def test_a_changelog_leaves_the_rows_it_did_not_retract():
+    log = result(
+        ["url", "cnt"], ("/a", 1), ("/b", 1), ("/a", 1), ("/a", 2), ("/b", 1), op=["+I", "+I", "-U", "+U", "-D"]
+    )
+    assert [tuple(r) for r in changelog_table(log).itertuples(index=False)] == [("/a", 2)]
+    plain = result(["url"], ("/a",), ("/a",))
+    assert len(changelog_table(plain)) == 2  # insert-only: every row stays, duplicates included
+
+
+# ---- 1. deduplication ----------------------------------------------------------------------------------------------
+DEDUP_CLICKS = records(
+    ("s1", "/", 1_000, "a"), ("s1", "/cart", 2_000, "b"), ("s1", "/", 1_000, "a"),  # a's retry
+    ("s2", "/search", 3_000, "c"), ("s1", "/cart", 2_000, "b"),  # b's retry
+)  # fmt: skip
+DEDUP_COLS = ["event_id", "session_id", "url", "event_timestamp"]
+
+
+def test_dedup_the_solutions_rows_pass_and_count_the_retries():
+    sol = result(DEDUP_COLS, ("a", "s1", "/", 1_000), ("b", "s1", "/cart", 2_000), ("c", "s2", "/search", 3_000))
+    passed(P.grade_dedup_events(sol, DEDUP_CLICKS, W), "5 records, 2 of them retries", "3 events, each once")
+
+
+def test_dedup_the_starter_keeps_every_copy():
+    starter = result(DEDUP_COLS, *[(json.loads(v)["event_id"], "s", "/", 0) for v in DEDUP_CLICKS["value"]])
+    not_yet(P.grade_dedup_events(starter, DEDUP_CLICKS, W), "a duplicate kept: 2 event ids", "row_num = 1")
+
+
+def test_dedup_keeping_the_last_copy_is_told_by_its_updates():
+    last = result(
+        DEDUP_COLS,
+        ("a", "s1", "/", 1_000), ("b", "s1", "/cart", 2_000), ("a", "s1", "/", 1_000), ("a", "s1", "/", 1_000),
+        ("c", "s2", "/search", 3_000), ("b", "s1", "/cart", 2_000), ("b", "s1", "/cart", 2_000),
+        op=["+I", "+I", "-U", "+U", "+I", "-U", "+U"],
+    )  # fmt: skip
+    not_yet(P.grade_dedup_events(last, DEDUP_CLICKS, W), "keeps the last copy", "ORDER BY proctime ASC")
+
+
+def test_dedup_partitioned_by_the_session_loses_events():
+    per_session = result(DEDUP_COLS, ("a", "s1", "/", 1_000), ("c", "s2", "/search", 3_000))
+    fb = not_yet(P.grade_dedup_events(per_session, DEDUP_CLICKS, W), "1 of the topic's 3 events are missing")
+    assert "one row per session_id" in fb.message and "b (/cart at" in fb.message
+    assert "PARTITION BY event_id" in fb.hints[0]
+
+
+def test_dedup_without_event_id_says_so():
+    not_yet(P.grade_dedup_events(result(["url"], ("/",)), DEDUP_CLICKS, W), "select event_id")
+
+
+# ---- 2. window Top-N -----------------------------------------------------------------------------------------------
+def _topn_clicks():
+    rows = []
+    for url, n in (("/a", 4), ("/b", 3), ("/c", 2), ("/d", 2), ("/e", 1)):  # minute 0: /c and /d tie for third
+        rows += [("s", url, 1_000)] * n
+    rows += [("s", "/x", 60_000), ("s", "/x", 119_999), ("s", "/y", 61_000)]  # minute 1: two URLs only
+    return records(*rows)
+
+
+TOPN_COLS = ["window_start", "window_end", "url", "clicks", "rownum"]
+
+
+def _topn(rows):
+    return result(TOPN_COLS, *[(w, w + 60_000, u, c, i) for i, (w, u, c) in enumerate(rows)])
+
+
+SOLUTION_TOPN = [(0, "/a", 4), (0, "/b", 3), (0, "/c", 2), (60_000, "/x", 2), (60_000, "/y", 1)]
+
+
+def test_topn_the_solution_passes_with_either_tied_url():
+    passed(P.grade_top_urls_per_minute(_topn(SOLUTION_TOPN), _topn_clicks(), W), "2 one-minute windows")
+    tie = [r if r[1] != "/c" else (0, "/d", 2) for r in SOLUTION_TOPN]
+    passed(P.grade_top_urls_per_minute(_topn(tie), _topn_clicks(), W))
+    as_times = _topn(SOLUTION_TOPN)  # the preview's datetimes, not milliseconds
+    for c in ("window_start", "window_end"):
+        as_times[c] = pd.to_datetime(as_times[c], unit="ms")
+    passed(P.grade_top_urls_per_minute(as_times, _topn_clicks(), W))
+
+
+def test_topn_the_starter_counts_every_url_and_ranks_nothing():
+    starter = result(
+        ["window_start", "window_end", "url", "clicks"],
+        *[(0, 60_000, u, n) for u, n in (("/a", 4), ("/b", 3), ("/c", 2), ("/d", 2), ("/e", 1))],
+        (60_000, 120_000, "/x", 2), (60_000, 120_000, "/y", 1),
+    )  # fmt: skip
+    fb = not_yet(P.grade_top_urls_per_minute(starter, _topn_clicks(), W), "window 0: 5 rows, expected 3")
+    assert "WHERE rownum <= 3" in fb.hints[0]
+
+
+def test_topn_five_rows_a_window_and_the_least_busy_are_wrong_differently():
+    five = SOLUTION_TOPN[:3] + [(0, "/d", 2), (0, "/e", 1)] + SOLUTION_TOPN[3:]
+    not_yet(P.grade_top_urls_per_minute(_topn(five), _topn_clicks(), W), "5 rows, expected 3", "rownum <= 3")
+    least = [(0, "/e", 1), (0, "/c", 2), (0, "/d", 2), (60_000, "/y", 1), (60_000, "/x", 2)]
+    not_yet(P.grade_top_urls_per_minute(_topn(least), _topn_clicks(), W), "/e is not among the top 3", "DESC")
+
+
+def test_topn_the_wrong_window_and_no_window_are_told_apart():
+    ten_s = result(TOPN_COLS, (0, 10_000, "/a", 4, 1), (0, 10_000, "/b", 3, 2), (60_000, 70_000, "/x", 1, 1))
+    not_yet(P.grade_top_urls_per_minute(ten_s, _topn_clicks(), W), "your windows are 10 s long, not one minute")
+    overall = result(["url", "clicks", "rownum"], ("/a", 1, 1), ("/a", 1, 1), ("/a", 2, 1), op=["+I", "-U", "+U"])
+    not_yet(P.grade_top_urls_per_minute(overall, _topn_clicks(), W), "updates its rows", "PARTITION BY window_start")
+
+
+# ---- 3. session windows --------------------------------------------------------------------------------------------
+SESSION_CLICKS = records(
+    ("s1", "/", 0), ("s2", "/", 5_000), ("s1", "/a", 10_000), ("s1", "/b", 40_000),
+    ("s1", "/c", 200_000),  # s1 paused 160 s: a new session with a one-minute gap
+)  # fmt: skip
+SESSION_COLS = ["session_id", "window_start", "window_end", "clicks", "length_s"]
+SOLUTION_SESSIONS = [("s1", 0, 100_000, 3, 40), ("s1", 200_000, 260_000, 1, 0), ("s2", 5_000, 65_000, 1, 0)]
+
+
+def test_sessions_the_solution_passes():
+    passed(P.grade_session_lengths(result(SESSION_COLS, *SOLUTION_SESSIONS), SESSION_CLICKS, W), "1 sessions paused")
+
+
+def test_sessions_the_starters_group_by_updates_and_a_blank_is_empty():
+    starter = result(["session_id", "clicks"], ("s1", 1), ("s1", 1), ("s1", 2), op=["+I", "-U", "+U"])
+    not_yet(P.grade_session_lengths(starter, SESSION_CLICKS, W), "updates its rows", "SESSION(TABLE clicks")
+
+
+def test_sessions_a_gap_too_long_or_too_short_is_named():
+    five_min = [("s1", 0, 500_000, 4, 140), ("s2", 5_000, 305_000, 1, 0)]
+    fb = not_yet(P.grade_session_lengths(result(SESSION_COLS, *five_min), SESSION_CLICKS, W), "a gap of 300 s")
+    assert "joins sessions" in fb.message
+    ten_s = [("s1", 0, 20_000, 2, 10), ("s1", 40_000, 50_000, 1, 0), ("s1", 200_000, 210_000, 1, 0),
+             ("s2", 5_000, 15_000, 1, 0)]  # fmt: skip
+    fb = not_yet(P.grade_session_lengths(result(SESSION_COLS, *ten_s), SESSION_CLICKS, W), "a gap of 10 s")
+    assert "splits sessions" in fb.message
+
+
+def test_sessions_a_split_session_and_a_length_with_the_gap_are_named():
+    split = [("s1", 0, 70_000, 2, 10), ("s1", 40_000, 100_000, 1, 0)] + SOLUTION_SESSIONS[1:]
+    fb = not_yet(P.grade_session_lengths(result(SESSION_COLS, *split), SESSION_CLICKS, W), "1 of 2 sessions differ")
+    assert "session split" in fb.message
+    with_gap = [(s, a, b, c, n + 60) for s, a, b, c, n in SOLUTION_SESSIONS]
+    not_yet(P.grade_session_lengths(result(SESSION_COLS, *with_gap), SESSION_CLICKS, W), "it includes the gap")
+    no_length = result(SESSION_COLS[:4], *[r[:4] for r in SOLUTION_SESSIONS])
+    not_yet(P.grade_session_lengths(no_length, SESSION_CLICKS, W), "now add each session's length")
+
+
+# ---- 4. interval join ----------------------------------------------------------------------------------------------
+JOIN_CLICKS = records(
+    ("s1", "/checkout", 0, "k1"), ("s1", "/checkout", 0, "k1"),  # a retried checkout: one checkout
+    ("s2", "/checkout", 1_000, "k2"), ("s3", "/checkout", 0, "k3"), ("s4", "/checkout", 0, "k4"),
+    ("s4", "/checkout", 100_000, "k5"), ("s3", "/cart", 50_000, "x"),
+)  # fmt: skip
+JOIN_ORDERS = orders(("o4", "s4", 150_000), ("o1", "s1", 600_000), ("o2", "s2", 601_001))  # o1: exactly 10 min
+JOIN_COLS = ["session_id", "checkout_ms", "order_id", "order_ms"]
+SOLUTION_JOIN = [
+    ("s1", 0, "o1", 600_000), ("s1", 0, "o1", 600_000), ("s3", 0, None, None), ("s4", 0, "o4", 150_000),
+    ("s4", 100_000, "o4", 150_000), ("s2", 1_000, None, None),
+]  # fmt: skip
+
+
+def test_join_the_solution_passes_and_states_the_rate():
+    fb = passed(P.grade_checkout_conversion(result(JOIN_COLS, *SOLUTION_JOIN), JOIN_CLICKS, JOIN_ORDERS, W))
+    assert "3 of 5 checkouts" in fb.message and "60.0%" in fb.message and "1 more got one later" in fb.message
+
+
+def test_join_the_starters_inner_join_drops_the_checkouts_without_an_order():
+    inner = [r for r in SOLUTION_JOIN if r[2]] + [("s2", 1_000, "o2", 601_001)]
+    not_yet(P.grade_checkout_conversion(result(JOIN_COLS, *inner), JOIN_CLICKS, JOIN_ORDERS, W), "LEFT JOIN")
+
+
+def test_join_without_a_time_bound_retracts_and_a_longer_bound_joins_a_late_order():
+    regular = result(
+        JOIN_COLS, ("s2", 1_000, None, None), ("s2", 1_000, None, None), ("s2", 1_000, "o2", 601_001),
+        op=["+I", "-D", "+I"],
+    )  # fmt: skip
+    not_yet(P.grade_checkout_conversion(regular, JOIN_CLICKS, JOIN_ORDERS, W), "regular join", "INTERVAL '10' MINUTE")
+    twenty = [r if r[0] != "s2" else ("s2", 1_000, "o2", 601_001) for r in SOLUTION_JOIN]
+    fb = not_yet(P.grade_checkout_conversion(result(JOIN_COLS, *twenty), JOIN_CLICKS, JOIN_ORDERS, W))
+    assert "a late order joined: it came 10.0 min after the checkout" in fb.message
+
+
+def test_join_an_interval_backwards_is_named():
+    backwards = [(s, t, None, None) for s, t, _, _ in SOLUTION_JOIN]
+    not_yet(
+        P.grade_checkout_conversion(result(JOIN_COLS, *backwards), JOIN_CLICKS, JOIN_ORDERS, W),
+        "does your interval run forward from the checkout",
+    )
+    before = [*SOLUTION_JOIN[:-1], ("s2", 1_000, "o0", 500)]
+    not_yet(
+        P.grade_checkout_conversion(result(JOIN_COLS, *before), JOIN_CLICKS, JOIN_ORDERS, W),
+        "came before their checkout",
+    )
+
+
+# ---- 5. the changelog of a GROUP BY without a window ---------------------------------------------------------------
+CHANGELOG_CLICKS = records(*[("s", u, i * 1_000) for i, u in enumerate(["/a", "/b", "/a", "/a", "/b", "/c"])])
+SOLUTION_CHANGELOG = result(
+    ["url", "cnt"],
+    ("/a", 1), ("/b", 1), ("/a", 1), ("/a", 2), ("/a", 2), ("/a", 3), ("/b", 1), ("/b", 2), ("/c", 1),
+    op=["+I", "+I", "-U", "+U", "-U", "+U", "-U", "+U", "+I"],
+)  # fmt: skip
+
+
+def test_changelog_the_solution_passes():
+    passed(P.grade_url_changelog(SOLUTION_CHANGELOG, CHANGELOG_CLICKS), "9 changelog rows for 6 clicks on 3 URLs")
+
+
+def test_changelog_a_windowed_count_only_inserts_and_distinct_sessions_count_otherwise():
+    windowed = result(["window_end", "url", "cnt"], (60_000, "/a", 3), (60_000, "/b", 2), (60_000, "/c", 1))
+    not_yet(P.grade_url_changelog(windowed, CHANGELOG_CLICKS), "only inserts rows (+I)", "window_end")
+    distinct = result(["url", "cnt"], ("/a", 1), ("/b", 1), ("/c", 1), op=["+I", "+I", "+I"])
+    distinct = pd.concat([distinct, result(["url", "cnt"], ("/a", 1), ("/a", 1), op=["-U", "+U"])])
+    fb = not_yet(P.grade_url_changelog(distinct, CHANGELOG_CLICKS), "2 of 3 URLs end with another count")
+    assert "/a: 1, the topic has 3" in fb.message
+
+
+def test_changelog_without_the_url_says_so():
+    not_yet(P.grade_url_changelog(result(["cnt"], (1,)), CHANGELOG_CLICKS), "select url")
+
+
+def test_the_changelog_prediction_is_graded_as_recorded(tmp_path):
+    demo = result(["orders", "revenue"], (1, 10.0), (1, 10.0), (2, 30.0), (2, 30.0), (3, 35.0),
+                  op=["+I", "-U", "+U", "-U", "+U"])  # fmt: skip
+    assert changelog_rows(3) == 5 and SOLUTIONS["changelog_rows"] == "2 * n_orders - 1"
+    not_yet(check_changelog_rows(None, demo), "give a number")
+    predictions.record("changelog_rows", 3)
+    fb = not_yet(check_changelog_rows(3, demo), "5 rows for 3 orders, not 3")
+    assert "one row out (-U), one row in (+U)" in fb.hints[0]
+    not_yet(check_changelog_rows(5, None), "run the demo cell first")
+
+
+def test_the_right_changelog_prediction_passes(tmp_path):
+    demo = result(["orders"], (1,), (1,), (2,), op=["+I", "-U", "+U"])
+    predictions.record("changelog_rows", 3)
+    passed(check_changelog_rows(3, demo), "2 × 2 − 1")
+
+
+# ---- 6. MATCH_RECOGNIZE --------------------------------------------------------------------------------------------
+FUNNEL_CLICKS = records(
+    ("s1", "/product/x", 1), ("s1", "/cart", 2), ("s1", "/checkout", 3),
+    ("s2", "/product/x", 1), ("s2", "/search", 2), ("s2", "/cart", 3), ("s2", "/checkout", 4),  # a page between
+    ("s4", "/product/a", 1), ("s4", "/product/b", 2), ("s4", "/cart/items", 3), ("s4", "/cart", 4),
+    ("s4", "/checkout", 5), ("s4", "/product/c", 6), ("s4", "/cart", 7), ("s4", "/checkout", 8),  # twice
+    ("s6", "/product/y", 1), ("s6", "/cart/items", 2), ("s6", "/cart", 3), ("s6", "/checkout", 4),  # two carts
+    ("s7", "/product/z", 1), ("s7", "/checkout", 2),  # no cart
+)  # fmt: skip
+FUNNEL_COLS = ["session_id", "checkout_ms"]
+SOLUTION_FUNNEL = [("s1", 3), ("s4", 5), ("s4", 8), ("s6", 4)]
+
+
+def test_funnel_the_solution_passes():
+    passed(P.grade_checkout_funnel(result(FUNNEL_COLS, *SOLUTION_FUNNEL), FUNNEL_CLICKS, W), "3 sessions", "1 of them")
+
+
+def test_funnel_the_starter_finds_nothing():
+    fb = not_yet(P.grade_checkout_funnel(result(FUNNEL_COLS), FUNNEL_CLICKS, W), "found no funnel", "3 sessions")
+    assert "P+ C+ K" in fb.hints[0]
+
+
+def test_funnel_other_pages_between_or_a_step_missing_are_told_apart():
+    relaxed = [*SOLUTION_FUNNEL, ("s2", 4)]
+    fb = not_yet(P.grade_checkout_funnel(result(FUNNEL_COLS, *relaxed), FUNNEL_CLICKS, W), "other pages between")
+    assert "s2: product → other → cart → checkout" in fb.message
+    no_cart = [*SOLUTION_FUNNEL, ("s7", 2)]
+    not_yet(P.grade_checkout_funnel(result(FUNNEL_COLS, *no_cart), FUNNEL_CLICKS, W), "a funnel step missing", "s7")
+
+
+def test_funnel_one_of_each_step_misses_repeated_steps_and_no_session_is_named():
+    single = [("s1", 3), ("s4", 8)]  # PATTERN (P C K): s6's two cart pages and s4's first funnel do not match
+    fb = not_yet(P.grade_checkout_funnel(result(FUNNEL_COLS, *single), FUNNEL_CLICKS, W), "a step came twice in a row")
+    assert "another number of funnels" in fb.message and "quantifier +" in " ".join(fb.hints)
+    not_yet(P.grade_checkout_funnel(result(["checkout_ms"], (3,)), FUNNEL_CLICKS, W), "select session_id")
+
+
+# ---- the answer's shape, and the lab ------------------------------------------------------------------------------
+@pytest.fixture
+def closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _settings(tmp_path, monkeypatch, port: int):
+    monkeypatch.chdir(tmp_path)
+    for k in [k for k in __import__("os").environ if k.startswith("LABKIT_")]:
+        monkeypatch.delenv(k)
+    addr = f"127.0.0.1:{port}"
+    return load(mode="external", home=tmp_path / "home", kafka_bootstrap=addr, influx_url=f"http://{addr}",
+                influx_token="t", flink_rest_url=f"http://{addr}")  # fmt: skip
+
+
+def _streams(settings=None, cls=PatternStreams) -> PatternStreams:
+    s = cls("lab10_clicks", "lab10_orders", settings) if settings else cls("lab10_clicks", "lab10_orders")
+    s.clicks, s.orders = JOIN_CLICKS, JOIN_ORDERS
+    return s
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_a_wrong_shape_is_not_yet_before_any_preview(name, tmp_path, monkeypatch, closed_port):
+    check, streams = CHECKS[name], _streams(_settings(tmp_path, monkeypatch, closed_port))
+    for fb, word in (
+        (check(None, streams), "SQL text"),
+        (check("  -- ✍️ write it here\n", streams), "empty"),
+        (check(str(SOLUTIONS[name]), None), "streams"),
+        (check(str(SOLUTIONS[name]), "lab10_clicks"), "streams"),
+    ):
+        assert not_yet(fb, word).exercise == name
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_kafka_away_is_the_labs_problem(name, tmp_path, monkeypatch, closed_port):
+    s = _settings(tmp_path, monkeypatch, closed_port)
+    fb = CHECKS[name](str(SOLUTIONS[name]), _streams(s))
+    assert fb.state == "lab" and fb.lab_problem and not fb.ok, repr(fb)
+    assert "not yet" not in repr(fb) and "Kafka" in fb.message and s.kafka in fb.message
+    assert "connection refused" in fb.message and "run this cell again" in fb.message.lower()
+
+
+class _Failing(PatternStreams):
+    error: Exception = RuntimeError()
+
+    def preview(self, sql, name="pattern", limit=200_000, timeout_s=180):
+        raise self.error
+
+
+@pytest.fixture
+def listening(tmp_path, monkeypatch):
+    """Settings whose Kafka port accepts connections (the probe passes), so the preview itself is what fails."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    yield _settings(tmp_path, monkeypatch, server.getsockname()[1])
+    server.close()
+
+
+def test_a_preview_that_timed_out_or_lost_kafka_is_the_lab_and_a_sql_error_the_answer(listening):
+    streams = _streams(listening, _Failing)
+    streams.error = PreviewTimeout("the preview of lab10-dedup returned no row within 180s.", "run it again")
+    fb = check_dedup_events(str(SOLUTIONS["dedup_events"]), streams)
+    assert fb.state == "lab" and "did not finish in time" in fb.message and "180s" in fb.message, repr(fb)
+    assert "run this cell again" in fb.message.lower() and "not yet" not in repr(fb)
+    streams.error = JobError(
+        "your SQL for lab10-funnel failed: TimeoutException: Timed out waiting for a node assignment."
+    )
+    fb = check_checkout_funnel(str(SOLUTIONS["checkout_funnel"]), streams)
+    assert fb.state == "lab" and "Kafka" in fb.message and "your SQL" not in fb.message, repr(fb)
+    streams.error = JobError(
+        "your SQL for lab10-sessions failed: SQL validation failed. From line 3, column 6 to line 3, column 12: "
+        "Column 'no_such' not found in any table"
+    )
+    fb = not_yet(check_session_lengths("SELECT no_such FROM clicks", streams), "line 3, column 6", "no_such")
+    assert any("solve(" in h for h in fb.hints)
+
+
+def test_a_partial_preview_is_not_graded(listening):
+    class Partial(PatternStreams):
+        def preview(self, sql, name="pattern", limit=200_000, timeout_s=180):
+            df = pd.DataFrame({"op": ["+I"], "url": ["/a"], "cnt": [1]})
+            df.attrs["partial"] = True
+            return df
+
+    fb = check_url_changelog(str(SOLUTIONS["url_changelog"]), _streams(listening, Partial))
+    assert fb.state == "lab" and "part of the result" in fb.message, repr(fb)
+
+
+def test_streams_that_were_never_produced_are_the_labs_problem(listening):
+    streams = PatternStreams("lab10_clicks", "lab10_orders", listening)
+    fb = check_top_urls_per_minute(str(SOLUTIONS["top_urls_per_minute"]), streams)
+    assert fb.state == "lab" and "setup cell" in fb.message, repr(fb)
+
+
+def test_every_pattern_has_a_solution_that_is_no_one_token_edit_of_its_starter():
+    import re
+
+    from labkit.exercises.solutions import PREDICTIONS
+
+    assert set(CHECKS) <= set(SOLUTIONS) and "changelog_rows" in PREDICTIONS
+    for name in CHECKS:
+        sql = str(SOLUTIONS[name])
+        assert re.search(r"\bFROM\b", sql) and sql.strip() == sql
