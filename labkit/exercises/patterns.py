@@ -17,6 +17,7 @@ timed out) is said as the lab's problem, never "not yet".
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -125,6 +126,11 @@ def _count_column(df: pd.DataFrame, *prefer: str, skip: tuple[str, ...] = ()) ->
 def _when(ms: object) -> str:
     v = _number(ms)
     return "?" if v is None or math.isnan(v) else pd.Timestamp(int(v), unit="ms", tz="UTC").strftime("%H:%M:%S")
+
+
+def _window_times(text: str) -> str:
+    """A reference's message with its windows' epoch milliseconds as times ("window 09:41:00: ...")."""
+    return re.sub(r"\bwindow (\d+)\b", lambda m: f"window {_when(int(m.group(1)))}", text)
 
 
 def _some(items: list, n: int = EXAMPLES) -> str:
@@ -254,7 +260,7 @@ def grade_top_urls_per_minute(
         )
     act = pd.DataFrame({"window_start": start.astype("int64"), "url": got["url"], "clicks": got[count]})
     ref = pr.window_top_n(clicks, n=TOP_N, size_ms=MINUTE_MS, by="url", watermark=watermark)
-    problems = pr.accepts_top_n(ref, act, n=TOP_N)
+    problems = [_window_times(p) for p in pr.accepts_top_n(ref, act, n=TOP_N)]
     if problems:
         per_window = act.groupby("window_start").size()
         hints = []

@@ -172,7 +172,7 @@ def test_topn_the_starter_counts_every_url_and_ranks_nothing():
         *[(0, 60_000, u, n) for u, n in (("/a", 4), ("/b", 3), ("/c", 2), ("/d", 2), ("/e", 1))],
         (60_000, 120_000, "/x", 2), (60_000, 120_000, "/y", 1),
     )  # fmt: skip
-    fb = not_yet(P.grade_top_urls_per_minute(starter, _topn_clicks(), W), "window 0: 5 rows, expected 3")
+    fb = not_yet(P.grade_top_urls_per_minute(starter, _topn_clicks(), W), "window 00:00:00: 5 rows, expected 3")
     assert "WHERE rownum <= 3" in fb.hints[0]
 
 
