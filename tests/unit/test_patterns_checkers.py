@@ -464,3 +464,30 @@ def test_every_pattern_has_a_solution_that_is_no_one_token_edit_of_its_starter()
     for name in CHECKS:
         sql = str(SOLUTIONS[name])
         assert re.search(r"\bFROM\b", sql) and sql.strip() == sql
+
+
+# ---- the tables ----------------------------------------------------------------------------------------------------
+def test_the_tables_declare_the_events_fields_and_a_bounded_on_event_source():
+    from labkit.events import EventGenerator
+    from labkit.jobs.patterns import CLICK_COLUMNS, ORDER_COLUMNS, clicks_ddl, orders_ddl
+
+    gen = EventGenerator(seed=1, rate=50, start_ms=1_800_000_000_000, orders=1.0, duplicates=0.1)
+    events = [next(gen) for _ in range(2_000)]
+    click = json.loads(next(e for e in events if e.kind == "valid").value)
+    order = json.loads(gen.take_orders()[0].value)
+    assert {c for c, _ in CLICK_COLUMNS} <= set(click) and {c for c, _ in ORDER_COLUMNS} <= set(order)
+    ddl = clicks_ddl("lab10_clicks", "127.0.0.1:9092", group_id="g")
+    for option in (
+        "'scan.watermark.emit.strategy' = 'on-event'",
+        "'scan.bounded.mode' = 'latest-offset'",
+        "'scan.startup.mode' = 'earliest-offset'",
+        "'format' = 'json'",
+        "'json.ignore-parse-errors' = 'true'",
+        "rowtime AS TO_TIMESTAMP_LTZ(event_timestamp, 3)",
+        "WATERMARK FOR rowtime AS rowtime - INTERVAL '5' SECOND",
+        "proctime AS PROCTIME()",
+    ):
+        assert option in ddl, option
+    assert "CREATE TEMPORARY TABLE orders (" in orders_ddl("o", "b", group_id="g")
+    assert "scan.bounded.mode" not in clicks_ddl("t", "b", group_id="g", bounded=False)
+    assert W.emit == "on-event" and W.bounded and W.delay_ms == 5_000
