@@ -82,9 +82,22 @@ def _frame(got: object) -> pd.DataFrame:
     return _as_numbers(got.reset_index(drop=True))
 
 
+KINDS = {"+I", "-U", "+U", "-D"}
+
+
+def _kind_column(got: pd.DataFrame) -> str | None:
+    """The preview's column of row kinds: `op`, or `row_kind` when the query has an `op` of its own
+    (labkit.jobs.runner.row_kind_column)."""
+    for c in ("op", "row_kind", "_row_kind"):
+        if c in got.columns and set(got[c].dropna().astype(str)) <= KINDS:
+            return c
+    return None
+
+
 def _ops(got: pd.DataFrame) -> pd.Series:
     """Each row's kind (+I when the result carries none)."""
-    return got["op"].astype(str) if "op" in got.columns else pd.Series("+I", index=got.index)
+    c = _kind_column(got)
+    return got[c].astype(str) if c else pd.Series("+I", index=got.index)
 
 
 def _updating(got: pd.DataFrame) -> int:
@@ -96,7 +109,7 @@ def _final(got: pd.DataFrame) -> pd.DataFrame:
     """The table the result leaves once its changelog is applied (labkit.jobs.patterns.changelog_table)."""
     from labkit.jobs.patterns import changelog_table
 
-    return changelog_table(got)
+    return changelog_table(got, op=_kind_column(got) or "op")
 
 
 def _to_ms(s: pd.Series) -> pd.Series:

@@ -491,3 +491,8 @@ def test_the_tables_declare_the_events_fields_and_a_bounded_on_event_source():
     assert "CREATE TEMPORARY TABLE orders (" in orders_ddl("o", "b", group_id="g")
     assert "scan.bounded.mode" not in clicks_ddl("t", "b", group_id="g", bounded=False)
     assert W.emit == "on-event" and W.bounded and W.delay_ms == 5_000
+
+
+def test_a_query_with_an_op_column_of_its_own_is_read_by_the_previews_row_kind():
+    log = SOLUTION_CHANGELOG.rename(columns={"op": "row_kind"}).assign(op="mine")
+    passed(P.grade_url_changelog(log, CHANGELOG_CLICKS))
