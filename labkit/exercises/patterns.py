@@ -116,7 +116,7 @@ def _to_ms(s: pd.Series) -> pd.Series:
     """Times as epoch milliseconds: numbers are taken as such, timestamps (naive ones as UTC) converted."""
     if _numeric(s):
         return pd.to_numeric(s, errors="coerce").astype("Int64")
-    t = pd.to_datetime(s, utc=True, errors="coerce")
+    t = pd.to_datetime(s, utc=True, errors="coerce", format="ISO8601")  # "…08:00:00" and "…08:00:00.018" alike
     return ((t - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta(1, "ms")).astype("Int64")
 
 

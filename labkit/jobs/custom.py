@@ -105,13 +105,15 @@ def run_preview(
     limit: int,
     timeout_s: float,
     row_kind: bool = False,
+    plain_time: bool = False,
     slow_hint: str = "preview fewer events (a smaller `seconds`), or give it longer (timeout_s=...)",
 ) -> pd.DataFrame:
     """Run a job spec's `custom` SELECT once, bounded, in a local MiniCluster (`runner.py --spec`), and return its
     rows. Shared by every preview (custom metrics here, notebook 10's patterns in labkit.jobs.patterns).
 
     The spec becomes a throwaway run: parallelism 1, the Kafka connector's jar, no checkpoints and no restarts.
-    `row_kind` adds each row's kind (+I, -U, +U, -D) as a first column (`op`; runner.row_kind_column).
+    `row_kind` adds each row's kind (+I, -U, +U, -D) as a first column (`op`; runner.row_kind_column);
+    `plain_time` returns TIMESTAMP_LTZ columns (a rowtime selected as it is) as timestamps (runner.plain_times).
     Raises PreviewTimeout when the lab was too slow (no row in time, or the runner hung), JobError with Flink's
     message when the query failed; a run cut short with some rows returns them with `attrs["partial"]` True.
     `slow_hint`: what to do when no row came in time (the caller knows what makes its previews smaller)."""
@@ -128,7 +130,8 @@ def run_preview(
         k: v for k, v in spec["config"].items() if not k.startswith(("execution.checkpointing.", "restart-strategy."))
     }
     spec["config"]["restart-strategy.type"] = "none"
-    spec["preview"] = {"limit": limit, "timeout_s": timeout_s, **({"row_kind": True} if row_kind else {})}
+    spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
+    spec["preview"].update({k: True for k, on in (("row_kind", row_kind), ("plain_time", plain_time)) if on})
     path = settings.home / "jobs" / f"preview-{name}.json"
     write_secret(path, json.dumps(spec))  # may hold a secured cluster's password: 0600, never via a link
     try:

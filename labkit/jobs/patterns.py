@@ -212,7 +212,7 @@ class PatternStreams:
     def preview(self, sql: str, name: str = "pattern", limit: int = 200_000, timeout_s: float = 180) -> pd.DataFrame:
         """Run `sql` (a SELECT over `clicks` and `orders`) once over everything the topics hold, in a local
         bounded run, and return its rows with their kind first (`op`: +I, -U, +U, -D). Window columns come back
-        as datetimes. Raises JobError with Flink's message for a query that fails, PreviewTimeout when the lab
+        as datetimes, and so does a selected `rowtime` or `proctime` (as UTC timestamps). Raises JobError with Flink's message for a query that fails, PreviewTimeout when the lab
         is too slow."""
         from labkit.jobs import base_spec
         from labkit.jobs.custom import run_preview
@@ -230,11 +230,12 @@ class PatternStreams:
             limit=limit,
             timeout_s=timeout_s,
             row_kind=True,
+            plain_time=True,
             slow_hint="run it again; a busy machine starts a preview slowly (or give it longer: timeout_s=...)",
         )
         for c in ("window_start", "window_end", "window_time"):
             if c in df.columns:
-                df[c] = pd.to_datetime(df[c], errors="coerce")
+                df[c] = pd.to_datetime(df[c], errors="coerce", format="ISO8601")  # whole seconds or not, each row
         return df
 
 

@@ -189,14 +189,32 @@ def row_kind_column(names: list[str]) -> str:
     return name
 
 
-def preview(t_env, sql: str, limit: int, timeout_s: float, row_kind: bool = False) -> None:
+def plain_times(t_env, sql: str):
+    """`sql` as a Table whose TIMESTAMP_LTZ columns (a rowtime, a proctime, TO_TIMESTAMP_LTZ(...)) are cast to
+    TIMESTAMP(3), the instant as the session's time zone reads it: PyFlink cannot hand an LTZ value to Python (the
+    collect fails in PythonBridgeUtils.getPickledBytesFromRow), and a query that selects `rowtime` is natural."""
+    table = t_env.sql_query(sql)
+    cols = table._j_table.getResolvedSchema().getColumns()
+    out, cast = [], False
+    for c in cols:
+        name = "`" + c.getName().replace("`", "``") + "`"
+        if c.getDataType().getLogicalType().getTypeRoot().name() == "TIMESTAMP_WITH_LOCAL_TIME_ZONE":
+            out.append(f"CAST({name} AS TIMESTAMP(3)) AS {name}")
+            cast = True
+        else:
+            out.append(name)
+    return t_env.sql_query(f"SELECT {', '.join(out)} FROM (\n{sql}\n)") if cast else table
+
+
+def preview(t_env, sql: str, limit: int, timeout_s: float, row_kind: bool = False, plain_time: bool = False) -> None:
     """Bounded preview in this process (a local MiniCluster): rows as JSON lines, then stop. A watchdog
     cancels the job at the deadline even when no row ever comes, so the caller always gets an answer.
 
     `row_kind`: each row also carries its kind, as Flink's changelog spells it (+I insert, -U the row an update
     retracts, +U the row it adds, -D delete), in a first column named by `row_kind_column`. Without it, rows of
-    an updating result come out as if every one were an insert (the protocol as it always was)."""
-    table = t_env.sql_query(sql)
+    an updating result come out as if every one were an insert (the protocol as it always was).
+    `plain_time`: TIMESTAMP_LTZ columns come out as timestamps (`plain_times`) instead of failing the run."""
+    table = plain_times(t_env, sql) if plain_time else t_env.sql_query(sql)
     names = table.get_schema().get_field_names()
     kind = row_kind_column(names) if row_kind else None
     print("LABKIT_COLUMNS " + json.dumps([kind, *names] if kind else names), flush=True)  # even an empty result
@@ -257,7 +275,14 @@ def main() -> None:
     custom = spec.get("custom")
     if custom and spec.get("preview"):
         p = spec["preview"]
-        preview(t_env, custom["sql"], p["limit"], p["timeout_s"], row_kind=bool(p.get("row_kind")))
+        preview(
+            t_env,
+            custom["sql"],
+            p["limit"],
+            p["timeout_s"],
+            row_kind=bool(p.get("row_kind")),
+            plain_time=bool(p.get("plain_time")),
+        )
         return
     inserts = list(spec.get("inserts", []))
     if custom:
