@@ -400,10 +400,10 @@ def grade_session_lengths(
             f"{s}: {v:g} s, not {w:g} s" for s, v, w in zip(got["session_id"][off], said[off], want[off], strict=True)
         ]
         return not_yet(f"{int(off.sum()):,} session lengths differ ({_some(rows)}): {why}")
-    paused = int(act["session_id"].duplicated().sum())
+    split = int(act.loc[act["session_id"].duplicated(), "session_id"].nunique())
     return passed(
-        f"{len(act):,} session windows of {act['session_id'].nunique():,} sessions; {paused} sessions paused for "
-        "longer than the gap and count as two. Median length "
+        f"{len(act):,} session windows of {act['session_id'].nunique():,} sessions; {split} sessions are two windows "
+        "or more (a pause longer than the gap, or a late click). Median length "
         f"{float(want.median()):.0f} s, median {float(act['clicks'].median()):.0f} clicks"
     )
 
@@ -476,17 +476,27 @@ def grade_checkout_conversion(
         {"session_id": got["session_id"], "checkout_ms": _to_ms(got[when]), "order_id": got["order_id"]}
     ).dropna(subset=["checkout_ms"])
     rows["checkout_ms"] = rows["checkout_ms"].astype("int64")
+    problems, hints = [], []
     if "order_ms" in got.columns:
         rows["order_ms"] = _to_ms(got["order_ms"])
-        before = rows[rows["order_ms"].notna() & (rows["order_ms"] < rows["checkout_ms"])]
+        paired = rows[rows["order_ms"].notna()]
+        before = paired[paired["order_ms"] < paired["checkout_ms"]]
+        after = paired[paired["order_ms"] > paired["checkout_ms"] + WITHIN_MS]
         if len(before):
-            return not_yet(
-                f"{len(before):,} orders in your result came before their checkout (e.g. session "
-                f"{before['session_id'].iloc[0]}: checkout at {_when(before['checkout_ms'].iloc[0])}, order at "
-                f"{_when(before['order_ms'].iloc[0])}): your interval points backwards; an order confirms a checkout "
-                "after it",
-                "o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE",
-            )
+            e = before.iloc[0]
+            example = f"(e.g. session {e['session_id']}: checkout at {_when(e['checkout_ms'])}, order at {_when(e['order_ms'])})"
+            if len(after):
+                problems.append(
+                    f"your join has no time bound: it pairs a checkout with every order of its session, "
+                    f"{len(before):,} from before the checkout {example} and {len(after):,} from more than ten "
+                    "minutes after it"
+                )
+            else:
+                problems.append(
+                    f"{len(before):,} orders in your result came before their checkout {example}: your interval "
+                    "points backwards; an order confirms a checkout after it"
+                )
+            hints.append("o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE")
     act = (
         rows.groupby(["session_id", "checkout_ms"], sort=True)["order_id"]
         .agg(lambda s: sorted({o for o in s if isinstance(o, str)}))
@@ -505,11 +515,13 @@ def grade_checkout_conversion(
     missing = ref.merge(act[["session_id", "checkout_ms"]], how="left", indicator=True)
     missing = missing[missing["_merge"] == "left_only"]
     if len(missing) and act["matched"].all():
-        return not_yet(
+        problems.append(
             f"your result has only checkouts with an order: the {len(missing):,} checkouts without one are missing "
-            "(an inner join drops them), and the conversion rate needs them in its denominator",
-            "LEFT JOIN orders: a checkout without an order in its ten minutes comes out with NULLs",
+            "(an inner join drops them), and the conversion rate needs them in its denominator"
         )
+        hints.append("LEFT JOIN orders: a checkout without an order in its ten minutes comes out with NULLs")
+    if problems:
+        return not_yet("; ".join(problems), *hints)
     key = ["session_id", "checkout_ms"]
     d = pr.diff_rows(ref[[*key, "matched", "next_order_after_ms", "ambiguous"]], act[[*key, "matched"]], key, WITHIN_MS)
     if len(d):
@@ -643,10 +655,15 @@ def check_checkout_funnel(sql: object, streams: object) -> Feedback:
     return grade_checkout_funnel(_preview(sql, streams, "funnel"), streams.clicks, streams.watermark)  # type: ignore[union-attr,arg-type]
 
 
-def _steps(clicks: pd.DataFrame, sessions: list) -> dict:
-    """Per session: its clicks' steps in event-time order as a word (p product, c cart, k checkout, . other)."""
+def _steps(clicks: pd.DataFrame, sessions: list, spans: dict | None = None) -> dict:
+    """Per session: its clicks' steps in event-time order as a word (p product, c cart, k checkout, . other);
+    with `spans` (session → (first, last) event time), only the clicks in that span (a reference's match)."""
     df = pr.frame(clicks)
     df = df[df["session_id"].isin(sessions)].sort_values(["session_id", "event_timestamp", "arrival"], kind="stable")
+    if spans:
+        lo = df["session_id"].map({k: v[0] for k, v in spans.items()})
+        hi = df["session_id"].map({k: v[1] for k, v in spans.items()})
+        df = df[(df["event_timestamp"] >= lo) & (df["event_timestamp"] <= hi)]
     rx = [(ch, pr._like(p)) for ch, p in zip("pck", pr.FUNNEL, strict=True)]
 
     def letter(u: object) -> str:
@@ -684,7 +701,16 @@ def grade_checkout_funnel(
             f"{len(want):,} sessions went product → cart → checkout, one page right after the other"
             + (f"; {multi} of them twice or more (AFTER MATCH SKIP PAST LAST ROW finds the next)" if multi else "")
         )
+    if len(want) >= 10 and len(set(have.index) & set(want.index)) <= 0.1 * len(want):
+        return not_yet(
+            f"your query found {len(table):,} funnel(s) in {len(have):,} sessions; the clicks hold {len(want):,} "
+            "sessions that went product → cart → checkout, one page right after the other: is a step missing from "
+            "your PATTERN, or a quantifier?",
+            "PATTERN (P+ C+ K), with P, C and K defined on the url",
+        )
     words = _steps(clicks, extra + missing + counts)
+    spans = ref.set_index("session_id")[["match_start", "match_end"]]
+    matched_words = _steps(clicks, missing, {k: tuple(spans.loc[k]) for k in missing})
     problems, hints = [], []
     if extra:
         relaxed = set(pr.funnel_sessions(clicks, contiguous=False, watermark=watermark)["session_id"])
@@ -708,11 +734,11 @@ def grade_checkout_funnel(
             problems.append(f"{len(extra)} sessions matched that never went product → cart → checkout: {_some(extra)}")
             hints.append("one session at a time: PARTITION BY session_id, ORDER BY rowtime")
     if missing:
-        repeated = [s for s in missing if any(x in words.get(s, "") for x in ("ppc", "cck", "ccck"))]
+        repeated = [s for s in missing if "pp" in matched_words.get(s, "") or "cc" in matched_words.get(s, "")]
         if repeated:
             problems.append(
                 f"{len(missing)} funnels missing, where a step came twice in a row (e.g. {repeated[0]}: "
-                f"{_word(words.get(repeated[0], ''))})"
+                f"{_word(matched_words.get(repeated[0], ''))})"
             )
             hints.append("one or more of a step: the quantifier + (P+ C+ K)")
         else:

@@ -200,7 +200,10 @@ SOLUTION_SESSIONS = [("s1", 0, 100_000, 3, 40), ("s1", 200_000, 260_000, 1, 0), 
 
 
 def test_sessions_the_solution_passes():
-    passed(P.grade_session_lengths(result(SESSION_COLS, *SOLUTION_SESSIONS), SESSION_CLICKS, W), "1 sessions paused")
+    passed(
+        P.grade_session_lengths(result(SESSION_COLS, *SOLUTION_SESSIONS), SESSION_CLICKS, W),
+        "1 sessions are two windows",
+    )
 
 
 def test_sessions_the_starters_group_by_updates_and_a_blank_is_empty():
@@ -276,6 +279,19 @@ def test_join_an_interval_backwards_is_named():
     )
 
 
+def test_join_without_any_time_bound_is_told_by_orders_before_and_long_after():
+    cl = records(("s1", "/checkout", 0, "k1"), ("s1", "/checkout", 700_000, "k2"), ("s2", "/checkout", 0, "k3"))
+    od = orders(("o1", "s1", 300_000), ("o2", "s2", 900_000))
+    unbounded = [("s1", 0, "o1", 300_000), ("s1", 700_000, "o1", 300_000), ("s2", 0, "o2", 900_000)]
+    fb = not_yet(P.grade_checkout_conversion(result(JOIN_COLS, *unbounded), cl, od, W), "your join has no time bound")
+    assert "1 from before the checkout" in fb.message and "1 from more than ten minutes after it" in fb.message
+    passed(
+        P.grade_checkout_conversion(
+            result(JOIN_COLS, ("s1", 0, "o1", 300_000), ("s1", 700_000, None, None), ("s2", 0, None, None)), cl, od, W
+        )
+    )
+
+
 # ---- 5. the changelog of a GROUP BY without a window ---------------------------------------------------------------
 CHANGELOG_CLICKS = records(*[("s", u, i * 1_000) for i, u in enumerate(["/a", "/b", "/a", "/a", "/b", "/c"])])
 SOLUTION_CHANGELOG = result(
@@ -334,6 +350,12 @@ SOLUTION_FUNNEL = [("s1", 3), ("s4", 5), ("s4", 8), ("s6", 4)]
 
 def test_funnel_the_solution_passes():
     passed(P.grade_checkout_funnel(result(FUNNEL_COLS, *SOLUTION_FUNNEL), FUNNEL_CLICKS, W), "3 sessions", "1 of them")
+
+
+def test_funnel_a_pattern_that_finds_almost_nothing_asks_for_the_missing_step():
+    many = records(*[(f"s{i}", u, t) for i in range(12) for t, u in enumerate(["/product/a", "/cart", "/checkout"])])
+    fb = not_yet(P.grade_checkout_funnel(result(FUNNEL_COLS, ("s0", 2)), many, W), "found 1 funnel(s) in 1 sessions")
+    assert "12 sessions" in fb.message and "a step missing" in fb.message
 
 
 def test_funnel_the_starter_finds_nothing():
