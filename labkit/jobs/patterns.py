@@ -153,7 +153,8 @@ class PatternStreams:
         settings: Settings | None = None,
     ) -> PatternStreams:
         """Fresh one-partition topics, `count` clicks to the first (retries, pausing sessions, a few late events)
-        and their orders to the second, event time back-dated to end about now; then the records read back.
+        and their orders to the second, event time back-dated so that even the last order lies in the past; then
+        the records read back.
 
         No end marker and no wake-up record is sent: the topics hold events only, and the previews, being
         bounded, fire every window at the end of their input."""
@@ -164,10 +165,13 @@ class PatternStreams:
         s = settings or get_settings()
         clicks_topic = kafka_info.fresh_topic(clicks_topic, s, partitions=1)
         orders_topic = kafka_info.fresh_topic(orders_topic, s, partitions=1, dlq=False)
+        # Back-dated so that the last order, up to order_delay_max_s after the last checkout, is sent before now: a
+        # Kafka timestamp far ahead of the broker's clock can be refused (log.message.timestamp.after.max.ms).
+        ahead_s = EventGenerator.order_delay_max_s + 60
         gen = EventGenerator(
             seed=seed,
             rate=rate,
-            start_ms=int(time.time() * 1000 - count / rate * 1000),
+            start_ms=int(time.time() * 1000 - (count / rate + ahead_s) * 1000),
             concurrent_sessions=CONCURRENT_SESSIONS,
             late_fraction=late_fraction,
             orders=orders,
