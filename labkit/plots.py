@@ -40,6 +40,11 @@ SERIES_COLORS = {
     "errors_4xx": FAMILY_COLORS["4xx"],
     "errors_5xx": FAMILY_COLORS["5xx"],
 }
+# A changelog's row kinds (notebook 10), the same in every chart, and a palette of their own: green, blue, orange and
+# red already mean status classes here (a -U in 5xx red would read as an error, a +I in 2xx green as a success), so
+# row kinds take colours no status, family or series uses: +I teal, -U (the row an update retracts) brown, +U
+# (the row it adds) purple, -D (a delete) olive.
+ROW_KIND_COLORS = {"+I": "#17becf", "-U": "#8c564b", "+U": "#9467bd", "-D": "#bcbd22"}
 
 
 def status_color(code) -> str:
@@ -308,11 +313,6 @@ def silent_windows(
 
 
 # ---- notebook 10: Flink SQL patterns ----------------------------------------------------------------------------
-# A changelog's row kinds, the same in every chart: inserts green, the row an update retracts red, the row it adds
-# blue, deletes grey.
-OP_COLORS = {"+I": FAMILY_COLORS["2xx"], "-U": FAMILY_COLORS["5xx"], "+U": FAMILY_COLORS["3xx"], "-D": "#7f7f7f"}
-
-
 def retry_gaps(gaps: pd.Series, title: str = "How far behind its first copy a retry lands") -> go.Figure:
     """Histogram of the records between an event's first copy and its retry (offsets on one partition)."""
     if gaps is None or len(gaps) == 0:
@@ -377,8 +377,8 @@ def changelog_steps(log: pd.DataFrame, value: str, title: str = "A changelog, ro
     if log is None or log.empty:
         return _empty(title)
     df = log.reset_index(drop=True).assign(row=lambda d: d.index + 1)
-    fig = px.scatter(df, x="row", y=value, color="op", color_discrete_map=OP_COLORS, title=title,
-                     category_orders={"op": list(OP_COLORS)})  # fmt: skip
+    fig = px.scatter(df, x="row", y=value, color="op", color_discrete_map=ROW_KIND_COLORS, title=title,
+                     category_orders={"op": list(ROW_KIND_COLORS)})  # fmt: skip
     fig.add_scatter(x=df["row"], y=df[value], mode="lines", line={"color": "#c7c7c7", "width": 1}, showlegend=False)
     fig.update_xaxes(title="changelog row")
     fig.update_layout(legend_title_text="row kind")
