@@ -12,6 +12,7 @@ import decimal
 import html
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -97,6 +98,37 @@ def decimals_to_float(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+#: the config keys a preview drops from its job's (preview_config)
+PREVIEW_DROPPED = ("execution.checkpointing.", "restart-strategy.")
+
+
+def preview_config(config: dict) -> dict:
+    """A job's config (labkit.jobs.base_spec) for a preview: without checkpointing and without restarts.
+
+    Checkpoints: the preview reads its rows with TableResult.collect(), and Flink 2.2's collect iterator
+    (CollectResultIterator.createBuffer, flink-streaming-java .../api/operators/collect/) takes a
+    CheckpointedCollectResultBuffer when the job checkpoints EXACTLY_ONCE: a row reaches the client only once the
+    checkpoint after it completes (maintainVisibility: visible up to lastCheckpointedOffset). With the pipeline's
+    10 s checkpoints a preview's rows came in bursts, 10 s apart at best and minutes apart on a busy machine. With
+    checkpointing off it takes an UncheckpointedCollectResultBuffer, whose rows are visible as soon as they are
+    produced; TableResult.collect's own documentation says the same ("for streaming jobs without checkpointing ...
+    results are immediately accessible by the clients once they're produced"; "with exactly-once checkpointing ...
+    only after its corresponding checkpoint completes").
+
+    Dropping the job's `execution.checkpointing.*` keys is enough: the runner runs a preview as a plain Python
+    process (not `flink run`), so there is no context environment, and StreamExecutionEnvironment
+    .getExecutionEnvironment builds a local one from the TableConfig alone (TableEnvironmentImpl.create). The
+    cluster's config.yaml (the local stack's and compose's `execution.checkpointing.interval: 10 s`) is not read
+    into it: the MiniCluster loads the global configuration only for file formats' defaults
+    (initializeIOFormatClasses: FileOutputFormat's static initializer), and without the key checkpointing is off.
+    Checked in the Flink 2.2.0 jars PyFlink installs. The runner drops the keys again for any preview spec
+    (runner.preview_config_items). The lab's real jobs are untouched: they keep base_spec's 10 s EXACTLY_ONCE
+    checkpoints."""
+    out = {k: v for k, v in config.items() if not k.startswith(PREVIEW_DROPPED)}
+    out["restart-strategy.type"] = "none"
+    return out
+
+
 def run_preview(
     spec: dict,
     name: str,
@@ -123,13 +155,10 @@ def run_preview(
     provision_client()
     spec["config"]["pipeline.jars"] = f"{flink_dist.connector_jar().as_uri()};{udf.jar_path().as_uri()}"
     spec["config"]["parallelism.default"] = 1
-    # A preview is a throwaway run: no checkpoints (with them, collect() shows rows only after a
-    # checkpoint completes, which took minutes on a busy machine) and no restarts (a query that fails
-    # at run time must say so now, not retry until the timeout).
-    spec["config"] = {
-        k: v for k, v in spec["config"].items() if not k.startswith(("execution.checkpointing.", "restart-strategy."))
-    }
-    spec["config"]["restart-strategy.type"] = "none"
+    # A preview is a throwaway run: no checkpoints and no restarts (a query that fails at run time must say so
+    # now, not retry until the timeout). `preview_config` says why checkpoints must go, and why dropping the
+    # job's own keys is enough.
+    spec["config"] = preview_config(spec["config"])
     spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
     spec["preview"].update({k: True for k, on in (("row_kind", row_kind), ("plain_time", plain_time)) if on})
     path = settings.home / "jobs" / f"preview-{name}.json"
@@ -165,7 +194,12 @@ def _preview_rows(r: subprocess.CompletedProcess, name: str, timeout_s: float, s
     if timed_out and not rows:
         raise PreviewTimeout(f"the preview of {name} returned no row within {timeout_s:.0f}s.", slow_hint)
     if r.returncode != 0 and not rows:
-        cause = root_cause(r.stdout + r.stderr)
+        cause, lab = _failure_cause(r)
+        if lab:
+            raise JobError(
+                f"the preview of {name} failed: {cause}",
+                "the lab failed, not your SQL: run it again; `labkit doctor` checks Java and the machine's memory",
+            )
         raise JobError(
             f"your SQL for {name} failed: {cause}",
             "fix the SQL at the line and column shown, then preview again"
@@ -177,6 +211,34 @@ def _preview_rows(r: subprocess.CompletedProcess, name: str, timeout_s: float, s
     df = decimals_to_float(pd.DataFrame(rows, columns=columns))
     df.attrs["partial"] = timed_out  # cut short: a checker must not grade part of a result as the answer
     return df
+
+
+# Lines of a failed preview's output that say the lab broke, where the root cause (the deepest exception) hides it:
+# after a JVM crash or an OutOfMemoryError the last exception is py4j's lost connection ("Answer from Java side is
+# empty"), which says less. labkit.exercises.feedback classifies the sentence this makes.
+_LAB_LINE = re.compile(
+    r"(java\.lang\.OutOfMemoryError[^\n]*|A fatal error has been detected by the Java Runtime Environment"
+    r"|Could not create the Java Virtual Machine|Error occurred during initialization of VM[^\n]*)"
+)
+
+
+def _failure_cause(r: subprocess.CompletedProcess) -> tuple[str, bool]:
+    """(the sentence saying why a preview run failed, whether it was the lab): the deepest exception of its output,
+    after what the lab said first when that is further up (a JVM crash, an OutOfMemoryError), or the signal that
+    killed the runner."""
+    text = _text(r.stdout) + _text(r.stderr)
+    cause = root_cause(text)
+    if r.returncode < 0:  # killed by a signal: nothing raised, so the output's last words are not the reason
+        try:
+            sig = signal.Signals(-r.returncode).name
+        except ValueError:
+            sig = f"signal {-r.returncode}"
+        why = " (SIGKILL: most often the machine ran out of memory)" if sig == "SIGKILL" else ""
+        return f"its process was killed by {sig}{why}; its last output: {cause}", True
+    m = _LAB_LINE.search(text)
+    if m and m.group(1) not in cause:
+        return f"{m.group(1).lstrip('# ').strip()} (then: {cause})", True
+    return cause, False
 
 
 @dataclass
