@@ -1,6 +1,6 @@
 """The course's exercises: checkers with specific feedback (`checks`), multiple-choice questions (`questions`),
 predictions recorded before a run and graded as recorded (`predictions`), notebook 10's Flink SQL patterns
-(`patterns`), and the answers (`solutions`).
+(`patterns`, with `changelog_demo`, the demo its prediction is graded on), and the answers (`solutions`).
 
 Notebooks import the checkers from here. Every checker returns a `Feedback` (✅ or "not yet" with hints) and
 never raises on a wrong answer; CI runs each with the starter code and with the solution.
@@ -38,6 +38,7 @@ from labkit.exercises.checks import (
 )
 from labkit.exercises.feedback import Feedback, checker
 from labkit.exercises.patterns import (
+    changelog_demo,
     check_changelog_rows,
     check_checkout_conversion,
     check_checkout_funnel,
@@ -58,6 +59,7 @@ __all__ = [
     "check_bot_alert",
     "check_bot_panel",
     "check_bot_metric",
+    "changelog_demo",
     "check_changelog_rows",
     "check_checkout_conversion",
     "check_checkout_funnel",

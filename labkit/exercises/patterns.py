@@ -23,8 +23,19 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from labkit import patterns_reference as pr
+from labkit.errors import JobError
 from labkit.exercises.checks import _as_numbers, _columns, _kafka_reachable, _number, _numeric, _sql_body
-from labkit.exercises.feedback import Feedback, checker, lab_problem, not_yet, passed, talking_to
+from labkit.exercises.feedback import (
+    Feedback,
+    _first_lines,
+    checker,
+    feedback_for,
+    lab_cause,
+    lab_problem,
+    not_yet,
+    passed,
+    talking_to,
+)
 
 if TYPE_CHECKING:
     from labkit.jobs.patterns import PatternStreams
@@ -415,6 +426,9 @@ JOIN_EXAMPLE = (
 )
 
 
+JOIN_BOUND = "o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE"
+
+
 @checker("checkout_conversion")
 def check_checkout_conversion(sql: object, streams: object) -> Feedback:
     """Every checkout click with the order that confirmed it within 10 minutes (NULL when none): a LEFT interval
@@ -422,8 +436,65 @@ def check_checkout_conversion(sql: object, streams: object) -> Feedback:
     bad = _ask(sql, streams, "check_checkout_conversion", JOIN_EXAMPLE)
     if bad is not None:
         return bad
-    got = _preview(sql, streams, "conversion")
-    return grade_checkout_conversion(got, streams.clicks, streams.orders, streams.watermark)  # type: ignore[union-attr,arg-type]
+    try:
+        got = _preview(sql, streams, "conversion")
+    except JobError as e:
+        # Flink refuses `c.event_timestamp + INTERVAL ...` (BIGINT + INTERVAL): say what the bound must be on,
+        # with Flink's words, instead of the validator's message alone. The lab's failures go on to `checker`.
+        if lab_cause(e) is None and _time_bound(sql) == "plain":
+            return _plain_time_bound(
+                sql, flink_said=_first_lines(re.sub(r"^your SQL for \S+ failed: ", "", e.message), 1)
+            )
+        raise
+    return grade_checkout_conversion(got, streams.clicks, streams.orders, streams.watermark, sql=sql)  # type: ignore[union-attr,arg-type]
+
+
+_JOIN_ON = re.compile(r"\bON\b", re.I)
+
+
+def _time_bound(sql: object) -> str | None:
+    """What the join's condition (the SQL after its first ON, a WHERE included) bounds time on: "rowtime" when it
+    names a time attribute (rowtime, proctime), "plain" when it names only the raw `event_timestamp` (a BIGINT of
+    epoch milliseconds), None when neither (no time bound, or no ON). Read from the text: the preview's rows can show
+    that a join is a regular one (it retracts), not why."""
+    if not isinstance(sql, str):
+        return None
+    m = _JOIN_ON.search(_sql_body(sql))
+    if m is None:
+        return None
+    condition = _sql_body(sql)[m.end() :]
+    if re.search(r"\b(rowtime|proctime)\b", condition, re.I):
+        return "rowtime"
+    if re.search(r"\bevent_timestamp\b", condition, re.I):
+        return "plain"
+    return None
+
+
+def _plain_time_bound(sql: str, n_up: int = 0, flink_said: str = "") -> Feedback:
+    """The "not yet" for a join bounded on `event_timestamp` instead of the time attributes: what Flink makes of it
+    (a regular join, or a type error for BIGINT + INTERVAL) and the units (milliseconds, not an INTERVAL)."""
+    added = re.search(r"event_timestamp\s*\+\s*([\d_]+)\b", _sql_body(sql), re.I)
+    n = int(added.group(1).replace("_", "")) if added else None
+    units = (
+        f"; your bound adds {n:,} to it: {n:,} milliseconds ({n / 60_000:g} min), while ten minutes are 600,000"
+        if n is not None and n != WITHIN_MS
+        else ""
+    )
+    seen = (
+        f"Flink refused it ({flink_said}): "
+        if flink_said
+        else (f"your result retracts rows ({n_up:,} -U/+U/-D rows): " if n_up else "")
+    )
+    return not_yet(
+        f"{seen}your join bounds time on event_timestamp, a plain BIGINT column (epoch milliseconds), not on the "
+        "tables' time attributes (rowtime). Flink runs an interval join, whose state is cleaned up once the "
+        "watermark passes a checkout's ten minutes, only when the bound compares time attributes; on plain columns "
+        "it is a regular join, which keeps every checkout and order in state forever and takes back a checkout "
+        "emitted without an order when one comes. And the units differ: event_timestamp counts milliseconds, so an "
+        f"INTERVAL cannot be added to it (BIGINT + INTERVAL is a type error) and a number added to it counts "
+        f"milliseconds{units}",
+        f"bound the time attributes: {JOIN_BOUND} (select c.event_timestamp AS checkout_ms as it is)",
+    )
 
 
 def reference_checkouts(
@@ -449,19 +520,34 @@ def reference_checkouts(
 
 
 def grade_checkout_conversion(
-    got: pd.DataFrame, clicks: pd.DataFrame, orders: pd.DataFrame, watermark: pr.Watermark | None = pr.FLINK
+    got: pd.DataFrame,
+    clicks: pd.DataFrame,
+    orders: pd.DataFrame,
+    watermark: pr.Watermark | None = pr.FLINK,
+    sql: object = None,
 ) -> Feedback:
+    """`sql` (the answer's text, when known) tells a time bound on the plain `event_timestamp` column, which the rows
+    alone show only as a regular join's retractions."""
     got = _columns(_frame(got), "session_id", "checkout_ms", "checkout_time", "order_id", "order_ms")
+    bound = _time_bound(sql)
+    n_up = _updating(got) if not got.empty else 0
+    if bound == "plain":  # never an interval join, whatever its rows: say so before anything the rows show
+        return _plain_time_bound(str(sql), n_up)
     if got.empty:
         return not_yet("your query returned no rows", JOIN_EXAMPLE)
-    n_up = _updating(got)
     if n_up:
+        without = (
+            "Flink did not take your bound as an interval join's (it must compare o.rowtime with c.rowtime, each "
+            "as it is, joined by AND), so it is a regular join"
+            if bound == "rowtime"
+            else "without a time bound it is a regular join"
+        )
         return not_yet(
-            f"your join retracts rows ({n_up:,} -U/+U/-D rows): without a time bound it is a regular join, which "
+            f"your join retracts rows ({n_up:,} -U/+U/-D rows): {without}, which "
             "emits a checkout without an order at once, then takes it back when an order comes, whenever that is, "
             "and keeps every row in state forever. A time bound makes it an interval join: a checkout waits ten "
             "minutes for its order, then its row is final",
-            "AND o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE",
+            f"AND {JOIN_BOUND}",
         )
     for c, why in (("session_id", "whose checkout it is"), ("order_id", "the order that confirmed it, NULL if none")):
         if c not in got.columns:
@@ -609,22 +695,113 @@ def grade_url_changelog(got: pd.DataFrame, clicks: pd.DataFrame) -> Feedback:
     )
 
 
+#: the demo of section 6: the running total of every order, an updating result with one key (notebook 10's cell
+#: `demo = changelog_demo(streams)`)
+CHANGELOG_DEMO_SQL = "SELECT COUNT(*) AS orders, SUM(amount) AS revenue FROM orders"
+CHANGELOG_DEMO_TIMEOUT_S = 180.0  # PatternStreams.preview's own default, as the cell used it
+
+
+def changelog_demo(streams: PatternStreams, timeout: float = CHANGELOG_DEMO_TIMEOUT_S) -> pd.DataFrame | None:
+    """The changelog of the running total of all orders (`CHANGELOG_DEMO_SQL`), previewed over the notebook's
+    `orders` (streams.preview, name "total"): one row per change, its kind in `op`.
+
+    The query is the lab's own, so whatever makes it fail is the lab's problem (Kafka or Java away, a preview that
+    timed out, a job error): this shows what failed and what to do, in the amber "the lab, not your answer" box the
+    checkers use, and returns None, never raising; check_changelog_rows(prediction, None) then says the demo did not
+    run. A preview cut short (`timeout`, in seconds) returns the rows it had, with `attrs["partial"]` True, and says
+    so: the checker does not grade a prediction on part of the changelog."""
+    from labkit.jobs.patterns import PatternStreams
+
+    if not isinstance(streams, PatternStreams):
+        fb = lab_problem(
+            f"the demo needs the notebook's streams, not a {type(streams).__name__}: run the setup cell (streams = "
+            "PatternStreams.produce(...)) first, then demo = changelog_demo(streams)"
+        )
+    elif streams.orders is None or len(streams.orders) == 0:
+        fb = lab_problem(
+            f"the notebook's topic {streams.orders_topic} held no orders when it was read, so the demo has nothing to "
+            "total. Run the setup cell again (it produces the orders and reads them back), then this one."
+        )
+    else:
+        try:
+            _kafka_reachable(streams.settings)
+            with talking_to(f"the demo's preview (a local Flink run reading Kafka at {streams.settings.kafka})"):
+                demo = streams.preview(CHANGELOG_DEMO_SQL, name="total", timeout_s=timeout)
+        except Exception as e:  # the lab's query: every failure is the lab's, shown, never raised
+            fb = feedback_for(e)
+            if not fb.lab_problem:
+                said = getattr(e, "message", None) or str(e)
+                fb = lab_problem(
+                    f"the demo's preview failed ({type(e).__name__}: {_first_lines(said, 1)}); its query is the "
+                    "lab's own, so this is the lab, not you. Run this cell again; if it fails again, `labkit doctor` "
+                    "and `labkit status` say what is wrong."
+                )
+        else:
+            if demo.attrs.get("partial"):
+                _show(
+                    lab_problem(
+                        f"the demo's preview stopped after {timeout:g} s with part of the changelog ({len(demo):,} "
+                        "rows): the machine is busy. Run this cell again (or give it longer: changelog_demo(streams, "
+                        "timeout=...)); your prediction is not graded on part of the changelog.",
+                    ),
+                )
+            return demo
+    _show(fb)
+    return None
+
+
+def _show(fb: Feedback) -> None:
+    """Show `fb` in the notebook (its HTML box), or print it outside IPython."""
+    fb.exercise = fb.exercise or "changelog_demo"
+    try:
+        from IPython.display import display
+    except ImportError:
+        print(repr(fb))
+        return
+    display(fb)
+
+
 @checker("changelog_rows")
 def check_changelog_rows(prediction: object, demo: object, settings: Any = None) -> Feedback:
     """The prediction of how many rows the running total of orders emits (the demo's changelog), graded as
-    recorded before the demo ran (labkit.exercises.predictions)."""
+    recorded before the demo ran (labkit.exercises.predictions).
+
+    The demo's count is graded only when it is the whole changelog: a demo that did not run (`changelog_demo` gave
+    None) or stopped early (`attrs["partial"]`) is the lab's shortfall, said so, and the prediction is not judged."""
     from labkit.exercises import predictions
 
+    if demo is None:
+        return lab_problem(
+            "the demo did not run (its preview failed: the message under the demo cell says why), so there is no "
+            "changelog to grade your prediction on; it is not judged. Run the demo cell again (demo = "
+            "changelog_demo(streams)), then this one."
+        )
     if not isinstance(demo, pd.DataFrame) or "op" not in demo.columns:
-        return not_yet("run the demo cell first: it previews the running total of orders and returns its changelog")
+        return not_yet(
+            "run the demo cell first: it previews the running total of orders and returns its changelog",
+            "demo = changelog_demo(streams), then check_changelog_rows(prediction, demo)",
+        )
+    ops = demo["op"].astype(str)
+    seen = int(ops.isin(["+I", "+U"]).sum())  # one +I or +U per order read
+    if demo.attrs.get("partial"):
+        return lab_problem(
+            f"the demo's preview stopped before it had read every order (it had {len(demo):,} changelog rows, for "
+            f"{seen:,} orders, when it stopped), so that count is not the whole changelog and your prediction is not "
+            "judged on it. Run the demo cell again (the machine was busy), then this one."
+        )
+    if demo.empty:
+        return lab_problem(
+            "the demo's changelog is empty: the orders topic held no orders when it ran. Run the setup cell again "
+            "(it produces the orders), then the demo cell, then this one."
+        )
     graded, note = predictions.graded_prediction("changelog_rows", predictions._normal(prediction), demo, settings)
     if graded is predictions.UNREADABLE:
         return not_yet(note, "record it again with predictions.record('changelog_rows', ...) and run the demo again")
     v = _number(graded)
-    if v is None or math.isnan(v):
+    if v is None or not math.isfinite(v):
         return not_yet(f"{note}give a number: how many rows the changelog has".strip())
     actual = len(demo)
-    orders = int((demo["op"] == "+I").sum() + (demo["op"] == "+U").sum())
+    orders = seen
     if int(v) != v or int(v) != actual:
         hint = (
             "each order after the first updates the total: one row out (-U), one row in (+U)"

@@ -8,7 +8,9 @@ Every expected row below was worked out by hand from the clicks above it, as in 
 from __future__ import annotations
 
 import json
+import re
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -23,6 +25,7 @@ from labkit.exercises import (
     check_session_lengths,
     check_top_urls_per_minute,
     check_url_changelog,
+    checker,
     predictions,
 )
 from labkit.exercises import patterns as P
@@ -326,7 +329,7 @@ def test_the_changelog_prediction_is_graded_as_recorded(tmp_path):
     predictions.record("changelog_rows", 3)
     fb = not_yet(check_changelog_rows(3, demo), "5 rows for 3 orders, not 3")
     assert "one row out (-U), one row in (+U)" in fb.hints[0]
-    not_yet(check_changelog_rows(5, None), "run the demo cell first")
+    not_yet(check_changelog_rows(5, "demo"), "run the demo cell first")
 
 
 def test_the_right_changelog_prediction_passes(tmp_path):
@@ -529,3 +532,568 @@ def test_window_times_as_the_preview_passes_them_whole_seconds_or_not():
     for c in ("window_start", "window_end"):
         sol[c] = [str(pd.Timestamp(v, unit="ms")) for v in sol[c]]
     passed(P.grade_session_lengths(sol, SESSION_CLICKS, W))
+
+
+# ---- the changelog demo and its prediction: a demo that did not run, or ran part way, is the lab's ------------------
+def is_lab(fb: Feedback, *words: str) -> Feedback:
+    assert isinstance(fb, Feedback) and fb.state == "lab" and fb.lab_problem and not fb.ok, repr(fb)
+    assert "not yet" not in repr(fb)
+    for w in words:
+        assert w in repr(fb), repr(fb)
+    return fb
+
+
+DEMO = result(["orders", "revenue"], (1, 10.0), (1, 10.0), (2, 30.0), (2, 30.0), (3, 35.0),
+              op=["+I", "-U", "+U", "-U", "+U"])  # fmt: skip
+
+
+def test_a_demo_that_did_not_run_is_the_labs_and_the_prediction_is_not_judged():
+    predictions.record("changelog_rows", 4)  # wrong, but there is nothing to grade it on
+    fb = is_lab(check_changelog_rows(4, None), "the demo did not run", "Run the demo cell again")
+    assert fb.exercise == "changelog_rows" and "4" not in fb.message
+    assert predictions.recorded("changelog_rows").locked_at is None  # not settled on a run that did not happen
+
+
+def test_a_partial_or_empty_demo_is_the_labs_and_says_what_it_saw():
+    partial = DEMO.iloc[:3].copy()
+    partial.attrs["partial"] = True
+    fb = is_lab(check_changelog_rows(5, partial), "stopped before it had read every order", "3 changelog rows")
+    assert "for 2 orders" in fb.message and "Run the demo cell again" in fb.message
+    is_lab(check_changelog_rows(5, DEMO.iloc[:0]), "changelog is empty", "setup cell")
+
+
+@pytest.mark.parametrize(
+    ("prediction", "words"),
+    [
+        (None, "give a number"),
+        ("", "give a number"),
+        ("five", "give a number"),
+        ([5], "give a number"),
+        ({"rows": 5}, "give a number"),
+        (True, "give a number"),  # not 1
+        (float("inf"), "give a number"),
+        (float("nan"), "give a number"),
+        (4.5, "not 4.5"),
+        (-1, "not -1"),
+        (3, "not 3"),  # the orders, not the rows
+        ("6", "not 6"),
+    ],
+)
+def test_a_changelog_prediction_of_any_shape_gets_a_specific_not_yet(prediction, words):
+    not_yet(check_changelog_rows(prediction, DEMO), words)
+
+
+@pytest.mark.parametrize("demo", ["demo", 5, [1, 2], pd.DataFrame({"orders": [1]})])
+def test_a_demo_of_another_shape_asks_for_the_demo_cell(demo):
+    fb = not_yet(check_changelog_rows(5, demo), "run the demo cell first")
+    assert "changelog_demo(streams)" in fb.hints[0]
+
+
+class _Demo(PatternStreams):
+    """Streams whose preview returns `frame` (or raises `error`) and records how it was called."""
+
+    frame: pd.DataFrame | None = None
+    error: Exception | None = None
+
+    def preview(self, sql, name="pattern", limit=200_000, timeout_s=180):
+        self.called = (sql, name, timeout_s)
+        if self.error is not None:
+            raise self.error
+        return self.frame
+
+
+def test_the_changelog_demo_returns_the_previews_changelog(listening):
+    from labkit.exercises import changelog_demo
+
+    streams = _streams(listening, _Demo)
+    streams.frame = DEMO
+    got = changelog_demo(streams)
+    assert got is DEMO
+    assert streams.called == ("SELECT COUNT(*) AS orders, SUM(amount) AS revenue FROM orders", "total", 180)
+    changelog_demo(streams, timeout=30)
+    assert streams.called[2] == 30
+    predictions.record("changelog_rows", 5)
+    passed(check_changelog_rows(5, got))
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (PreviewTimeout("the preview of lab10-total returned no row within 180s.", "run it again"), "did not finish"),
+        (
+            JobError("your SQL for lab10-total failed: TimeoutException: Timed out waiting for a node assignment."),
+            "Kafka",
+        ),
+        (JobError("your SQL for lab10-total failed: OutOfMemoryError: Java heap space"), "ran out of memory"),
+        (JobError("your SQL for lab10-total failed: Py4JNetworkError: Answer from Java side is empty"), "Java"),
+        (JobError("your SQL for lab10-total failed: TableException: something the lab's query hit"), "lab's own"),
+        (RuntimeError("anything else"), "lab's own"),
+    ],
+)
+def test_the_changelog_demo_shows_a_labs_failure_and_returns_none(listening, capsys, error, words):
+    from labkit.exercises import changelog_demo
+
+    streams = _streams(listening, _Demo)
+    streams.error = error
+    assert changelog_demo(streams) is None  # never raises
+    shown = capsys.readouterr().out
+    assert "the lab, not your answer" in shown and words in shown and "not yet" not in shown, shown
+    is_lab(check_changelog_rows(5, None), "the demo did not run")
+
+
+def test_the_changelog_demo_with_kafka_away_or_no_streams_says_so(tmp_path, monkeypatch, closed_port, capsys):
+    from labkit.exercises import changelog_demo
+
+    s = _settings(tmp_path, monkeypatch, closed_port)
+    assert changelog_demo(_streams(s, _Demo)) is None
+    shown = capsys.readouterr().out
+    assert "Kafka" in shown and "connection refused" in shown and "run this cell again" in shown.lower(), shown
+    for streams in (None, "streams", PatternStreams("lab10_clicks", "lab10_orders", s)):
+        assert changelog_demo(streams) is None
+        shown = capsys.readouterr().out
+        assert "the lab, not your answer" in shown and "setup cell" in shown, shown
+
+
+def test_a_changelog_demo_cut_short_returns_its_rows_and_says_so(listening, capsys):
+    from labkit.exercises import changelog_demo
+
+    streams = _streams(listening, _Demo)
+    streams.frame = DEMO.iloc[:3].copy()
+    streams.frame.attrs["partial"] = True
+    got = changelog_demo(streams, timeout=20)
+    assert got is streams.frame and got.attrs["partial"]
+    assert "stopped after 20 s with part of the changelog (3 rows)" in capsys.readouterr().out
+    is_lab(check_changelog_rows(5, got), "stopped before it had read every order")
+
+
+def test_the_notebooks_demo_runs_the_demos_query():
+    """Cell 40 runs `changelog_demo(streams)`, or (before it did) previews the very query the demo runs."""
+    nb = json.loads((Path(__file__).resolve().parents[2] / "notebooks" / "10_sql_patterns.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    demo = [c for c in cells if re.search(r"^demo = ", c, re.M)]
+    assert len(demo) == 1, demo
+    assert "changelog_demo(streams" in demo[0] or P.CHANGELOG_DEMO_SQL in demo[0], demo[0]
+
+
+# ---- a join bounded on event_timestamp: a regular join, in milliseconds -------------------------------------------
+PLAIN_JOIN = """SELECT c.session_id, c.event_timestamp AS checkout_ms, o.order_id, o.event_timestamp AS order_ms
+FROM clicks AS c
+LEFT JOIN orders AS o ON o.session_id = c.session_id
+  AND o.event_timestamp BETWEEN c.event_timestamp AND c.event_timestamp + {bound}
+WHERE c.url = '/checkout'"""
+
+
+def test_the_join_bound_is_read_from_the_condition():
+    assert P._time_bound(str(SOLUTIONS["checkout_conversion"])) == "rowtime"
+    assert P._time_bound(PLAIN_JOIN.format(bound="600000")) == "plain"
+    starter = "SELECT c.session_id, c.event_timestamp AS checkout_ms, o.order_id FROM clicks AS c JOIN orders AS o "
+    assert P._time_bound(starter + "ON o.session_id = c.session_id WHERE c.url = '/checkout'") is None
+    commented = starter + "ON o.session_id = c.session_id -- o.rowtime BETWEEN c.rowtime AND ...\n"
+    assert P._time_bound(commented + "AND o.event_timestamp <= c.event_timestamp + 600000") == "plain"
+    assert P._time_bound(None) is None and P._time_bound(42) is None
+
+
+def test_a_join_bounded_on_event_timestamp_is_told_to_bound_the_time_attributes():
+    # Flink runs it as a regular LEFT JOIN: a checkout without an order at once, then -D/+I when its order comes
+    regular = result(
+        JOIN_COLS,
+        ("s2", 1_000, None, None),
+        ("s4", 0, None, None),
+        ("s4", 0, None, None),
+        ("s4", 0, "o4", 150_000),
+        op=["+I", "+I", "-D", "+I"],
+    )
+    sql = PLAIN_JOIN.format(bound="600000")
+    fb = not_yet(
+        P.grade_checkout_conversion(regular, JOIN_CLICKS, JOIN_ORDERS, W, sql=sql),
+        "retracts rows (1 -U/+U/-D rows)",
+        "event_timestamp, a plain BIGINT",
+        "time attributes (rowtime)",
+        "regular join",
+        "keeps every checkout and order in state",
+        "milliseconds",
+    )
+    assert "without a time bound" not in fb.message  # it has one: on the wrong columns
+    assert "600,000 milliseconds" not in fb.message  # its number is right: ten minutes in milliseconds
+    assert fb.hints[0].startswith("bound the time attributes: o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL")
+    # the same rows without the SQL: the rows alone say a regular join (no time bound)
+    not_yet(P.grade_checkout_conversion(regular, JOIN_CLICKS, JOIN_ORDERS, W), "without a time bound")
+
+
+def test_a_plain_bound_in_seconds_names_the_units_and_an_append_only_one_is_still_a_regular_join():
+    inner = [r for r in SOLUTION_JOIN if r[2]]
+    sql = PLAIN_JOIN.format(bound="600").replace("LEFT JOIN", "JOIN")
+    fb = not_yet(P.grade_checkout_conversion(result(JOIN_COLS, *inner), JOIN_CLICKS, JOIN_ORDERS, W, sql=sql))
+    assert "your bound adds 600 to it: 600 milliseconds (0.01 min), while ten minutes are 600,000" in fb.message
+    assert "regular join" in fb.message and "retracts" not in fb.message
+    not_yet(P.grade_checkout_conversion(result(JOIN_COLS), JOIN_CLICKS, JOIN_ORDERS, W, sql=sql), "event_timestamp")
+    # the solution's rows with the solution's SQL pass; a bound on rowtime that still retracts is not "no bound"
+    passed(
+        P.grade_checkout_conversion(
+            result(JOIN_COLS, *SOLUTION_JOIN), JOIN_CLICKS, JOIN_ORDERS, W, sql=str(SOLUTIONS["checkout_conversion"])
+        )
+    )
+    retracting = result(JOIN_COLS, ("s2", 1_000, None, None), ("s2", 1_000, None, None), op=["+I", "-D"])
+    fb = not_yet(
+        P.grade_checkout_conversion(retracting, JOIN_CLICKS, JOIN_ORDERS, W, sql=str(SOLUTIONS["checkout_conversion"])),
+        "did not take your bound as an interval join's",
+    )
+    assert "without a time bound" not in fb.message
+
+
+def test_flink_refusing_bigint_plus_interval_is_told_as_the_bound_on_the_wrong_columns(listening):
+    streams = _streams(listening, _Failing)
+    sql = PLAIN_JOIN.format(bound="INTERVAL '10' MINUTE")
+    streams.error = JobError(
+        "your SQL for lab10-conversion failed: SQL validation failed. From line 4, column 46 to line 4, column 86: "
+        "Cannot apply '+' to arguments of type '<BIGINT> + <INTERVAL MINUTE>'. Supported form(s): "
+        "'<NUMERIC> + <NUMERIC>'"
+    )
+    fb = not_yet(check_checkout_conversion(sql, streams), "Flink refused it", "Cannot apply '+'", "rowtime")
+    assert "BIGINT + INTERVAL is a type error" in fb.message and fb.exercise == "checkout_conversion"
+    # the lab failing under the same SQL is still the lab's
+    streams.error = JobError(
+        "your SQL for lab10-conversion failed: TimeoutException: Timed out waiting for a node "
+        "assignment. Call: describeTopics"
+    )
+    is_lab(check_checkout_conversion(sql, streams), "Kafka")
+    # a SQL error that is not about the bound keeps Flink's own message
+    streams.error = JobError(
+        "your SQL for lab10-conversion failed: SQL validation failed. From line 1, column 8 to "
+        "line 1, column 14: Column 'no_such' not found in any table"
+    )
+    fb = not_yet(check_checkout_conversion(str(SOLUTIONS["checkout_conversion"]), streams), "no_such", "line 1")
+    assert "event_timestamp, a plain BIGINT" not in fb.message
+
+
+# ---- a preview's failures: the lab's (with what to do), or the answer's (with Flink's message) --------------------
+LAB_FAILURES = [
+    # Kafka unreachable
+    ("TimeoutException: Timed out waiting for a node assignment. Call: describeTopics", "failed while reading Kafka"),
+    ("TimeoutException: Timed out waiting to send the call. Call: listOffsets(api=LIST_OFFSETS)", "reading Kafka"),
+    ("KafkaException: Failed to construct kafka consumer", "failed while reading Kafka"),
+    (
+        "Connection to node -1 (localhost/127.0.0.1:9092) could not be established. Broker may not be available.",
+        "failed while reading Kafka",
+    ),
+    # the topic missing
+    ("UnknownTopicOrPartitionException: This server does not host this topic-partition.", "no such Kafka topic"),
+    ("RuntimeException: Failed to get metadata for topics [lab10_clicks].", "no such Kafka topic"),
+    ("TimeoutException: Topic lab10_clicks not present in metadata after 60000 ms.", "no such Kafka topic"),
+    # PyFlink's py4j gateway
+    ("Exception: Java gateway process exited before sending its port number", "py4j gateway"),
+    ("Py4JNetworkError: Answer from Java side is empty", "py4j gateway"),
+    ("Py4JNetworkError: An error occurred while trying to connect to the Java server (127.0.0.1:40475)", "py4j"),
+    ("RuntimeException: Failed to create stage bundle factory!", "py4j gateway"),
+    # out of memory
+    ("OutOfMemoryError: Java heap space", "ran out of memory"),
+    ("OutOfMemoryError: Metaspace", "ran out of memory"),
+    ("IOException: Insufficient number of network buffers: required 65, but only 12 available.", "out of memory"),
+    (
+        "its process was killed by SIGKILL (SIGKILL: most often the machine ran out of memory); its last output: x",
+        "ran out of memory",
+    ),
+    # the JVM crashed
+    (
+        "A fatal error has been detected by the Java Runtime Environment (then: Py4JNetworkError: Error while "
+        "receiving)",
+        "crashed",
+    ),
+    ("its process was killed by SIGSEGV; its last output: no output", "crashed"),
+    ("Error occurred during initialization of VM: Could not reserve enough space for object heap", "crashed"),
+    # Flink short of resources, and timeouts
+    ("NoResourceAvailableException: Could not acquire the minimum required resources.", "short of resources"),
+    ("IOException: No space left on device", "short of resources"),
+    ("TimeoutException: Heartbeat of TaskManager with id 1234 timed out.", "did not finish in time"),
+]
+
+
+@pytest.mark.parametrize(("cause", "words"), LAB_FAILURES, ids=[c[:40] for c, _ in LAB_FAILURES])
+def test_a_previews_lab_failure_is_the_labs_with_what_to_do(cause, words):
+    @checker("t")
+    def grade():
+        raise JobError(f"your SQL for lab10-dedup failed: {cause}", "fix the SQL")
+
+    fb = is_lab(grade(), words)
+    assert "your SQL" not in fb.message  # it was not the SQL
+    assert "then run this cell again" in fb.message or "this cell again" in fb.message, fb.message
+
+
+SQL_ERRORS = [
+    ('SqlParserException: SQL parse failed. Encountered "FORM" at line 3, column 1.', "line 3, column 1"),
+    (
+        "SQL validation failed. From line 1, column 8 to line 1, column 16: Column 'timed_out' not found in any table",
+        "timed_out",
+    ),  # words a lab failure uses, in a SQL error: still the answer's
+    (
+        "ValidationException: SQL validation failed. From line 2, column 6 to line 2, column 10: Object 'click' not "
+        "found",
+        "Object 'click' not found",
+    ),
+    (
+        "SQL validation failed. From line 3, column 13 to line 3, column 52: No match found for function signature "
+        "TUMBL(<TABLE>, <COLUMN_LIST>, <INTERVAL MINUTE>)",
+        "TUMBL",
+    ),
+    (
+        "SQL validation failed. From line 4, column 6 to line 4, column 40: Cannot apply '+' to arguments of type "
+        "'<BIGINT> + <INTERVAL MINUTE>'",
+        "Cannot apply '+'",
+    ),
+    ("TableException: Rowtime attributes must not be in the input rows of a regular join.", "regular join"),
+    (
+        'SqlParserException: SQL parse failed. Encountered "<EOF>" at line 1, column 30. Was expecting: Heap space ...',
+        "Encountered",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cause", "words"), SQL_ERRORS, ids=[c[:40] for c, _ in SQL_ERRORS])
+def test_a_sql_error_stays_the_answers_with_flinks_message(cause, words):
+    @checker("t")
+    def grade():
+        raise JobError(f"your SQL for lab10-dedup failed: {cause}", "fix the SQL at the line and column shown")
+
+    fb = not_yet(grade(), "could not be graded", words)
+    assert "JobError" in fb.message and fb.hints[0] == "fix the SQL at the line and column shown"
+
+
+def test_the_kernels_own_memory_and_disk_errors_are_the_labs():
+    import errno
+
+    @checker("t")
+    def memory():
+        raise MemoryError()
+
+    @checker("t")
+    def fork():
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    @checker("t")
+    def disk():
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    assert "Free memory" in is_lab(memory(), "ran out of memory").message
+    is_lab(fork(), "ran out of memory")
+    is_lab(disk(), "short of resources")
+
+
+def _completed(returncode: int, stdout: str = "", stderr: str = ""):
+    import subprocess
+
+    return subprocess.CompletedProcess(["runner.py"], returncode, stdout, stderr)
+
+
+def test_a_crashed_or_killed_preview_run_says_so_and_a_sql_error_stays_the_sql(tmp_path):
+    from labkit.exercises.feedback import feedback_for
+    from labkit.jobs.custom import _preview_rows
+
+    def failure(r) -> JobError:
+        with pytest.raises(JobError) as e:
+            _preview_rows(r, "lab10-dedup", 180, "run it again")
+        return e.value
+
+    crash = _completed(
+        1,
+        'LABKIT_COLUMNS ["op", "url"]\n#\n# A fatal error has been detected by the Java Runtime Environment:\n#\n'
+        "#  SIGSEGV (0xb) at pc=0x00007f, pid=1234\n",
+        'Traceback (most recent call last):\n  File "runner.py", line 1\npy4j.protocol.Py4JNetworkError: Answer from '
+        "Java side is empty\n",
+    )
+    e = failure(crash)
+    assert e.message.startswith("the preview of lab10-dedup failed: A fatal error has been detected"), e.message
+    assert "Py4JNetworkError" in e.message and "not your SQL" in e.hint
+    is_lab(feedback_for(e), "crashed")
+    oom = _completed(1, 'Exception in thread "main" java.lang.OutOfMemoryError: Java heap space\n\tat a.b(C.java:1)\n')
+    is_lab(feedback_for(failure(oom)), "ran out of memory", "Java heap space")
+    killed = failure(_completed(-9, 'LABKIT_COLUMNS ["op"]\n'))
+    assert "killed by SIGKILL" in killed.message
+    is_lab(feedback_for(killed), "ran out of memory", "Free memory")
+    is_lab(feedback_for(failure(_completed(-11))), "crashed", "SIGSEGV")
+    sql = failure(
+        _completed(
+            1,
+            "",
+            "org.apache.flink.table.api.ValidationException: SQL validation failed. From line "
+            "1, column 8 to line 1, column 14: Column 'no_such' not found in any table\n",
+        )
+    )
+    assert sql.message.startswith("your SQL for lab10-dedup failed: SQL validation failed"), sql.message
+    not_yet(feedback_for(sql), "no_such")
+
+
+# ---- previews run without checkpoints; the lab's jobs keep theirs ------------------------------------------------------
+def test_a_preview_drops_the_jobs_checkpoints_and_restarts_and_the_pipeline_keeps_them(tmp_path, monkeypatch):
+    import subprocess
+
+    from labkit import jobs
+    from labkit.jobs import custom, runner
+    from labkit.stack import provision
+
+    s = load(mode="docker", home=tmp_path)
+    job = jobs.base_spec(s, "clickstream-metrics")["config"]
+    assert job["execution.checkpointing.interval"] == "10 s" and job["execution.checkpointing.mode"] == "EXACTLY_ONCE"
+    spec, _ = jobs.pipeline_spec(s)
+    assert spec["config"]["execution.checkpointing.interval"] == "10 s"  # the lab's pipeline keeps its checkpoints
+    assert dict(runner.preview_config_items(spec)) == spec["config"]  # the runner leaves a job's config as it is
+
+    written = {}
+
+    def run(cmd, **kw):
+        written.update(json.loads(Path(cmd[-1]).read_text()))
+        return subprocess.CompletedProcess(cmd, 0, 'LABKIT_COLUMNS ["op", "n"]\nLABKIT_ROW {"op": "+I", "n": 1}\n', "")
+
+    monkeypatch.setattr(provision, "provision_client", lambda: None)
+    monkeypatch.setattr(provision.flink, "connector_jar", lambda: tmp_path / "kafka.jar")
+    monkeypatch.setattr(provision.udf, "jar_path", lambda: tmp_path / "udf.jar")
+    monkeypatch.setattr(custom.subprocess, "run", run)
+    got = PatternStreams("lab10_clicks", "lab10_orders", s).preview("SELECT COUNT(*) AS n FROM orders", name="total")
+    assert got.to_dict("records") == [{"op": "+I", "n": 1}]
+    config = written["config"]
+    assert not [k for k in config if k.startswith("execution.checkpointing.")], config
+    assert config["restart-strategy.type"] == "none"
+    assert not [k for k in config if k.startswith("restart-strategy.") and k != "restart-strategy.type"]
+    assert config["pipeline.name"] == job["pipeline.name"].replace("clickstream-metrics", "preview-lab10-total")
+    # the runner drops them too, for a preview spec written by anything else, and both agree on which keys
+    assert runner.PREVIEW_DROPPED == custom.PREVIEW_DROPPED
+    items = dict(runner.preview_config_items({**spec, "custom": {"sql": "x"}, "preview": {"limit": 1}}))
+    assert (
+        not [k for k in items if k.startswith("execution.checkpointing.")] and items["restart-strategy.type"] == "none"
+    )
+
+
+# ---- row kinds have colours of their own ---------------------------------------------------------------------------
+def test_row_kinds_have_their_own_colours_not_the_status_classes():
+    from labkit import plots
+
+    assert set(plots.ROW_KIND_COLORS) == {"+I", "-U", "+U", "-D"}
+    taken = {*plots.FAMILY_COLORS.values(), *plots.STATUS_COLORS.values(), *plots.SERIES_COLORS.values()}
+    assert not {c.lower() for c in plots.ROW_KIND_COLORS.values()} & {c.lower() for c in taken}
+    assert len(set(plots.ROW_KIND_COLORS.values())) == 4
+    fig = plots.changelog_steps(DEMO, "orders")
+    shown = {t.name: t.marker.color for t in fig.data if t.mode == "markers"}
+    assert shown == {k: plots.ROW_KIND_COLORS[k] for k in ("+I", "-U", "+U")}
+
+
+# ---- every checker, wrong answers of every shape: a specific "not yet", never an exception --------------------------
+class _Returning(PatternStreams):
+    """Streams whose preview returns `frame`, as the attendee's query would have it (or raises `error`)."""
+
+    frame: pd.DataFrame | None = None
+    error: Exception | None = None
+
+    def preview(self, sql, name="pattern", limit=200_000, timeout_s=180):
+        if self.error is not None:
+            raise self.error
+        return self.frame
+
+
+def _topn_starter():
+    return result(
+        ["window_start", "window_end", "url", "clicks"],
+        *[(0, 60_000, u, n) for u, n in (("/a", 4), ("/b", 3), ("/c", 2), ("/d", 2), ("/e", 1))],
+        (60_000, 120_000, "/x", 2),
+        (60_000, 120_000, "/y", 1),
+    )
+
+
+# per checker: its clicks, then (what the answer's preview returns, words of the feedback) for the starter, a query
+# returning the wrong columns, and a right-looking but subtly wrong one
+SWEEP = {
+    "dedup_events": (
+        DEDUP_CLICKS,
+        [
+            (
+                result(DEDUP_COLS, *[(json.loads(v)["event_id"], "s", "/", 0) for v in DEDUP_CLICKS["value"]]),
+                "a duplicate kept",
+            ),
+            (result(["session_id", "url"], ("s1", "/")), "select event_id"),
+            (result(DEDUP_COLS, ("a", "s1", "/", 1_000), ("c", "s2", "/search", 3_000)), "are missing"),
+        ],
+    ),
+    "top_urls_per_minute": (
+        _topn_clicks(),
+        [
+            (_topn_starter(), "5 rows, expected 3"),
+            (result(["url", "clicks"], ("/a", 4)), "select window_start"),
+            (
+                _topn([(0, "/e", 1), (0, "/c", 2), (0, "/d", 2), (60_000, "/y", 1), (60_000, "/x", 2)]),
+                "not among the top 3",
+            ),
+        ],
+    ),
+    "session_lengths": (
+        SESSION_CLICKS,
+        [
+            (result(["session_id", "clicks"], ("s1", 1), ("s1", 1), ("s1", 2), op=["+I", "-U", "+U"]), "updates"),
+            (result(["session_id", "clicks"], ("s1", 4), ("s2", 1)), "select window_start"),
+            (result(SESSION_COLS, *[(s, a, b, c, n + 60) for s, a, b, c, n in SOLUTION_SESSIONS]), "includes the gap"),
+        ],
+    ),
+    "checkout_conversion": (
+        JOIN_CLICKS,
+        [
+            (result(JOIN_COLS, *[r for r in SOLUTION_JOIN if r[2]], ("s2", 1_000, "o2", 601_001)), "LEFT JOIN"),
+            (result(["checkout_ms", "order_id"], (0, "o1")), "select session_id"),
+            (
+                result(JOIN_COLS, *[r if r[0] != "s2" else ("s2", 1_000, "o2", 601_001) for r in SOLUTION_JOIN]),
+                "a late order joined",
+            ),
+        ],
+    ),
+    "url_changelog": (
+        CHANGELOG_CLICKS,
+        [
+            (result(["window_end", "url", "cnt"], (60_000, "/a", 3), (60_000, "/b", 2)), "only inserts rows"),
+            (result(["cnt"], (1,)), "select url"),
+            (
+                pd.concat(
+                    [
+                        result(["url", "cnt"], ("/a", 1), ("/b", 1), ("/c", 1)),
+                        result(["url", "cnt"], ("/a", 1), ("/a", 1), op=["-U", "+U"]),
+                    ]
+                ),
+                "end with another count",
+            ),
+        ],
+    ),
+    "checkout_funnel": (
+        FUNNEL_CLICKS,
+        [
+            (result(FUNNEL_COLS, ("s7", 2)), "a funnel step missing"),  # the starter's PATTERN (P K)
+            (result(["checkout_ms"], (3,)), "select session_id"),
+            (result(FUNNEL_COLS, *SOLUTION_FUNNEL, ("s2", 4)), "other pages between"),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_every_checker_gives_a_specific_not_yet_for_every_wrong_shape(name, listening):
+    check = CHECKS[name]
+    clicks, answers = SWEEP[name]
+    streams = _streams(listening, _Returning)
+    streams.clicks = clicks
+    for sql, words in (
+        ("", "empty"),
+        ("   \n", "empty"),
+        ("-- ✍️ write it here", "empty"),
+        (None, "SQL text"),
+        (42, "not a int"),
+        (["SELECT 1"], "not a list"),
+        (pd.DataFrame({"x": [1]}), "not a DataFrame"),
+    ):
+        assert not_yet(check(sql, streams), words).exercise == name
+    streams.error = JobError(
+        f'your SQL for lab10-{name} failed: SQL parse failed. Encountered "FORM" at line 2, column 1.',
+        "fix the SQL at the line and column shown, then preview again",
+    )
+    fb = not_yet(check("SELECT *\nFORM clicks", streams), 'Encountered "FORM" at line 2, column 1')
+    assert fb.hints[0] == "fix the SQL at the line and column shown, then preview again"
+    streams.error = None
+    for frame, words in answers:  # the starter, the wrong columns, the subtly wrong
+        streams.frame = frame
+        fb = not_yet(check(str(SOLUTIONS[name]), streams), words)
+        assert fb.exercise == name and fb.message
+    streams.frame = "not a frame"  # a preview of another shape is graded as the answer's, never raised
+    not_yet(check(str(SOLUTIONS[name]), streams), "could not be graded")
