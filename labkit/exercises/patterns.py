@@ -737,15 +737,22 @@ def changelog_demo(streams: PatternStreams, timeout: float = CHANGELOG_DEMO_TIME
                     "and `labkit status` say what is wrong."
                 )
         else:
-            if demo.attrs.get("partial"):
-                _show(
-                    lab_problem(
-                        f"the demo's preview stopped after {timeout:g} s with part of the changelog ({len(demo):,} "
-                        "rows): the machine is busy. Run this cell again (or give it longer: changelog_demo(streams, "
-                        "timeout=...)); your prediction is not graded on part of the changelog.",
-                    ),
+            if not isinstance(demo, pd.DataFrame) or "op" not in demo.columns:
+                fb = lab_problem(
+                    f"the demo's preview returned no changelog (a {type(demo).__name__} without row kinds): the lab's "
+                    "preview is broken, not you. Run this cell again; `labkit doctor` checks the lab's setup."
                 )
-            return demo
+            else:
+                if demo.attrs.get("partial"):
+                    _show(
+                        lab_problem(
+                            f"the demo's preview stopped after {timeout:g} s with part of the changelog "
+                            f"({len(demo):,} rows): the machine is busy. Run this cell again (or give it longer: "
+                            "changelog_demo(streams, timeout=...)); your prediction is not graded on part of the "
+                            "changelog.",
+                        ),
+                    )
+                return demo
     _show(fb)
     return None
 

@@ -641,6 +641,16 @@ def test_the_changelog_demo_shows_a_labs_failure_and_returns_none(listening, cap
     is_lab(check_changelog_rows(5, None), "the demo did not run")
 
 
+def test_a_changelog_demo_whose_preview_returned_no_changelog_says_so(listening, capsys):
+    from labkit.exercises import changelog_demo
+
+    streams = _streams(listening, _Demo)
+    for frame in (None, pd.DataFrame({"orders": [1]})):
+        streams.frame = frame
+        assert changelog_demo(streams) is None
+        assert "returned no changelog" in capsys.readouterr().out
+
+
 def test_the_changelog_demo_with_kafka_away_or_no_streams_says_so(tmp_path, monkeypatch, closed_port, capsys):
     from labkit.exercises import changelog_demo
 
