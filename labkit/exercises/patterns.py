@@ -47,6 +47,31 @@ WITHIN_MS = pr.TEN_MINUTES_MS
 UPDATES = ("-U", "+U", "-D")
 EXAMPLES = 3  # rows named in a message
 
+# The hints point to these pages of the Flink docs (the release the lab runs) and name the clause to look at; they
+# never write out the clause that completes an answer: that is what solve(name) is for (labkit.exercises.solutions).
+FLINK_DOCS = "https://nightlies.apache.org/flink/flink-docs-release-2.2/docs/dev/table"
+DOCS = {
+    "dedup": f"{FLINK_DOCS}/sql/queries/deduplication/",
+    "topn": f"{FLINK_DOCS}/sql/queries/window-topn/",
+    "session": f"{FLINK_DOCS}/sql/queries/window-tvf/#session",
+    "temporal": f"{FLINK_DOCS}/functions/systemfunctions/#temporal-functions",
+    "join": f"{FLINK_DOCS}/sql/queries/joins/#interval-joins",
+    "changelog": f"{FLINK_DOCS}/concepts/dynamic_tables/#table-to-stream-conversion",
+    "match": f"{FLINK_DOCS}/sql/queries/match_recognize/",
+}
+
+
+def _docs(page: str) -> str:
+    return f"the Flink docs: {DOCS[page]}"
+
+
+def _rank_column(df: pd.DataFrame) -> str | None:
+    """The answer's row number (row_num, rownum, rn, a rank), when it selects one."""
+    for c in df.columns:
+        if re.fullmatch(r"(row_?num(ber)?|rn|rank\w*|\w*_rank)", str(c), re.I) and _numeric(df[c]):
+            return c
+    return None
+
 
 # ---- shared --------------------------------------------------------------------------------------------------
 def _ask(sql: object, streams: object, exercise: str, example: str) -> Feedback | None:
@@ -163,12 +188,15 @@ def _some(items: list, n: int = EXAMPLES) -> str:
 
 
 # ---- 1. deduplication --------------------------------------------------------------------------------------------
-DEDUP_EXAMPLE = "SELECT ... FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY ... ORDER BY proctime) AS row_num FROM clicks) WHERE ..."
+DEDUP_EXAMPLE = (
+    "SELECT ... FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY <the key> ORDER BY <a time attribute>) AS row_num "
+    "FROM clicks) WHERE <the first row of each key>"
+)
 
 
 @checker("dedup_events")
 def check_dedup_events(sql: object, streams: object) -> Feedback:
-    """Each click event once: the first copy of every event_id (`ROW_NUMBER() ... = 1`)."""
+    """Each click event once: the first copy read of every event_id (a deduplication with ROW_NUMBER())."""
     bad = _ask(sql, streams, "check_dedup_events", DEDUP_EXAMPLE)
     if bad is not None:
         return bad
@@ -179,11 +207,16 @@ def grade_dedup_events(got: pd.DataFrame, clicks: pd.DataFrame, watermark: pr.Wa
     got = _columns(_frame(got), "event_id")
     first = pr.deduplicate(clicks)  # ORDER BY proctime: the first copy read
     if got.empty:
-        return not_yet("your query returned no rows", "select from clicks, one row per event")
+        return not_yet(
+            f"your query returned no rows; the topic holds {first.after:,} events, and each must come out once",
+            "select from clicks, one row per event: if your WHERE compares the row number, check the value it keeps "
+            "(ROW_NUMBER() counts from 1)",
+        )
     if "event_id" not in got.columns:
         return not_yet(
             "select event_id: it names the event, and the retries of one event carry the same one",
-            "SELECT event_id, session_id, url, event_timestamp FROM (...) WHERE row_num = 1",
+            "the exercise's columns, in the outer SELECT: event_id, session_id, url, event_timestamp (the starter "
+            "selects them)",
         )
     n_up = _updating(got)
     if n_up:
@@ -191,19 +224,35 @@ def grade_dedup_events(got: pd.DataFrame, clicks: pd.DataFrame, watermark: pr.Wa
             f"your result updates its rows ({n_up:,} -U/+U rows): it keeps the last copy of each event, and Flink "
             "retracts the row it emitted whenever a later copy comes. Keep the first copy instead: that row is final "
             "as soon as it is read, and the result is insert-only",
-            "ORDER BY proctime ASC (the first copy), not DESC (the last)",
+            "the ORDER BY inside your ROW_NUMBER() decides which copy is number 1: DESC puts the last copy first; "
+            "the first copy read must come first",
+            _docs("dedup"),
         )
     table = _final(got)
     counts = table["event_id"].value_counts()
     twice = counts[counts > 1]
     retries = first.before - first.after
     if len(twice):
+        rank = _rank_column(table)
+        later = int((pd.to_numeric(table[rank], errors="coerce") > 1).sum()) if rank else 0
+        kept = (
+            f"; {later:,} rows of your result have {rank} 2 or more: later copies, which nothing filters out"
+            if later
+            else ""
+        )
+        hint = (
+            "keep only the copy numbered 1 of each event: a WHERE on the row number, in the query around the one "
+            "that numbers the rows (Flink recognises a deduplication only in that shape)"
+            if later
+            else "number the copies of each event with ROW_NUMBER(), partitioned by what makes two records copies "
+            "of one event and ordered by a time attribute, then keep only the copy numbered 1"
+        )
         return not_yet(
             f"a duplicate kept: {len(twice):,} event ids appear more than once in your result (e.g. "
             f"{_some(list(twice.index))}); the topic holds {first.before:,} records of {first.after:,} events "
-            f"({retries:,} retries)",
-            "number the copies of each event_id (ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime)) "
-            "and keep the first: WHERE row_num = 1",
+            f"({retries:,} retries){kept}",
+            hint,
+            _docs("dedup"),
         )
     want = set(first.kept["event_id"])
     have = set(table["event_id"])
@@ -225,7 +274,10 @@ def grade_dedup_events(got: pd.DataFrame, clicks: pd.DataFrame, watermark: pr.Wa
             )
         kept = first.kept.set_index("event_id")
         lost = [f"{e} ({kept.at[e, 'url']} at {_when(kept.at[e, 'event_timestamp'])})" for e in missing[:EXAMPLES]]
-        hint = "PARTITION BY event_id: two clicks are the same event only when their event_id is the same"
+        hint = (
+            "the PARTITION BY of your ROW_NUMBER() decides which records count as copies of one event: partition "
+            "by what identifies a single event (a session, or a URL, has many events, and only one is kept)"
+        )
         one_per = [c for c in ("session_id", "user_id", "url") if c in table.columns and table[c].is_unique]
         where = f" (your result has one row per {one_per[0]}: that is what it partitions by?)" if one_per else ""
         return not_yet(
@@ -241,8 +293,8 @@ def grade_dedup_events(got: pd.DataFrame, clicks: pd.DataFrame, watermark: pr.Wa
 
 # ---- 2. window Top-N ---------------------------------------------------------------------------------------------
 TOPN_EXAMPLE = (
-    "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY ...) AS rownum "
-    "FROM (<clicks per URL and minute>)) WHERE ..."
+    "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY <the window> ORDER BY <the ranking>) AS rownum "
+    "FROM (<the starter's clicks per URL and minute>)) WHERE <the first 3 of each window>"
 )
 
 
@@ -266,7 +318,9 @@ def grade_top_urls_per_minute(
         return not_yet(
             f"your result updates its rows ({n_up:,} -U/+U rows): a Top-N that is not per window ranks the whole "
             "stream again with every click. Rank inside each window: its result is final when the window fires",
-            "PARTITION BY window_start, window_end in the ROW_NUMBER(), over a TUMBLE of one minute",
+            "rank inside each window: the window's columns go in the ROW_NUMBER()'s PARTITION BY, over the "
+            "starter's one-minute window aggregation",
+            _docs("topn"),
         )
     for c in ("window_start", "window_end", "url"):
         if c not in got.columns:
@@ -280,7 +334,7 @@ def grade_top_urls_per_minute(
         said = ", ".join(f"{s / 1000:g} s" for s in sizes[:3]) or "unreadable"
         return not_yet(
             f"your windows are {said} long, not one minute",
-            "TUMBLE(TABLE clicks, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE)",
+            "keep the starter's window: its TUMBLE is one minute long",
         )
     act = pd.DataFrame({"window_start": start.astype("int64"), "url": got["url"], "clicks": got[count]})
     ref = pr.window_top_n(clicks, n=TOP_N, size_ms=MINUTE_MS, by="url", watermark=watermark)
@@ -289,14 +343,26 @@ def grade_top_urls_per_minute(
         per_window = act.groupby("window_start").size()
         hints = []
         if (per_window > TOP_N).any():
-            hints.append(f"keep the first {TOP_N} of each window: WHERE rownum <= {TOP_N}")
+            rank = _rank_column(got)
+            hints.append(
+                f"keep the first {TOP_N} of each window: your rank ({rank}) goes up to "
+                f"{int(pd.to_numeric(got[rank], errors='coerce').max())}; filter on it in the query around the one "
+                "that computes it"
+                if rank
+                else f"your result has no rank: number the URLs of each window with ROW_NUMBER() (the window in its "
+                f"PARTITION BY), then keep the first {TOP_N}"
+            )
         if any("not among the top" in p or "left out" in p for p in problems):
-            hints.append("rank by clicks, busiest first: ORDER BY clicks DESC")
+            hints.append(
+                "rank by clicks, busiest first: check what the ORDER BY of your ROW_NUMBER() sorts by, and in which "
+                "direction (ascending, unless it says otherwise)"
+            )
         if any(" clicks, not " in p for p in problems):
             hints.append("count every click of the URL in the window: COUNT(*), grouped by window and url")
         return not_yet(
             f"{len(problems)} problem(s) in {act['window_start'].nunique()} windows: {_some(problems)}",
             *(hints or [TOPN_EXAMPLE]),
+            _docs("topn"),
         )
     late = int(ref["late"].sum()) if "late" in ref.columns else 0
     return passed(
@@ -309,7 +375,8 @@ def grade_top_urls_per_minute(
 # ---- 3. session windows ------------------------------------------------------------------------------------------
 SESSION_EXAMPLE = (
     "SELECT session_id, window_start, window_end, COUNT(*) AS clicks, ... AS length_s "
-    "FROM TABLE(SESSION(TABLE clicks PARTITION BY ..., DESCRIPTOR(rowtime), INTERVAL ...)) GROUP BY ..."
+    "FROM TABLE(SESSION(TABLE clicks PARTITION BY <whose sessions>, DESCRIPTOR(<a time attribute>), <the gap>)) "
+    "GROUP BY <the key and the window's bounds>"
 )
 
 
@@ -334,7 +401,9 @@ def grade_session_lengths(
             f"your result updates its rows ({n_up:,} -U/+U rows): a GROUP BY without a window keeps counting "
             "forever, and a session that paused stays one row. A SESSION window closes after a minute without a "
             "click, and its row is final",
-            "FROM TABLE(SESSION(TABLE clicks PARTITION BY session_id, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))",
+            "read clicks through the SESSION windowing TVF (in FROM, wrapped in TABLE(...)): partitioned by whose "
+            "sessions they are, with the gap as its last argument; then group by that key and the window's bounds",
+            _docs("session"),
         )
     for c in ("session_id", "window_start", "window_end"):
         if c not in got.columns:
@@ -355,9 +424,20 @@ def grade_session_lengths(
     ref = pr.session_windows(clicks, gap_ms=SESSION_GAP_MS, watermark=watermark)
     ref = ref[ref["fires"] != "no"]
     if act.duplicated(key).any():
+        twice = act[act.duplicated(key, keep=False)].drop_duplicates(key)
+        e = twice.iloc[0]
+        kind = _kind_column(got)
+        more = [c for c in got.columns if c not in (*key, count, length, kind)]
+        why = (
+            f": your result also has {', '.join(map(str, more))}, and each of its values is a row of its own"
+            if more
+            else ""
+        )
         return not_yet(
-            "several rows for one session window: group by session_id, window_start and window_end only",
-            "GROUP BY session_id, window_start, window_end",
+            f"{len(twice):,} session windows have more than one row in your result (e.g. {e['session_id']}'s from "
+            f"{_when(e['window_start'])} to {_when(e['window_end'])}){why}",
+            "one row per session window: group by the SESSION's partition key and the window's start and end, "
+            "and by nothing else",
         )
     gaps = (act["window_end"] - act["window_start"])[act["clicks"] == 1]  # a one-click session is as long as the gap
     gap = int(gaps.mode().iloc[0]) if len(gaps) else None
@@ -366,7 +446,9 @@ def grade_session_lengths(
         return not_yet(
             f"your sessions end {gap / 1000:g} s after their last click: a gap of {gap / 1000:g} s, not one minute, "
             f"which {joined_or_split}",
-            "the gap is SESSION's last argument: INTERVAL '1' MINUTE",
+            "the gap is SESSION's last argument, an INTERVAL: check its number and its unit against the "
+            "exercise's gap of one minute",
+            _docs("session"),
         )
     merged = ref[[*key, "clicks", "ambiguous"]].merge(act, on=key, how="outer", suffixes=("", "_got"), indicator=True)
     bad_sessions = set(merged.loc[merged["_merge"] != "both", "session_id"])
@@ -382,9 +464,10 @@ def grade_session_lengths(
         split = sum("split" in r for r in reasons)
         joined = sum("joined" in r for r in reasons)
         hint = (
-            "one key per session: PARTITION BY session_id inside SESSION(...)"
+            "the PARTITION BY inside SESSION(...) says whose clicks form a session: without it, or with another "
+            "column, sessions of different visitors are joined, or one visit's clicks split"
             if split or joined
-            else "count every click of the session window: COUNT(*), grouped by session_id, window_start, window_end"
+            else "count every click of the session window: COUNT(*), grouped by the window's key and bounds"
         )
         return not_yet(
             f"{len(bad_sessions):,} of {ref['session_id'].nunique():,} sessions differ from the topic's, e.g. "
@@ -395,16 +478,21 @@ def grade_session_lengths(
         return not_yet(
             "your session windows are right; now add each session's length, from its first to its last click, in "
             "seconds (length_s)",
-            "window_end is the last click plus the gap: TIMESTAMPDIFF(SECOND, window_start, window_end) - 60",
+            "window_start is the first click's time, but window_end is the last click's time plus the gap: "
+            "measure between the two in seconds with a temporal function, and leave out what is not the session's",
+            _docs("temporal"),
         )
     want = (act["window_end"] - act["window_start"] - SESSION_GAP_MS) / 1000
     said = pd.to_numeric(got[length], errors="coerce")
     off = (said - want).abs() > 1
     if off.any():
         ahead = (said - want)[off]
+        ratio = (said / want)[off & (want > 0)]
         why = (
             "it includes the gap: window_end is the last click plus the gap"
             if ((ahead - SESSION_GAP_MS / 1000).abs() <= 1).all()
+            else "they look like milliseconds: give it in seconds"
+            if len(ratio) and ((ratio - 1000).abs() <= 10).all()
             else "give it in seconds, from the first click to the last"
         )
         rows = [
@@ -421,12 +509,10 @@ def grade_session_lengths(
 
 # ---- 4. interval join -------------------------------------------------------------------------------------------
 JOIN_EXAMPLE = (
-    "SELECT c.session_id, c.event_timestamp AS checkout_ms, o.order_id FROM clicks AS c LEFT JOIN orders AS o "
-    "ON ... AND o.rowtime BETWEEN ... AND ... WHERE c.url = '/checkout'"
+    "SELECT c.session_id, c.event_timestamp AS checkout_ms, o.order_id, o.event_timestamp AS order_ms "
+    "FROM clicks AS c [LEFT] JOIN orders AS o ON o.session_id = c.session_id AND <a bound on both sides of "
+    "o.rowtime> WHERE c.url = '/checkout'"
 )
-
-
-JOIN_BOUND = "o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE"
 
 
 @checker("checkout_conversion")
@@ -493,7 +579,10 @@ def _plain_time_bound(sql: str, n_up: int = 0, flink_said: str = "") -> Feedback
         "emitted without an order when one comes. And the units differ: event_timestamp counts milliseconds, so an "
         f"INTERVAL cannot be added to it (BIGINT + INTERVAL is a type error) and a number added to it counts "
         f"milliseconds{units}",
-        f"bound the time attributes: {JOIN_BOUND} (select c.event_timestamp AS checkout_ms as it is)",
+        "bound the tables' time attributes instead: the order's rowtime between two times relative to the "
+        "checkout's rowtime, the upper one an INTERVAL later (and keep selecting c.event_timestamp AS checkout_ms "
+        "as it is)",
+        _docs("join"),
     )
 
 
@@ -547,7 +636,12 @@ def grade_checkout_conversion(
             "emits a checkout without an order at once, then takes it back when an order comes, whenever that is, "
             "and keeps every row in state forever. A time bound makes it an interval join: a checkout waits ten "
             "minutes for its order, then its row is final",
-            f"AND {JOIN_BOUND}",
+            "Flink takes a bound as an interval join's only when it compares the two sides' time attributes as they "
+            "are (no function around them), in conditions joined by AND"
+            if bound == "rowtime"
+            else "add a time bound to the join's condition: the order's rowtime bounded on both sides by the "
+            "checkout's rowtime, from the checkout to ten minutes after it (an INTERVAL)",
+            _docs("join"),
         )
     for c, why in (("session_id", "whose checkout it is"), ("order_id", "the order that confirmed it, NULL if none")):
         if c not in got.columns:
@@ -577,12 +671,19 @@ def grade_checkout_conversion(
                     f"{len(before):,} from before the checkout {example} and {len(after):,} from more than ten "
                     "minutes after it"
                 )
+                hints.append(
+                    "bound the order's rowtime on both sides: not before the checkout's, and not more than ten "
+                    "minutes after it"
+                )
             else:
                 problems.append(
                     f"{len(before):,} orders in your result came before their checkout {example}: your interval "
                     "points backwards; an order confirms a checkout after it"
                 )
-            hints.append("o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE")
+                hints.append(
+                    "the interval starts at the checkout and runs ten minutes forward: check which end of your "
+                    "bound is the lower one"
+                )
     act = (
         rows.groupby(["session_id", "checkout_ms"], sort=True)["order_id"]
         .agg(lambda s: sorted({o for o in s if isinstance(o, str)}))
@@ -605,9 +706,12 @@ def grade_checkout_conversion(
             f"your result has only checkouts with an order: the {len(missing):,} checkouts without one are missing "
             "(an inner join drops them), and the conversion rate needs them in its denominator"
         )
-        hints.append("LEFT JOIN orders: a checkout without an order in its ten minutes comes out with NULLs")
+        hints.append(
+            "keep the checkouts without an order: a LEFT JOIN keeps every row of its left side, with NULLs in the "
+            "right side's columns where no partner came in the interval"
+        )
     if problems:
-        return not_yet("; ".join(problems), *hints)
+        return not_yet("; ".join(problems), *hints, _docs("join"))
     key = ["session_id", "checkout_ms"]
     d = pr.diff_rows(ref[[*key, "matched", "next_order_after_ms", "ambiguous"]], act[[*key, "matched"]], key, WITHIN_MS)
     if len(d):
@@ -617,16 +721,18 @@ def grade_checkout_conversion(
             return not_yet(
                 f"{lost:,} checkouts that got an order within ten minutes are unmatched in your result: does your "
                 "interval run forward from the checkout, ten minutes long, on the same session?",
-                "ON o.session_id = c.session_id AND o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE",
+                "the bound compares the order's rowtime with the checkout's: from the checkout to ten minutes after "
+                "it; and the join's condition pairs a checkout only with the orders of its own session",
+                _docs("join"),
             )
         shown = [f"session {r.session_id} at {_when(r.checkout_ms)}: {r.reason or r.problem}" for r in d.itertuples()]
         hint = (
-            "an order counts only within ten minutes of its checkout: BETWEEN c.rowtime AND c.rowtime + INTERVAL "
-            "'10' MINUTE"
+            "an order counts only within ten minutes after its checkout: check the upper end of your bound (its "
+            "INTERVAL's number and unit)"
             if late
             else "join on the session and the ten minutes after the checkout"
         )
-        return not_yet(f"{len(d):,} checkouts differ from the topic's: {_some(shown)}", hint)
+        return not_yet(f"{len(d):,} checkouts differ from the topic's: {_some(shown)}", hint, _docs("join"))
     rate = float(ref["matched"].mean()) if len(ref) else 0.0
     later = int((~ref["matched"] & (ref["next_order_after_ms"] > WITHIN_MS)).sum())
     return passed(
@@ -643,7 +749,7 @@ CHANGELOG_EXAMPLE = "SELECT url, COUNT(*) AS cnt FROM ... GROUP BY ..."
 def check_url_changelog(sql: object, streams: object) -> Feedback:
     """Clicks per URL so far, over the whole stream (a GROUP BY without a window): its changelog must end in the
     topic's counts, with the -U/+U pairs of an updating result."""
-    bad = _ask(sql, streams, "check_url_changelog", "SELECT url, ... FROM clicks GROUP BY ...")
+    bad = _ask(sql, streams, "check_url_changelog", CHANGELOG_EXAMPLE)
     if bad is not None:
         return bad
     return grade_url_changelog(_preview(sql, streams, "changelog"), streams.clicks)  # type: ignore[union-attr,arg-type]
@@ -651,14 +757,18 @@ def check_url_changelog(sql: object, streams: object) -> Feedback:
 
 def grade_url_changelog(got: pd.DataFrame, clicks: pd.DataFrame) -> Feedback:
     got = _columns(_frame(got), "url")
+    log, final = pr.group_by_changelog(clicks, by="url")
     if got.empty:
-        return not_yet("your query returned no rows", "SELECT url, COUNT(*) AS cnt FROM clicks GROUP BY url")
+        return not_yet(
+            f"your query returned no rows; the topic holds {int(final['cnt'].sum()):,} clicks on {len(final)} URLs",
+            f"the result has a row for each of those {len(final)} URLs, updated with every click: is a WHERE (or "
+            "HAVING) dropping every row?",
+        )
     if "url" not in got.columns:
-        return not_yet("select url: one count per URL", "SELECT url, COUNT(*) AS cnt FROM clicks GROUP BY url")
+        return not_yet("select url: one count per URL", "the exercise's columns: url and cnt, one row per URL")
     count = _count_column(got, "cnt", "clicks", "count")
     if count is None:
         return not_yet("select each URL's clicks so far: COUNT(*) AS cnt")
-    log, final = pr.group_by_changelog(clicks, by="url")
     if not _updating(got):
         windowed = [c for c in got.columns if str(c).startswith("window_")]
         return not_yet(
@@ -670,7 +780,11 @@ def grade_url_changelog(got: pd.DataFrame, clicks: pd.DataFrame) -> Feedback:
             )
             + ". The exercise asks for each URL's count so far, over the whole stream: that count changes with every "
             "click, and Flink says so with -U (the old row) and +U (the new one)",
-            "GROUP BY url, without a window",
+            "the window comes from the windowing TVF in FROM: read the table itself instead, and take the window's "
+            "columns out of every clause that still names them"
+            if windowed
+            else "a count so far updates only when it is an aggregate per URL over the whole stream, with no window",
+            _docs("changelog"),
         )
     log_got = pd.DataFrame({"op": _ops(got), "url": got["url"], "cnt": pd.to_numeric(got[count], errors="coerce")})
     table, problems = pr.replay_changelog(log_got, by="url")
@@ -827,12 +941,17 @@ FUNNEL_EXAMPLE = (
     "SELECT * FROM clicks MATCH_RECOGNIZE (PARTITION BY ... ORDER BY rowtime MEASURES ... "
     "ONE ROW PER MATCH AFTER MATCH SKIP PAST LAST ROW PATTERN (...) DEFINE ...)"
 )
+FUNNEL_STEPS = (
+    "three steps, one right after the other: one or more product pages, one or more cart pages (/cart or "
+    "/cart/items), the checkout; each step a variable in PATTERN, with its condition on url in DEFINE, and a "
+    "quantifier where a step may repeat"
+)
 
 
 @checker("checkout_funnel")
 def check_checkout_funnel(sql: object, streams: object) -> Feedback:
     """A row per funnel a session went through: one or more product pages, then one or more cart pages, then
-    the checkout, one right after the other (MATCH_RECOGNIZE, PATTERN (P+ C+ K))."""
+    the checkout, one right after the other (MATCH_RECOGNIZE)."""
     bad = _ask(sql, streams, "check_checkout_funnel", FUNNEL_EXAMPLE)
     if bad is not None:
         return bad
@@ -864,7 +983,8 @@ def grade_checkout_funnel(
     if got.empty:
         return not_yet(
             f"your query found no funnel; {len(ref):,} sessions of this stream went product → cart → checkout",
-            "PATTERN (P+ C+ K), with P, C and K defined on the url",
+            FUNNEL_STEPS,
+            _docs("match"),
         )
     if "session_id" not in got.columns:
         return not_yet(
@@ -890,7 +1010,8 @@ def grade_checkout_funnel(
             f"your query found {len(table):,} funnel(s) in {len(have):,} sessions; the clicks hold {len(want):,} "
             "sessions that went product → cart → checkout, one page right after the other: is a step missing from "
             "your PATTERN, or a quantifier?",
-            "PATTERN (P+ C+ K), with P, C and K defined on the url",
+            FUNNEL_STEPS,
+            _docs("match"),
         )
     words = _steps(clicks, extra + missing + counts)
     spans = ref.set_index("session_id")[["match_start", "match_end"]]
@@ -907,13 +1028,19 @@ def grade_checkout_funnel(
                 f"{len(extra)} sessions matched with other pages between the steps (e.g. {between[0]}: "
                 f"{_word(words.get(between[0], ''))})"
             )
-            hints.append("the steps follow each other directly: PATTERN (P+ C+ K), nothing between them")
+            hints.append(
+                "consecutive variables in PATTERN match consecutive rows: a variable between the steps that matches "
+                "any page (one without a condition in DEFINE) lets other pages in; the funnel has none between them"
+            )
         elif no_cart:
             problems.append(
                 f"{len(extra)} sessions matched without every step: a funnel step missing (e.g. {no_cart[0]}: "
                 f"{_word(words.get(no_cart[0], ''))})"
             )
-            hints.append("three steps: a product page, a cart page, the checkout (P, C and K in PATTERN and DEFINE)")
+            hints.append(
+                "three steps: a product page, a cart page, the checkout; each a variable in PATTERN, with its "
+                "condition in DEFINE"
+            )
         else:
             problems.append(f"{len(extra)} sessions matched that never went product → cart → checkout: {_some(extra)}")
             hints.append("one session at a time: PARTITION BY session_id, ORDER BY rowtime")
@@ -924,11 +1051,17 @@ def grade_checkout_funnel(
                 f"{len(missing)} funnels missing, where a step came twice in a row (e.g. {repeated[0]}: "
                 f"{_word(matched_words.get(repeated[0], ''))})"
             )
-            hints.append("one or more of a step: the quantifier + (P+ C+ K)")
-        else:
-            problems.append(f"{len(missing)} sessions' funnels missing: {_some(missing)}")
             hints.append(
-                "PATTERN (P+ C+ K) with P AS url LIKE '/product/%', C AS url LIKE '/cart%', K AS url = '/checkout'"
+                "a step may come more than once in a row (two product pages, or /cart/items then /cart): a variable "
+                "matches one row unless a quantifier on it in PATTERN allows more"
+            )
+        else:
+            s = missing[0]
+            pages = _pages(clicks, s, tuple(spans.loc[s]))
+            problems.append(f"{len(missing)} sessions' funnels missing: {_some(missing)} ({s} went {pages})")
+            hints.append(
+                "check each DEFINE condition against those pages: every page of a step must meet its variable's "
+                "condition (a cart page is /cart or /cart/items)"
             )
     if counts:
         s = counts[0]
@@ -937,7 +1070,15 @@ def grade_checkout_funnel(
             f"{int(want[s])} in its clicks: {_word(words.get(s, ''))})"
         )
         hints.append("ONE ROW PER MATCH, and AFTER MATCH SKIP PAST LAST ROW to look for the next")
-    return not_yet("; ".join(problems), *dict.fromkeys(hints))
+    return not_yet("; ".join(problems), *dict.fromkeys(hints), _docs("match"))
+
+
+def _pages(clicks: pd.DataFrame, session: object, span: tuple) -> str:
+    """The URLs of `session`'s clicks from span[0] to span[1] (event time), in order: a funnel the answer missed."""
+    df = pr.frame(clicks)
+    df = df[(df["session_id"] == session) & df["event_timestamp"].between(*span)]
+    urls = df.sort_values(["event_timestamp", "arrival"], kind="stable")["url"].tolist()
+    return " → ".join(map(str, urls[:8])) + (" → …" if len(urls) > 8 else "")
 
 
 def _word(word: str) -> str:

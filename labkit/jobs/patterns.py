@@ -64,7 +64,7 @@ REFERENCE_WATERMARK = pr.Watermark(delay_ms=WATERMARK_DELAY_MS, emit="on-event",
 # The stream's shape: 12 clicks per simulated second among 30 open sessions puts a session's clicks about 2.5 s
 # apart, far below a one-minute session gap, while the generator's pauses (90-240 s) are far above it: a gap of
 # one minute splits exactly the sessions that paused. 12,000 clicks span about 17 minutes of event time, room
-# for the orders (a median of a minute after their checkout, about 3% after more than ten).
+# for the orders (a median of a minute after their checkout, about 1.5% after more than ten).
 RATE = 12.0
 CONCURRENT_SESSIONS = 30
 
