@@ -213,6 +213,18 @@ class PatternStreams:
             orders_ddl(self.orders_topic, s.kafka, group_id=s.scoped("labkit-lab10-orders"), **kw),
         ]
 
+    def show_ddl(self, table: str = "clicks") -> str:
+        """The CREATE TABLE of `clicks` or `orders` fit to print: as ddl() gives it, with the secrets of a secured
+        cluster (the SASL password, private keys, the inline CA) replaced by `***` (kafka_clients.redact_secrets).
+        The previews run ddl(), never this."""
+        from labkit.errors import ConfigError
+        from labkit.kafka_clients import redact_secrets
+
+        tables = ("clicks", "orders")
+        if table not in tables:
+            raise ConfigError(f"no table {table!r} in this notebook.", "show_ddl('clicks') or show_ddl('orders')")
+        return redact_secrets(self.ddl()[tables.index(table)])
+
     def preview(self, sql: str, name: str = "pattern", limit: int = 200_000, timeout_s: float = 180) -> pd.DataFrame:
         """Run `sql` (a SELECT over `clicks` and `orders`) once over everything the topics hold, in a local
         bounded run, and return its rows with their kind first (`op`: +I, -U, +U, -D). Window columns come back
