@@ -556,6 +556,31 @@ def _time_bound(sql: object) -> str | None:
     return None
 
 
+_LEFT_JOIN = re.compile(r"\bLEFT\s+(?:OUTER\s+)?JOIN\s+(\w+)(?:\s+(?:AS\s+)?(?!ON\b)(\w+))?", re.I)
+_WHERE = re.compile(r"\bWHERE\b(.*?)(?=\bGROUP\s+BY\b|\bORDER\s+BY\b|\bHAVING\b|\)|\Z)", re.I | re.S)
+
+
+def _right_side_in_where(sql: object) -> list[str]:
+    """The right side's columns (`o.rowtime`, `orders.order_id`) that a LEFT JOIN's WHERE puts a condition on, in
+    the order they come: such a condition is NULL, so false, on a row without a partner, and the WHERE drops exactly
+    the rows the LEFT JOIN kept (Flink then plans an inner join). `IS NULL` tests are left out: they keep those
+    rows. [] when the SQL has no LEFT JOIN or its WHERE is on the left side only."""
+    if not isinstance(sql, str):
+        return []
+    body = _sql_body(sql)
+    m = _LEFT_JOIN.search(body)
+    if m is None:
+        return []
+    names = {m.group(1).lower(), (m.group(2) or m.group(1)).lower()}
+    seen: list[str] = []
+    for where in _WHERE.finditer(body, m.end()):
+        condition = re.sub(r"\b\w+\.\w+\s+IS\s+NULL\b", "", where.group(1), flags=re.I)
+        for q, col in re.findall(r"\b(\w+)\.(\w+)\b", condition):
+            if q.lower() in names and f"{q}.{col}" not in seen:
+                seen.append(f"{q}.{col}")
+    return seen
+
+
 def _plain_time_bound(sql: str, n_up: int = 0, flink_said: str = "") -> Feedback:
     """The "not yet" for a join bounded on `event_timestamp` instead of the time attributes: what Flink makes of it
     (a regular join, or a type error for BIGINT + INTERVAL) and the units (milliseconds, not an INTERVAL)."""
@@ -701,6 +726,19 @@ def grade_checkout_conversion(
         )
     missing = ref.merge(act[["session_id", "checkout_ms"]], how="left", indicator=True)
     missing = missing[missing["_merge"] == "left_only"]
+    in_where = _right_side_in_where(sql) if len(missing) and act["matched"].all() else []
+    if in_where:
+        return not_yet(
+            f"your query says LEFT JOIN, yet your result has only checkouts with an order: the {len(missing):,} "
+            f"checkouts without one are missing. Your WHERE has a condition on the orders' side "
+            f"({', '.join(in_where)}): WHERE filters after the join, and on a checkout without an order those "
+            "columns are NULL, so the condition is not true and drops exactly the rows the LEFT JOIN kept (Flink "
+            "then plans an inner join)",
+            "with a LEFT JOIN, both the key and the time bound go in ON, the join's condition; a condition on the "
+            "right side's columns in WHERE drops the unmatched rows. Keep only conditions on the checkout clicks in "
+            "WHERE",
+            _docs("join"),
+        )
     if len(missing) and act["matched"].all():
         problems.append(
             f"your result has only checkouts with an order: the {len(missing):,} checkouts without one are missing "

@@ -261,6 +261,42 @@ def test_join_the_starters_inner_join_drops_the_checkouts_without_an_order():
     not_yet(P.grade_checkout_conversion(result(JOIN_COLS, *inner), JOIN_CLICKS, JOIN_ORDERS, W), "LEFT JOIN")
 
 
+def _bound_in_where(sql: str) -> str:
+    """The solution with its time bound moved from ON to WHERE (the checkout filter joined to it by AND)."""
+    moved = re.sub(r"\n\s*AND (\S+\s+BETWEEN .+)\nWHERE (.+)$", r"\nWHERE \1\n  AND \2", sql, flags=re.S)
+    assert moved != sql and re.search(r"WHERE \S+\s+BETWEEN", moved), moved
+    return moved
+
+
+def test_join_a_left_join_with_its_bound_in_where_is_told_where_the_bound_goes():
+    """The bound in WHERE drops the NULL rows (Flink plans an inner join): the rows are an inner join's, the SQL
+    says LEFT JOIN, and the feedback says why, without the bound itself."""
+    inner = result(JOIN_COLS, *[r for r in SOLUTION_JOIN if r[2]])
+    sql = _bound_in_where(str(SOLUTIONS["checkout_conversion"]))
+    fb = not_yet(
+        P.grade_checkout_conversion(inner, JOIN_CLICKS, JOIN_ORDERS, W, sql=sql),
+        "says LEFT JOIN",
+        "2 checkouts without one are missing",
+        "o.rowtime",
+        "both the key and the time bound go in ON",
+        "in WHERE drops the unmatched rows",
+    )
+    assert not _leaks(fb, decisive_clauses("checkout_conversion")), repr(fb)
+    # a filter on the checkouts in WHERE, or an IS NULL test on the orders, is not that mistake: the plain hint
+    for other in (
+        str(SOLUTIONS["checkout_conversion"]),
+        str(SOLUTIONS["checkout_conversion"]) + " AND o.order_id IS NULL",
+    ):
+        fb = not_yet(P.grade_checkout_conversion(inner, JOIN_CLICKS, JOIN_ORDERS, W, sql=other), "an inner join")
+        assert "in WHERE drops" not in repr(fb)
+    # nor is an inner join that says so: it is told to keep the checkouts without an order
+    fb = not_yet(
+        P.grade_checkout_conversion(inner, JOIN_CLICKS, JOIN_ORDERS, W, sql=sql.replace("LEFT JOIN", "JOIN")),
+        "a LEFT JOIN keeps every row",
+    )
+    assert "in WHERE drops" not in repr(fb)
+
+
 def test_join_without_a_time_bound_retracts_and_a_longer_bound_joins_a_late_order():
     regular = result(
         JOIN_COLS, ("s2", 1_000, None, None), ("s2", 1_000, None, None), ("s2", 1_000, "o2", 601_001),
@@ -1302,6 +1338,10 @@ def _wrong_answers() -> dict:
             JOIN_ORDERS,
             [
                 (sql, result(JOIN_COLS, *[r for r in SOLUTION_JOIN if r[2]], ("s2", 1_000, "o2", 601_001))),  # inner
+                (
+                    _bound_in_where(str(SOLUTIONS["checkout_conversion"])),
+                    result(JOIN_COLS, *[r for r in SOLUTION_JOIN if r[2]]),
+                ),
                 (sql, result(JOIN_COLS)),
                 (sql, result(["checkout_ms", "order_id"], (0, "o1"))),
                 (sql, result(["session_id", "order_id"], ("s1", "o1"))),
