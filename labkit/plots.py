@@ -45,6 +45,11 @@ SERIES_COLORS = {
 # row kinds take colours no status, family or series uses: +I teal, -U (the row an update retracts) brown, +U
 # (the row it adds) purple, -D (a delete) olive.
 ROW_KIND_COLORS = {"+I": "#17becf", "-U": "#8c564b", "+U": "#9467bd", "-D": "#bcbd22"}
+# Charts of quantities that are no status, series or row kind (how far a retry lands, how long an order takes)
+# use neutral colours, for the same reason: in status orange or blue they would read as a status family.
+NEUTRAL_BAR = "#708090"  # slate grey: a histogram's bars
+BOUND_LINE = {"color": "black", "dash": "dash"}  # a limit the data is measured against (the join's bound)
+PARTIAL_COLOR = "#bdbdbd"  # light grey: what the stream's start or end cut off (a session window)
 
 
 def status_color(code) -> str:
@@ -317,7 +322,7 @@ def retry_gaps(gaps: pd.Series, title: str = "How far behind its first copy a re
     """Histogram of the records between an event's first copy and its retry (offsets on one partition)."""
     if gaps is None or len(gaps) == 0:
         return _empty(title)
-    fig = px.histogram(x=gaps, nbins=30, title=title, color_discrete_sequence=[FAMILY_COLORS["4xx"]])
+    fig = px.histogram(x=gaps, nbins=30, title=title, color_discrete_sequence=[NEUTRAL_BAR])
     fig.update_xaxes(title="records between the first copy and the retry (Kafka offsets)")
     fig.update_yaxes(title="retried events")
     return fig
@@ -364,8 +369,8 @@ def order_delays(minutes: pd.Series, within_min: float = 10, title: str = "From 
     """Histogram of how long after a checkout its session's next order came (minutes), the join's bound marked."""
     if minutes is None or len(minutes) == 0:
         return _empty(title)
-    fig = px.histogram(x=minutes, nbins=60, title=title, color_discrete_sequence=[FAMILY_COLORS["3xx"]])
-    fig.add_vline(x=within_min, line_dash="dash", line_color=FAMILY_COLORS["5xx"],
+    fig = px.histogram(x=minutes, nbins=60, title=title, color_discrete_sequence=[NEUTRAL_BAR])
+    fig.add_vline(x=within_min, line_dash=BOUND_LINE["dash"], line_color=BOUND_LINE["color"],
                   annotation_text=f"{within_min:g} minutes: the interval join's bound")  # fmt: skip
     fig.update_xaxes(title="minutes from the checkout click to the session's next order")
     fig.update_yaxes(title="checkouts", type="log")

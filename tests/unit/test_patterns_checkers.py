@@ -1026,6 +1026,20 @@ def test_row_kinds_have_their_own_colours_not_the_status_classes():
     assert shown == {k: plots.ROW_KIND_COLORS[k] for k in ("+I", "-U", "+U")}
 
 
+def test_retry_gaps_and_order_delays_take_neutral_colours_not_status_ones():
+    from labkit import plots
+
+    taken = {*plots.FAMILY_COLORS.values(), *plots.STATUS_COLORS.values(), *plots.SERIES_COLORS.values()}
+    taken |= set(plots.ROW_KIND_COLORS.values())
+    taken = {c.lower() for c in taken}
+    gaps = plots.retry_gaps(pd.Series([1, 2, 2, 5]))
+    delays = plots.order_delays(pd.Series([0.5, 1.0, 12.0]))
+    bars = [t.marker.color for fig in (gaps, delays) for t in fig.data]
+    assert bars == [plots.NEUTRAL_BAR] * 2 and plots.NEUTRAL_BAR.lower() not in taken
+    (bound,) = delays.layout.shapes
+    assert (bound.line.color, bound.line.dash) == ("black", "dash")
+
+
 # ---- every checker, wrong answers of every shape: a specific "not yet", never an exception --------------------------
 class _Returning(PatternStreams):
     """Streams whose preview returns `frame`, as the attendee's query would have it (or raises `error`)."""
