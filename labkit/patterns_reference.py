@@ -511,7 +511,13 @@ def session_windows(
     watermark: Watermark | None = FLINK,
 ) -> pd.DataFrame:
     """SESSION windows per `key` with gap `gap_ms`: columns key, window_start (first event), window_end (last event
-    plus the gap, as Flink's window_end), clicks, fires, ambiguous.
+    plus the gap, as Flink's window_end), clicks, fires, ambiguous, partial.
+
+    `partial`: the stream's edges may have cut the session. Its first click is within the gap of the stream's first
+    event (a click just before the stream began would have joined it), or its last click within the gap of the
+    stream's last event (one just after it ended would have). Flink emits these windows as any other, so a checker
+    compares them too; a statistic about whole sessions (their length, their clicks) should leave them out.
+    `attrs["partial"]` counts them.
 
     Two events of a key share a window when the second comes at most `gap_ms` after the first: Flink merges the
     windows [t1, t1+gap) and [t2, t2+gap) when they touch (TimeWindow.intersects is inclusive), so a pause of
@@ -550,8 +556,21 @@ def session_windows(
     out = pd.DataFrame(rows, columns=[key, "window_start", "window_end", "clicks", "ambiguous"])
     out = out.sort_values([key, "window_start"], kind="stable").reset_index(drop=True)
     out.insert(4, "fires", _fires(out["window_end"] - 1, tr))
+    out["partial"] = partial_sessions(out, gap_ms, t_all.min() if len(t_all) else 0, t_all.max() if len(t_all) else 0)
+    out.attrs["partial"] = int(out["partial"].sum())
     out.attrs["late"] = df[df["arrival"].isin(late)].drop(columns=["pos", "wm_low", "wm_high"]).reset_index(drop=True)
     return out
+
+
+def partial_sessions(windows: pd.DataFrame, gap_ms: int, first_ms: float, last_ms: float) -> pd.Series:
+    """Per session window (window_start, window_end as session_windows gives them), whether the edges of a stream
+    whose events span first_ms..last_ms may have cut it: its first click (window_start) at most `gap_ms` after the
+    stream's first event, or its last click (window_end - gap) at most `gap_ms` before the stream's last."""
+    if windows.empty:
+        return pd.Series([], dtype=bool, index=windows.index)
+    start = windows["window_start"] - first_ms <= gap_ms
+    end = last_ms - (windows["window_end"] - gap_ms) <= gap_ms
+    return (start | end).astype(bool)
 
 
 def _sessions(ts, lows, highs, gap: int, use_high: bool) -> tuple[list, list, bool]:

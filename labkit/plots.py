@@ -344,19 +344,37 @@ def session_timeline(
     clicks: pd.DataFrame, windows: pd.DataFrame, gap_ms: int, title: str = "Sessions and their session windows"
 ) -> go.Figure:
     """One row per session: its clicks (dots, at their event time) and its session windows (bars from the first
-    click to the last, then a thin line for the gap that closes the window)."""
+    click to the last, then a thin line for the gap that closes the window).
+
+    A window the stream's start or end may have cut (`partial`, as patterns_reference.session_windows marks it;
+    without that column, judged from the edges of `clicks`) is drawn in grey, with a legend entry that counts them:
+    its length and clicks are not a whole session's."""
     if clicks is None or clicks.empty:
         return _empty(title)
+    from labkit.patterns_reference import partial_sessions
+
+    if "partial" in windows.columns:
+        partial = windows["partial"].astype(bool)
+    else:
+        ts = clicks["event_timestamp"]
+        partial = partial_sessions(windows, gap_ms, ts.min(), ts.max())
+    n_partial = int(partial.sum())
     fig = go.Figure()
     t = lambda ms: pd.to_datetime(ms, unit="ms", utc=True)  # noqa: E731
-    for i, w in enumerate(windows.itertuples(index=False)):
-        color = px.colors.qualitative.Plotly[i % 10]
+    first_partial = True
+    for i, (w, cut) in enumerate(zip(windows.itertuples(index=False), partial, strict=True)):
+        color = PARTIAL_COLOR if cut else px.colors.qualitative.Plotly[i % 10]
         last = w.window_end - gap_ms
+        legend = {"showlegend": bool(cut and first_partial), "legendgroup": "partial" if cut else None}
+        first_partial = first_partial and not cut
         fig.add_scatter(x=[t(w.window_start), t(last)], y=[w.session_id] * 2, mode="lines",
-                        line={"width": 10, "color": color}, opacity=0.35, showlegend=False,
-                        hovertext=f"{w.clicks} clicks", name="session window")  # fmt: skip
+                        line={"width": 10, "color": color}, opacity=0.6 if cut else 0.35,
+                        hovertext=f"{w.clicks} clicks" + (" (cut by the stream's start/end)" if cut else ""),
+                        name=f"cut by the stream's start/end ({n_partial})" if cut else "session window",
+                        **legend)  # fmt: skip
         fig.add_scatter(x=[t(last), t(w.window_end)], y=[w.session_id] * 2, mode="lines",
-                        line={"width": 2, "color": color, "dash": "dot"}, showlegend=False, name="gap")  # fmt: skip
+                        line={"width": 2, "color": color, "dash": "dot"}, showlegend=False, name="gap",
+                        legendgroup=legend["legendgroup"])  # fmt: skip
     fig.add_scatter(x=t(clicks["event_timestamp"]), y=clicks["session_id"], mode="markers", name="click",
                     marker={"size": 7, "color": "black"})  # fmt: skip
     fig.update_layout(

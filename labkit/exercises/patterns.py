@@ -500,10 +500,23 @@ def grade_session_lengths(
         ]
         return not_yet(f"{int(off.sum()):,} session lengths differ ({_some(rows)}): {why}")
     split = int(act.loc[act["session_id"].duplicated(), "session_id"].nunique())
+    # the medians are of whole sessions: a window the stream's start or end may have cut (the reference's
+    # `partial`) is a row like any other above, but its length and clicks are not a session's
+    cut = act.merge(ref[[*key, "partial"]], on=key, how="left")["partial"].fillna(False).astype(bool).to_numpy()
+    whole = ~cut
+    if not whole.any():  # a short stream: every window may be cut, the medians are of them all
+        whole, note = cut, f" (all {len(act):,} windows may be cut by the stream's start or end)"
+    elif cut.any():
+        note = f" (of the {int(whole.sum()):,} windows the stream's start or end did not cut; {int(cut.sum()):,} did)"
+    else:
+        note = ""
+    medians = (
+        f"Median length {float(want[whole].median()):.0f} s, median {float(act['clicks'][whole].median()):.0f} "
+        f"clicks{note}"
+    )
     return passed(
         f"{len(act):,} session windows of {act['session_id'].nunique():,} sessions; {split} sessions are two windows "
-        "or more (a pause longer than the gap, or a late click). Median length "
-        f"{float(want.median()):.0f} s, median {float(act['clicks'].median()):.0f} clicks"
+        f"or more (a pause longer than the gap, or a late click). {medians}"
     )
 
 

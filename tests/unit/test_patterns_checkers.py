@@ -212,6 +212,39 @@ def test_sessions_the_solution_passes():
     )
 
 
+def test_sessions_the_medians_leave_out_the_windows_the_streams_edges_cut():
+    edges = records(
+        ("a", "/", 0),  # starts with the stream
+        ("b", "/", 100_000), ("b", "/", 110_000), ("b", "/", 120_000),  # whole: 20 s, 3 clicks
+        ("c", "/", 200_000), ("c", "/", 220_000), ("c", "/", 240_000),  # whole: 40 s, 3 clicks
+        ("d", "/", 400_000),  # ends it
+    )  # fmt: skip
+    rows = [("a", 0, 60_000, 1, 0), ("b", 100_000, 180_000, 3, 20), ("c", 200_000, 300_000, 3, 40),
+            ("d", 400_000, 460_000, 1, 0)]  # fmt: skip
+    fb = passed(P.grade_session_lengths(result(SESSION_COLS, *rows), edges, W))  # every row still compared
+    assert (
+        "Median length 30 s, median 3 clicks (of the 2 windows the stream's start or end did not cut; 2 did)"
+        in fb.message
+    ), fb.message
+    fb = passed(P.grade_session_lengths(result(SESSION_COLS, *SOLUTION_SESSIONS), SESSION_CLICKS, W))
+    assert "(all 3 windows may be cut by the stream's start or end)" in fb.message, fb.message
+
+
+def test_session_timeline_draws_the_cut_sessions_grey_and_counts_them():
+    from labkit import patterns_reference as pr
+    from labkit import plots
+
+    edges = records(("a", "/", 0), ("b", "/", 100_000), ("b", "/", 120_000), ("d", "/", 400_000))
+    windows = pr.session_windows(edges, gap_ms=60_000, watermark=None)
+    frame = pd.DataFrame({"session_id": ["a", "b", "b", "d"], "event_timestamp": [0, 100_000, 120_000, 400_000]})
+    for w in (windows, windows.drop(columns="partial")):  # the reference's column, or the edges of the clicks shown
+        fig = plots.session_timeline(frame, w, gap_ms=60_000)
+        bars = [t for t in fig.data if t.line.width == 10]
+        assert [b.line.color == plots.PARTIAL_COLOR for b in bars] == [True, False, True]
+        shown = [t.name for t in fig.data if t.showlegend is not False]
+        assert shown == ["cut by the stream's start/end (2)", "click"]
+
+
 def test_sessions_the_starters_group_by_updates_and_a_blank_is_empty():
     starter = result(["session_id", "clicks"], ("s1", 1), ("s1", 1), ("s1", 2), op=["+I", "-U", "+U"])
     not_yet(P.grade_session_lengths(starter, SESSION_CLICKS, W), "updates its rows", "SESSION windowing TVF")

@@ -131,6 +131,31 @@ def test_session_windows_join_at_exactly_the_gap_and_split_past_it():
     ]
 
 
+def test_session_windows_mark_the_sessions_the_streams_edges_may_have_cut():
+    # the stream spans 0 s .. 400 s; gap 30 s: a click within 30 s before its first or after its last could exist
+    recs = clicks(
+        ("a", "/", 0),  # starts with the stream
+        ("b", "/", 30_000),  # starts exactly one gap after it: a click at 0 s would have joined it
+        ("c", "/", 30_001), ("c", "/", 40_000),  # a millisecond more: whole
+        ("d", "/", 200_000), ("d", "/", 369_999),  # (two windows) its second ends 30.001 s before the stream: whole
+        ("e", "/", 370_000),  # exactly one gap before the end
+        ("f", "/", 390_000), ("f", "/", 400_000),  # ends with the stream
+    )  # fmt: skip
+    got = pr.session_windows(recs, gap_ms=30_000, watermark=None)
+    cut = {(r.session_id, r.window_start): r.partial for r in got.itertuples(index=False)}
+    assert cut == {
+        ("a", 0): True,
+        ("b", 30_000): True,
+        ("c", 30_001): False,
+        ("d", 200_000): False,
+        ("d", 369_999): False,
+        ("e", 370_000): True,
+        ("f", 390_000): True,
+    }
+    assert got["partial"].dtype == bool and got.attrs["partial"] == 4
+    assert got.columns[-1] == "partial"  # after the columns a checker compares
+
+
 def _join_input():
     cl = clicks(
         ("s1", "/cart", -1_000),
