@@ -793,7 +793,7 @@ def grade_checkout_conversion(
 
 
 # ---- 5. an updating result: GROUP BY without a window -------------------------------------------------------------
-CHANGELOG_EXAMPLE = "SELECT url, COUNT(*) AS cnt FROM ... GROUP BY ..."
+CHANGELOG_EXAMPLE = "your query's columns: url, and cnt (that URL's clicks so far)"
 
 
 @checker("url_changelog")
