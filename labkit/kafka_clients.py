@@ -12,6 +12,8 @@ differently; this module translates the lab's settings into each dialect, so a s
 
 from __future__ import annotations
 
+import re
+
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
@@ -107,6 +109,42 @@ def java_properties(settings: Settings | None = None) -> dict[str, str]:
     return props
 
 
+#: what redact_secrets puts where a secret was
+REDACTED = "***"
+
+# A connector option, `'key' = 'value'` (SQL literals, '' inside), or a `'key': 'value'` of a printed dict.
+_OPTION = re.compile(r"'(?P<key>[\w.-]+)'(?P<sep>\s*[=:]\s*)'(?P<value>(?:[^']|'')*)'")
+# Options whose whole value is secret: passwords, private keys, and the inline certificates (long PEM text).
+_SECRET_OPTION = re.compile(r"(?:password|\.key|\.certificates|\.certificate\.chain)$", re.I)
+# A JAAS password, quoted "..." (\" and \\ escaped), '...', or ''...'' (the same inside a SQL literal).
+_JAAS_PASSWORD = re.compile(
+    r"""(?P<name>\bpassword\s*=\s*)(?:"(?:\\.|[^"\\])*"|''(?:\\.|(?!'')[^\\])*''|'(?:\\.|[^'\\])*')"""
+)
+_PEM = re.compile(r"-----BEGIN (?P<kind>[A-Z0-9 ]+)-----.*?-----END (?P=kind)-----", re.S)
+
+
+def redact_secrets(text: str) -> str:
+    """`text` (a DDL, a printed spec, a message) fit to show: JAAS passwords, the values of `*password`, `*.key`
+    and inline-certificate options, and every PEM block replaced by REDACTED. The rest, the username included,
+    stays as it is, so a DDL still says what is configured. Only for display: run jobs with the real text."""
+
+    def option(m: re.Match) -> str:
+        if not _SECRET_OPTION.search(m["key"]):
+            return m[0]
+        pems = [p["kind"] for p in _PEM.finditer(m["value"])]
+        shown = f"{REDACTED} ({len(pems)} PEM {'block' if len(pems) == 1 else 'blocks'})" if pems else REDACTED
+        return f"'{m['key']}'{m['sep']}'{shown}'"
+
+    def jaas(m: re.Match) -> str:
+        quoted = m[0][len(m["name"]) :]
+        q = "''" if quoted.startswith("''") else quoted[0]  # the password's own quotes, kept
+        return f"{m['name']}{q}{REDACTED}{q}"
+
+    text = _OPTION.sub(option, text)
+    text = _JAAS_PASSWORD.sub(jaas, text)
+    return _PEM.sub(lambda m: f"-----BEGIN {m['kind']}----- {REDACTED} -----END {m['kind']}-----", text)
+
+
 def diagnose(settings: Settings | None = None, *, bootstrap: str | None = None, timeout_s: float = 6):
     """Why Kafka cannot be used with these settings, as a LabkitError naming the setting to fix; None when a
     client connects, authenticates and reads metadata.
@@ -174,7 +212,5 @@ def diagnose(settings: Settings | None = None, *, bootstrap: str | None = None, 
 
 def _reason(text: str) -> str:
     """librdkafka's sentence without its connection prefix and timing suffix."""
-    import re
-
     text = re.sub(r"^\S+://\S+/\S+: ", "", text)
     return re.sub(r" \(after \d+ms in state \w+\)", "", text).strip()

@@ -231,19 +231,24 @@ def _event_ms(value: bytes | None, kafka_ms: int) -> float:
     return event_ms(value, kafka_ms)
 
 
-def fresh_topic(name: str, settings: Settings | None = None) -> str:
+def fresh_topic(name: str, settings: Settings | None = None, *, partitions: int | None = None, dlq: bool = True) -> str:
     """A scratch topic for an experiment: deleted if it exists, created empty (with its dead-letter topic),
-    its previous producer ledger and its pipeline's restore point forgotten. Returns the name."""
+    its previous producer ledger and its pipeline's restore point forgotten. Returns the name.
+
+    `partitions`: how many (default: the lab's setting); `dlq=False`: no dead-letter topic (a topic no lab
+    pipeline reads, such as notebook 10's orders)."""
     from kafka.errors import UnknownTopicOrPartitionError
 
     from labkit.stack.kafka import ensure_topics
 
     settings = settings or get_settings()
+    if partitions is not None:
+        settings = settings.model_copy(update={"partitions": partitions})
     name = settings.scoped(name)
-    dlq = settings.dlq_topic_for(name)
+    dlq_name = settings.dlq_topic_for(name)
     admin = _admin(settings)
     try:
-        existing = [t for t in (name, dlq) if t in admin.list_topics()]
+        existing = [t for t in ((name, dlq_name) if dlq else (name,)) if t in admin.list_topics()]
         if existing:
             with contextlib.suppress(UnknownTopicOrPartitionError):
                 admin.delete_topics(existing, timeout_ms=30_000)
@@ -252,6 +257,15 @@ def fresh_topic(name: str, settings: Settings | None = None) -> str:
             deadline = time.monotonic() + 30
             while any(t in admin.list_topics() for t in existing) and time.monotonic() < deadline:
                 time.sleep(0.5)
+        if not dlq:
+            from kafka.admin import NewTopic
+            from kafka.errors import TopicAlreadyExistsError
+
+            new = NewTopic(
+                name, num_partitions=settings.partitions, replication_factor=settings.kafka_replication_factor
+            )
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([new])
     finally:
         admin.close()
     (settings.home / "runs" / f"last-{name}.json").unlink(missing_ok=True)
@@ -259,7 +273,8 @@ def fresh_topic(name: str, settings: Settings | None = None) -> str:
     from labkit.jobs import pipeline_name, resume
 
     resume.forget(settings, pipeline_name(settings, name))
-    ensure_topics(settings.kafka, settings.model_copy(update={"topic": name, "dlq_topic": dlq}))
+    if dlq:
+        ensure_topics(settings.kafka, settings.model_copy(update={"topic": name, "dlq_topic": dlq_name}))
     return name
 
 

@@ -48,6 +48,7 @@ CI_PARAMETERS: dict[str, dict] = {
     "07_metric_design": {"count": 10_000, "seed": 13},  # default 7
     "08_failure_and_recovery": {},
     "09_capstone": {"seed": 21},  # default 99
+    "10_sql_patterns": {"seed": 17},  # default 10
 }
 PASSES = {
     "attendee": {"expect": "fail", "params": lambda name: {}},

@@ -40,6 +40,16 @@ SERIES_COLORS = {
     "errors_4xx": FAMILY_COLORS["4xx"],
     "errors_5xx": FAMILY_COLORS["5xx"],
 }
+# A changelog's row kinds (notebook 10), the same in every chart, and a palette of their own: green, blue, orange and
+# red already mean status classes here (a -U in 5xx red would read as an error, a +I in 2xx green as a success), so
+# row kinds take colours no status, family or series uses: +I teal, -U (the row an update retracts) brown, +U
+# (the row it adds) purple, -D (a delete) olive.
+ROW_KIND_COLORS = {"+I": "#17becf", "-U": "#8c564b", "+U": "#9467bd", "-D": "#bcbd22"}
+# Charts of quantities that are no status, series or row kind (how far a retry lands, how long an order takes)
+# use neutral colours, for the same reason: in status orange or blue they would read as a status family.
+NEUTRAL_BAR = "#708090"  # slate grey: a histogram's bars
+BOUND_LINE = {"color": "black", "dash": "dash"}  # a limit the data is measured against (the join's bound)
+PARTIAL_COLOR = "#bdbdbd"  # light grey: what the stream's start or end cut off (a session window)
 
 
 def status_color(code) -> str:
@@ -304,4 +314,104 @@ def silent_windows(
         if w not in got.index:
             fig.add_annotation(x=w, y=n, text="not written", showarrow=False, yshift=10, font={"size": 10})
     fig.update_layout(title=title, barmode="group", xaxis_title="window end (event time)", yaxis_title="events")
+    return fig
+
+
+# ---- notebook 10: Flink SQL patterns ----------------------------------------------------------------------------
+def retry_gaps(gaps: pd.Series, title: str = "How far behind its first copy a retry lands") -> go.Figure:
+    """Histogram of the records between an event's first copy and its retry (offsets on one partition)."""
+    if gaps is None or len(gaps) == 0:
+        return _empty(title)
+    fig = px.histogram(x=gaps, nbins=30, title=title, color_discrete_sequence=[NEUTRAL_BAR])
+    fig.update_xaxes(title="records between the first copy and the retry (Kafka offsets)")
+    fig.update_yaxes(title="retried events")
+    return fig
+
+
+def top_per_window(top: pd.DataFrame, by: str = "url", title: str = "The 3 busiest URLs of each minute") -> go.Figure:
+    """Grouped bars: per window (window_start, epoch ms) the top rows' clicks, one colour per `by` value."""
+    if top is None or top.empty:
+        return _empty(title)
+    df = top.assign(minute=pd.to_datetime(top["window_start"], unit="ms", utc=True))
+    fig = px.bar(df, x="minute", y="clicks", color=by, barmode="group", title=title)
+    fig.update_xaxes(title="one-minute window (start)")
+    fig.update_yaxes(title="clicks in the window")
+    fig.update_layout(legend_title_text=by)
+    return fig
+
+
+def session_timeline(
+    clicks: pd.DataFrame, windows: pd.DataFrame, gap_ms: int, title: str = "Sessions and their session windows"
+) -> go.Figure:
+    """One row per session: its clicks (dots, at their event time) and its session windows (bars from the first
+    click to the last, then a thin line for the gap that closes the window).
+
+    A window the stream's start or end may have cut (`partial`, as patterns_reference.session_windows marks it;
+    without that column, judged from the edges of `clicks`) is drawn in grey, with a legend entry that counts them:
+    its length and clicks are not a whole session's."""
+    if clicks is None or clicks.empty:
+        return _empty(title)
+    from labkit.patterns_reference import partial_sessions
+
+    if "partial" in windows.columns:
+        partial = windows["partial"].astype(bool)
+    else:
+        ts = clicks["event_timestamp"]
+        partial = partial_sessions(windows, gap_ms, ts.min(), ts.max())
+    n_partial = int(partial.sum())
+    fig = go.Figure()
+    t = lambda ms: pd.to_datetime(ms, unit="ms", utc=True)  # noqa: E731
+    first_partial = True
+    for i, (w, cut) in enumerate(zip(windows.itertuples(index=False), partial, strict=True)):
+        color = PARTIAL_COLOR if cut else px.colors.qualitative.Plotly[i % 10]
+        last = w.window_end - gap_ms
+        legend = {"showlegend": bool(cut and first_partial), "legendgroup": "partial" if cut else None}
+        first_partial = first_partial and not cut
+        fig.add_scatter(x=[t(w.window_start), t(last)], y=[w.session_id] * 2, mode="lines",
+                        line={"width": 10, "color": color}, opacity=0.6 if cut else 0.35,
+                        hovertext=f"{w.clicks} clicks" + (" (cut by the stream's start/end)" if cut else ""),
+                        name=f"cut by the stream's start/end ({n_partial})" if cut else "session window",
+                        **legend)  # fmt: skip
+        fig.add_scatter(x=[t(last), t(w.window_end)], y=[w.session_id] * 2, mode="lines",
+                        line={"width": 2, "color": color, "dash": "dot"}, showlegend=False, name="gap",
+                        legendgroup=legend["legendgroup"])  # fmt: skip
+    fig.add_scatter(x=t(clicks["event_timestamp"]), y=clicks["session_id"], mode="markers", name="click",
+                    marker={"size": 7, "color": "black"})  # fmt: skip
+    fig.update_layout(
+        title=title, xaxis_title="event time", yaxis_title="session", height=120 + 40 * clicks["session_id"].nunique()
+    )
+    return fig
+
+
+def order_delays(minutes: pd.Series, within_min: float = 10, title: str = "From checkout to order") -> go.Figure:
+    """Histogram of how long after a checkout its session's next order came (minutes), the join's bound marked."""
+    if minutes is None or len(minutes) == 0:
+        return _empty(title)
+    fig = px.histogram(x=minutes, nbins=60, title=title, color_discrete_sequence=[NEUTRAL_BAR])
+    fig.add_vline(x=within_min, line_dash=BOUND_LINE["dash"], line_color=BOUND_LINE["color"],
+                  annotation_text=f"{within_min:g} minutes: the interval join's bound")  # fmt: skip
+    fig.update_xaxes(title="minutes from the checkout click to the session's next order")
+    fig.update_yaxes(title="checkouts", type="log")
+    return fig
+
+
+def changelog_steps(log: pd.DataFrame, value: str, title: str = "A changelog, row by row") -> go.Figure:
+    """Each changelog row (x: its place in the changelog) with the value it carries, coloured by its kind."""
+    if log is None or log.empty:
+        return _empty(title)
+    df = log.reset_index(drop=True).assign(row=lambda d: d.index + 1)
+    fig = px.scatter(df, x="row", y=value, color="op", color_discrete_map=ROW_KIND_COLORS, title=title,
+                     category_orders={"op": list(ROW_KIND_COLORS)})  # fmt: skip
+    fig.add_scatter(x=df["row"], y=df[value], mode="lines", line={"color": "#c7c7c7", "width": 1}, showlegend=False)
+    fig.update_xaxes(title="changelog row")
+    fig.update_layout(legend_title_text="row kind")
+    return fig
+
+
+def funnel_stages(stages: dict[str, int], title: str = "Sessions through the shop's funnel") -> go.Figure:
+    """A funnel: each stage's number of sessions, widest first."""
+    if not stages:
+        return _empty(title)
+    fig = go.Figure(go.Funnel(y=list(stages), x=list(stages.values()), textinfo="value+percent initial"))
+    fig.update_layout(title=title)
     return fig

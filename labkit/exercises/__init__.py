@@ -1,5 +1,6 @@
 """The course's exercises: checkers with specific feedback (`checks`), multiple-choice questions (`questions`),
-predictions recorded before a run and graded as recorded (`predictions`), and the answers (`solutions`).
+predictions recorded before a run and graded as recorded (`predictions`), notebook 10's Flink SQL patterns
+(`patterns`, with `changelog_demo`, the demo its prediction is graded on), and the answers (`solutions`).
 
 Notebooks import the checkers from here. Every checker returns a `Feedback` (✅ or "not yet" with hints) and
 never raises on a wrong answer; CI runs each with the starter code and with the solution.
@@ -36,6 +37,16 @@ from labkit.exercises.checks import (
     check_top_5xx_urls,
 )
 from labkit.exercises.feedback import Feedback, checker
+from labkit.exercises.patterns import (
+    changelog_demo,
+    check_changelog_rows,
+    check_checkout_conversion,
+    check_checkout_funnel,
+    check_dedup_events,
+    check_session_lengths,
+    check_top_urls_per_minute,
+    check_url_changelog,
+)
 from labkit.exercises.predictions import check_watermark_prediction
 from labkit.exercises.solutions import solve
 
@@ -48,6 +59,14 @@ __all__ = [
     "check_bot_alert",
     "check_bot_panel",
     "check_bot_metric",
+    "changelog_demo",
+    "check_changelog_rows",
+    "check_checkout_conversion",
+    "check_checkout_funnel",
+    "check_dedup_events",
+    "check_session_lengths",
+    "check_top_urls_per_minute",
+    "check_url_changelog",
     "check_broken_url",
     "check_checkout_p95_panel",
     "check_choice",

@@ -117,18 +117,131 @@ def talking_to(service: str, address: str | None = None) -> Iterator[None]:
 
 
 # ---- telling the lab's errors from the answer's -------------------------------------------------------------
-# Text of a preview's failure that says Kafka, not the SQL, failed: the Java client's timeouts and connection
-# errors, as Flink's root cause reports them; and the JVM's that says Java could not start.
-_PREVIEW_LAB_MARKERS = (
-    "TimeoutException",
-    "node assignment",
-    "Connection to node",
-    "Broker may not be available",
-    "NoBrokersAvailable",
-    "UnknownTopicOrPartition",
-    "does not host this topic-partition",
+# A preview (labkit.jobs.custom.run_preview) runs the attendee's SQL in a local Flink, a JVM that PyFlink drives
+# through its py4j gateway, reading Kafka. Its failure reaches a checker as one sentence: the deepest cause in the
+# run's output (labkit.jobs.control.root_cause), inside a JobError "your SQL for NAME failed: ...". These are the
+# shapes that sentence takes when the lab failed, not the SQL, each with what it means and what to do. First match
+# wins, so the specific kinds (a missing topic) come before the general ones (a timeout). A SQL error is tested
+# first (`_SQL_ERROR`) and stays the answer's, whatever words its message quotes back.
+@dataclass(frozen=True)
+class _LabFailure:
+    markers: tuple[str, ...]  # text of the root cause, matched as it is (case-sensitive)
+    what: str  # the end of a sentence naming the service: "<the preview ...> ran out of memory (<cause>)"
+    todo: str
+
+
+_OUT_OF_MEMORY = _LabFailure(  # the JVM's heap or the machine's memory
+    (
+        "OutOfMemoryError",
+        "Java heap space",
+        "GC overhead limit exceeded",
+        "Metaspace",
+        "MemoryError",
+        "Cannot allocate memory",
+        "Could not allocate enough memory",
+        "Insufficient number of network buffers",
+        "SIGKILL",  # labkit.jobs.custom: the runner was killed, most often by the kernel's out-of-memory killer
+    ),
+    "ran out of memory",
+    "Free memory (shut down the kernels of notebooks you are not using; cancel jobs you no longer need: "
+    "`labkit jobs`, `labkit cancel ID`), then run this cell again.",
 )
-_PREVIEW_JVM_MARKERS = ("Java gateway process exited", "JAVA_HOME", "Unable to locate a Java Runtime")
+
+_PREVIEW_LAB_FAILURES = (
+    _LabFailure(  # the Kafka source's metadata for a topic that is not there (deleted, never produced, a typo)
+        (
+            "UnknownTopicOrPartition",
+            "does not host this topic-partition",
+            "not present in metadata",
+            "Failed to get metadata for topics",
+        ),
+        "found no such Kafka topic",
+        "Run the setup cell that produces the notebook's topics (or check the topic's name), then this cell again.",
+    ),
+    _LabFailure(  # the Java Kafka client could not reach a broker
+        (
+            "node assignment",
+            "Connection to node",
+            "Broker may not be available",
+            "NoBrokersAvailable",
+            "DisconnectException",
+            "No resolvable bootstrap urls",
+            "Failed to construct kafka",
+            "Failed to create new KafkaAdminClient",
+            "Call: ",  # the admin client's timeouts name their call: "... Call: describeTopics"
+            "Timeout expired while fetching topic metadata",
+            "could be determined",  # "Timeout of 60000ms expired before the position for partition ..."
+            "Failed to get offsets by times",
+        ),
+        "failed while reading Kafka",
+        RUN_AGAIN,
+    ),
+    _OUT_OF_MEMORY,
+    _LabFailure(  # the JVM died, or never started
+        (
+            "A fatal error has been detected by the Java Runtime Environment",
+            "SIGSEGV",
+            "SIGBUS",
+            "hs_err_pid",
+            "Could not create the Java Virtual Machine",
+            "Error occurred during initialization of VM",
+            "was killed by",  # labkit.jobs.custom: a runner killed by another signal than SIGKILL
+        ),
+        "crashed: its process died",
+        "Run this cell again; if it crashes again, `labkit doctor` checks Java and the machine's memory.",
+    ),
+    _LabFailure(  # PyFlink could not start its JVM, or lost the py4j connection to it
+        (
+            "Java gateway process exited",
+            "JAVA_HOME",
+            "Unable to locate a Java Runtime",
+            "Py4JNetworkError",
+            "Answer from Java side is empty",
+            "Error while receiving",
+            "Error while sending",
+            "An error occurred while trying to connect to the Java server",
+            "Failed to create stage bundle factory",
+        ),
+        "could not start or reach Java through PyFlink's py4j gateway",
+        "`labkit doctor` says what is missing (Java 17, PyFlink); then run this cell again.",
+    ),
+    _LabFailure(  # Flink itself ran short: slots, RPC, files, disk
+        (
+            "NoResourceAvailableException",
+            "Could not acquire the minimum required resources",
+            "Slot request bulk is not fulfillable",
+            "AskTimeoutException",
+            "RpcTimeout",
+            "Too many open files",
+            "No space left on device",
+        ),
+        "ran short of resources",
+        "Check `labkit status` and stop what you no longer need (`labkit jobs`, `labkit cancel ID`), then run this "
+        "cell again.",
+    ),
+    _LabFailure(  # any other timeout: Kafka's client (org.apache.kafka...TimeoutException), Flink's RPC, a heartbeat
+        ("TimeoutException", "timed out", "Timed out"),
+        "did not finish in time",
+        "Run this cell again; if it times out again, check `labkit status` and `labkit doctor` (a preview reads "
+        "Kafka from this machine).",
+    ),
+)
+# A SQL error (Flink's parser or validator, Calcite's), with the place in the SQL: the answer's, always.
+_SQL_ERROR = re.compile(
+    r"SqlParseException|SqlParserException|SQL parse failed|ValidationException|SQL validation failed|"
+    r"SqlValidatorException|CalciteContextException|not found in any table|No match found for function|"
+    r"Cannot apply '|Encountered \"|line \d+, column \d+"
+)
+
+
+def preview_failure(message: str) -> _LabFailure | None:
+    """The kind of lab failure a preview's failure `message` (a JobError's) says, or None: a SQL error, or
+    nothing the lab is known to cause (then it is the answer's, shown with its real reason)."""
+    if _SQL_ERROR.search(message):
+        return None
+    return next((f for f in _PREVIEW_LAB_FAILURES if any(m in message for m in f.markers)), None)
+
+
 _KAFKA_PYTHON_LAB = (
     "NoBrokersAvailable",
     "KafkaTimeoutError",
@@ -192,6 +305,12 @@ def _one(e: BaseException) -> str | None:
         return f"did not answer ({type(e).__name__})"
     if isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
         return f"could not be reached ({e.strerror or type(e).__name__})"
+    if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM):
+        return f"ran out of memory ({type(e).__name__}{': ' + e.strerror if getattr(e, 'strerror', None) else ''})"
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EMFILE):
+        return f"ran short of resources ({e.strerror or type(e).__name__})"
+    if mod.startswith("py4j") and name in ("Py4JNetworkError", "Py4JAuthenticationError"):
+        return f"could not reach Java (PyFlink's py4j gateway: {_first_lines(str(e), 1)})"
     if mod.startswith("httpx") or mod.startswith("httpcore"):
         import httpx
 
@@ -232,11 +351,10 @@ def _one(e: BaseException) -> str | None:
     if isinstance(e, JobError):
         if e.message.startswith("Flink does not know"):
             return f"no longer has the job ({e.message.rstrip('.')})"
-        said = re.sub(r"^your SQL for \S+ failed: ", "", e.message)  # it was not the SQL
-        if any(m in e.message for m in _PREVIEW_LAB_MARKERS):
-            return f"failed while reading Kafka ({_first_lines(said, 1)})"
-        if any(m in e.message for m in _PREVIEW_JVM_MARKERS):
-            return f"could not start Java ({_first_lines(said, 1)}): `labkit doctor` says what is missing"
+        failure = preview_failure(e.message)
+        if failure is not None:
+            said = re.sub(r"^your SQL for \S+ failed: ", "", e.message)  # it was not the SQL
+            return f"{failure.what} ({_first_lines(said, 1)})"
     return None
 
 
@@ -279,6 +397,11 @@ def _todo(e: BaseException) -> str:
     for x in _chain(e):
         if isinstance(x, JobError) and x.message.startswith("Flink does not know"):
             return "Run the cells above that start the job again (it stopped, or Flink restarted), then this one."
+        failure = preview_failure(x.message) if isinstance(x, JobError) else None
+        if failure is not None:
+            return failure.todo
+        if isinstance(x, MemoryError) or (isinstance(x, OSError) and x.errno == errno.ENOMEM):
+            return _OUT_OF_MEMORY.todo
         setup = isinstance(x, (ConfigError, MissingToolError)) or type(x) is LabkitError
         if setup and x.hint:
             return f"{x.hint[0].upper()}{x.hint[1:].rstrip('.')}, then run this cell again."

@@ -95,6 +95,57 @@ GROUP BY window_start, window_end""",
   |> filter(fn: (r) => r._measurement == "custom_bot_activity" and r.stream == "${stream}")
   |> filter(fn: (r) => r._field == "max_requests_per_user")""",
     "bot_threshold": 100,
+    # 10 (going further: Flink SQL patterns)
+    "dedup_events": """SELECT event_id, session_id, url, event_timestamp
+FROM (
+  SELECT *,
+    ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY proctime ASC) AS row_num
+  FROM clicks)
+WHERE row_num = 1""",
+    "top_urls_per_minute": """SELECT window_start, window_end, url, clicks, rownum
+FROM (
+  SELECT *,
+    ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY clicks DESC) AS rownum
+  FROM (
+    SELECT window_start, window_end, url, COUNT(*) AS clicks
+    FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
+    GROUP BY window_start, window_end, url))
+WHERE rownum <= 3""",
+    "session_lengths": """SELECT session_id, window_start, window_end,
+       COUNT(*) AS clicks,
+       TIMESTAMPDIFF(SECOND, window_start, window_end) - 60 AS length_s
+FROM TABLE(SESSION(TABLE clicks PARTITION BY session_id, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE))
+GROUP BY session_id, window_start, window_end""",
+    "checkout_conversion": """SELECT c.session_id, c.event_timestamp AS checkout_ms,
+       o.order_id, o.event_timestamp AS order_ms
+FROM clicks AS c
+LEFT JOIN orders AS o
+  ON o.session_id = c.session_id
+ AND o.rowtime BETWEEN c.rowtime AND c.rowtime + INTERVAL '10' MINUTE
+WHERE c.url = '/checkout'""",
+    # the running total of orders emits one +I, then a -U and a +U per later order (n_orders: the demo's orders)
+    "changelog_rows": "2 * n_orders - 1",
+    "url_changelog": """SELECT url, COUNT(*) AS cnt
+FROM clicks
+GROUP BY url""",
+    "checkout_funnel": """SELECT *
+FROM clicks
+  MATCH_RECOGNIZE (
+    PARTITION BY session_id
+    ORDER BY rowtime
+    MEASURES
+      FIRST(P.event_timestamp) AS first_product_ms,
+      LAST(C.event_timestamp) AS last_cart_ms,
+      K.event_timestamp AS checkout_ms,
+      COUNT(P.url) AS product_pages
+    ONE ROW PER MATCH
+    AFTER MATCH SKIP PAST LAST ROW
+    PATTERN (P+ C+ K)
+    DEFINE
+      P AS P.url LIKE '/product/%',
+      C AS C.url LIKE '/cart%',
+      K AS K.url = '/checkout'
+  )""",
 }
 
 
@@ -160,6 +211,11 @@ def operate_rescale(job, stack, parallelism: int = 6, via_shortage: bool = True)
         added = True
         new_job = jobs.submit_pipeline(savepoint=savepoint, parallelism=parallelism)
     return savepoint, parallelism, new_job, added
+
+
+def changelog_rows(n_orders: int) -> int:
+    """Notebook 10's prediction: the rows of the running total of `n_orders` orders (one +I, then -U/+U each)."""
+    return 2 * int(n_orders) - 1
 
 
 def silent_fix(ddl: str) -> str:
@@ -251,7 +307,7 @@ def reference(name: str, settings=None, topic=None):
 
 
 # A prediction's answer is worth something only before the run: the checkers of predictions do not offer solve().
-PREDICTIONS = {"watermark_prediction", "partition_split", "counterfactual_prediction"}
+PREDICTIONS = {"watermark_prediction", "partition_split", "counterfactual_prediction", "changelog_rows"}
 
 
 def _offer_solve() -> None:

@@ -12,6 +12,7 @@ import decimal
 import html
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -97,6 +98,149 @@ def decimals_to_float(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+#: the config keys a preview drops from its job's (preview_config)
+PREVIEW_DROPPED = ("execution.checkpointing.", "restart-strategy.")
+
+
+def preview_config(config: dict) -> dict:
+    """A job's config (labkit.jobs.base_spec) for a preview: without checkpointing and without restarts.
+
+    Checkpoints: the preview reads its rows with TableResult.collect(), and Flink 2.2's collect iterator
+    (CollectResultIterator.createBuffer, flink-streaming-java .../api/operators/collect/) takes a
+    CheckpointedCollectResultBuffer when the job checkpoints EXACTLY_ONCE: a row reaches the client only once the
+    checkpoint after it completes (maintainVisibility: visible up to lastCheckpointedOffset). With the pipeline's
+    10 s checkpoints a preview's rows came in bursts, 10 s apart at best and minutes apart on a busy machine. With
+    checkpointing off it takes an UncheckpointedCollectResultBuffer, whose rows are visible as soon as they are
+    produced; TableResult.collect's own documentation says the same ("for streaming jobs without checkpointing ...
+    results are immediately accessible by the clients once they're produced"; "with exactly-once checkpointing ...
+    only after its corresponding checkpoint completes").
+
+    Dropping the job's `execution.checkpointing.*` keys is enough: the runner runs a preview as a plain Python
+    process (not `flink run`), so there is no context environment, and StreamExecutionEnvironment
+    .getExecutionEnvironment builds a local one from the TableConfig alone (TableEnvironmentImpl.create). The
+    cluster's config.yaml (the local stack's and compose's `execution.checkpointing.interval: 10 s`) is not read
+    into it: the MiniCluster loads the global configuration only for file formats' defaults
+    (initializeIOFormatClasses: FileOutputFormat's static initializer), and without the key checkpointing is off.
+    Checked in the Flink 2.2.0 jars PyFlink installs. The runner drops the keys again for any preview spec
+    (runner.preview_config_items). The lab's real jobs are untouched: they keep base_spec's 10 s EXACTLY_ONCE
+    checkpoints."""
+    out = {k: v for k, v in config.items() if not k.startswith(PREVIEW_DROPPED)}
+    out["restart-strategy.type"] = "none"
+    return out
+
+
+def run_preview(
+    spec: dict,
+    name: str,
+    settings: Settings,
+    *,
+    limit: int,
+    timeout_s: float,
+    row_kind: bool = False,
+    plain_time: bool = False,
+    slow_hint: str = "preview fewer events (a smaller `seconds`), or give it longer (timeout_s=...)",
+) -> pd.DataFrame:
+    """Run a job spec's `custom` SELECT once, bounded, in a local MiniCluster (`runner.py --spec`), and return its
+    rows. Shared by every preview (custom metrics here, notebook 10's patterns in labkit.jobs.patterns).
+
+    The spec becomes a throwaway run: parallelism 1, the Kafka connector's jar, no checkpoints and no restarts.
+    `row_kind` adds each row's kind (+I, -U, +U, -D) as a first column (`op`; runner.row_kind_column);
+    `plain_time` returns TIMESTAMP_LTZ columns (a rowtime selected as it is) as timestamps (runner.plain_times).
+    Raises PreviewTimeout when the lab was too slow (no row in time, or the runner hung), JobError with Flink's
+    message when the query failed; a run cut short with some rows returns them with `attrs["partial"]` True.
+    `slow_hint`: what to do when no row came in time (the caller knows what makes its previews smaller)."""
+    from labkit.stack.provision import flink as flink_dist
+    from labkit.stack.provision import provision_client, udf
+
+    provision_client()
+    spec["config"]["pipeline.jars"] = f"{flink_dist.connector_jar().as_uri()};{udf.jar_path().as_uri()}"
+    spec["config"]["parallelism.default"] = 1
+    # A preview is a throwaway run: no checkpoints and no restarts (a query that fails at run time must say so
+    # now, not retry until the timeout). `preview_config` says why checkpoints must go, and why dropping the
+    # job's own keys is enough.
+    spec["config"] = preview_config(spec["config"])
+    spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
+    spec["preview"].update({k: True for k, on in (("row_kind", row_kind), ("plain_time", plain_time)) if on})
+    path = settings.home / "jobs" / f"preview-{name}.json"
+    write_secret(path, json.dumps(spec))  # may hold a secured cluster's password: 0600, never via a link
+    try:
+        r = subprocess.run(
+            [sys.executable, str(RUNNER), "--spec", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s + 120,  # the runner's own watchdog stops the job at timeout_s
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise PreviewTimeout(
+            f"the preview of {name} did not finish in {timeout_s + 120:.0f}s: "
+            f"{root_cause(_text(e.stdout) + _text(e.stderr))}",
+            "see `labkit doctor`; a preview needs Java and the Kafka topic, not the Flink cluster",
+        ) from None
+    return _preview_rows(r, name, timeout_s, slow_hint)
+
+
+def _preview_rows(r: subprocess.CompletedProcess, name: str, timeout_s: float, slow_hint: str) -> pd.DataFrame:
+    """The runner's output (one tagged line each: LABKIT_COLUMNS, LABKIT_ROW, LABKIT_PREVIEW_TIMEOUT) as rows."""
+    rows, columns, timed_out = [], None, False
+    for line in r.stdout.splitlines():
+        tag, _, payload = line.partition(" ")
+        if tag == "LABKIT_ROW":
+            rows.append(json.loads(payload))
+        elif tag == "LABKIT_COLUMNS":
+            columns = json.loads(payload)
+        elif tag == "LABKIT_PREVIEW_TIMEOUT":
+            timed_out = True
+    if timed_out and not rows:
+        raise PreviewTimeout(f"the preview of {name} returned no row within {timeout_s:.0f}s.", slow_hint)
+    if r.returncode != 0 and not rows:
+        cause, lab = _failure_cause(r)
+        if lab:
+            raise JobError(
+                f"the preview of {name} failed: {cause}",
+                "the lab failed, not your SQL: run it again; `labkit doctor` checks Java and the machine's memory",
+            )
+        raise JobError(
+            f"your SQL for {name} failed: {cause}",
+            "fix the SQL at the line and column shown, then preview again"
+            if " line " in cause
+            else "the query failed while running: fix the expression the error names, then preview again",
+        )
+    if timed_out:
+        say(f"the preview stopped after {timeout_s:.0f}s: showing the {len(rows)} row(s) it had by then")
+    df = decimals_to_float(pd.DataFrame(rows, columns=columns))
+    df.attrs["partial"] = timed_out  # cut short: a checker must not grade part of a result as the answer
+    return df
+
+
+# Lines of a failed preview's output that say the lab broke, where the root cause (the deepest exception) hides it:
+# after a JVM crash or an OutOfMemoryError the last exception is py4j's lost connection ("Answer from Java side is
+# empty"), which says less. labkit.exercises.feedback classifies the sentence this makes.
+_LAB_LINE = re.compile(
+    r"(java\.lang\.OutOfMemoryError[^\n]*|A fatal error has been detected by the Java Runtime Environment"
+    r"|Could not create the Java Virtual Machine|Error occurred during initialization of VM[^\n]*)"
+)
+
+
+def _failure_cause(r: subprocess.CompletedProcess) -> tuple[str, bool]:
+    """(the sentence saying why a preview run failed, whether it was the lab): the deepest exception of its output,
+    after what the lab said first when that is further up (a JVM crash, an OutOfMemoryError), or the signal that
+    killed the runner."""
+    text = _text(r.stdout) + _text(r.stderr)
+    cause = root_cause(text)
+    if r.returncode < 0:  # killed by a signal: nothing raised, so the output's last words are not the reason
+        try:
+            sig = signal.Signals(-r.returncode).name
+        except ValueError:
+            sig = f"signal {-r.returncode}"
+        why = " (SIGKILL: most often the machine ran out of memory)" if sig == "SIGKILL" else ""
+        return f"its process was killed by {sig}{why}; its last output: {cause}", True
+    m = _LAB_LINE.search(text)
+    if m and m.group(1) not in cause:
+        return f"{m.group(1).lstrip('# ').strip()} (then: {cause})", True
+    return cause, False
+
+
 @dataclass
 class CustomMetric:
     """A metric you design: `preview()` it, `deploy()` it, then `query()`/`plot()` it like the built-in ones."""
@@ -141,7 +285,6 @@ class CustomMetric:
         rows as a DataFrame. The run stops at the offsets that are latest when it starts, and its watermark
         then jumps to the end, so every window of the data fires. `since_ms` (epoch ms) fixes where reading
         starts instead, so two previews read the same records."""
-        from labkit.stack.provision import flink as flink_dist
 
         s = self.settings
         params = pipeline_params(s, topic=self.topic)
@@ -158,63 +301,7 @@ class CustomMetric:
             }
         )
         spec = self._spec(params, f"preview-{self.name}")
-        from labkit.stack.provision import provision_client, udf
-
-        provision_client()
-        spec["config"]["pipeline.jars"] = f"{flink_dist.connector_jar().as_uri()};{udf.jar_path().as_uri()}"
-        spec["config"]["parallelism.default"] = 1
-        # A preview is a throwaway run: no checkpoints (with them, collect() shows rows only after a
-        # checkpoint completes, which took minutes on a busy machine) and no restarts (a query that fails
-        # at run time must say so now, not retry until the timeout).
-        spec["config"] = {
-            k: v
-            for k, v in spec["config"].items()
-            if not k.startswith(("execution.checkpointing.", "restart-strategy."))
-        }
-        spec["config"]["restart-strategy.type"] = "none"
-        spec["preview"] = {"limit": limit, "timeout_s": timeout_s}
-        path = s.home / "jobs" / f"preview-{self.name}.json"
-        write_secret(path, json.dumps(spec))  # may hold a secured cluster's password: 0600, never via a link
-        try:
-            r = subprocess.run(
-                [sys.executable, str(RUNNER), "--spec", str(path)],
-                capture_output=True,
-                text=True,
-                timeout=timeout_s + 120,  # the runner's own watchdog stops the job at timeout_s
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired as e:
-            raise PreviewTimeout(
-                f"the preview of {self.name} did not finish in {timeout_s + 120:.0f}s: "
-                f"{root_cause(_text(e.stdout) + _text(e.stderr))}",
-                "see `labkit doctor`; a preview needs Java and the Kafka topic, not the Flink cluster",
-            ) from None
-        rows, columns, timed_out = [], None, False  # the runner's protocol: one tagged line each
-        for line in r.stdout.splitlines():
-            tag, _, payload = line.partition(" ")
-            if tag == "LABKIT_ROW":
-                rows.append(json.loads(payload))
-            elif tag == "LABKIT_COLUMNS":
-                columns = json.loads(payload)
-            elif tag == "LABKIT_PREVIEW_TIMEOUT":
-                timed_out = True
-        if timed_out and not rows:
-            raise PreviewTimeout(
-                f"the preview of {self.name} returned no row within {timeout_s:.0f}s.",
-                "preview fewer events (a smaller `seconds`), or give it longer (timeout_s=...)",
-            )
-        if r.returncode != 0 and not rows:
-            cause = root_cause(r.stdout + r.stderr)
-            raise JobError(
-                f"your SQL for {self.name} failed: {cause}",
-                "fix the SQL at the line and column shown, then preview again"
-                if " line " in cause
-                else "the query failed while running: fix the expression the error names, then preview again",
-            )
-        if timed_out:
-            say(f"the preview stopped after {timeout_s:.0f}s: showing the {len(rows)} row(s) it had by then")
-        df = decimals_to_float(pd.DataFrame(rows, columns=columns))
-        df.attrs["partial"] = timed_out  # cut short: a checker must not grade part of a result as the answer
+        df = run_preview(spec, self.name, s, limit=limit, timeout_s=timeout_s)
         if df.empty:
             where = (
                 f"since {pd.Timestamp(since_ms, unit='ms')} UTC"

@@ -177,12 +177,47 @@ def _jsonable(x):
     return x if isinstance(x, (int, float, str, type(None))) else str(x)
 
 
-def preview(t_env, sql: str, limit: int, timeout_s: float) -> None:
-    """Bounded preview in this process (a local MiniCluster): rows as JSON lines, then stop. A watchdog
-    cancels the job at the deadline even when no row ever comes, so the caller always gets an answer."""
+def row_kind_column(names: list[str]) -> str:
+    """The name the preview gives each row's kind (+I, -U, +U, -D): `op`, unless the query has a column of that
+    name already, then `row_kind` (then `_row_kind`, ...)."""
+    for name in ("op", "row_kind"):
+        if name not in names:
+            return name
+    name = "row_kind"
+    while name in names:
+        name = "_" + name
+    return name
+
+
+def plain_times(t_env, sql: str):
+    """`sql` as a Table whose TIMESTAMP_LTZ columns (a rowtime, a proctime, TO_TIMESTAMP_LTZ(...)) are cast to
+    TIMESTAMP(3), the instant as the session's time zone reads it: PyFlink cannot hand an LTZ value to Python (the
+    collect fails in PythonBridgeUtils.getPickledBytesFromRow), and a query that selects `rowtime` is natural."""
     table = t_env.sql_query(sql)
+    cols = table._j_table.getResolvedSchema().getColumns()
+    out, cast = [], False
+    for c in cols:
+        name = "`" + c.getName().replace("`", "``") + "`"
+        if c.getDataType().getLogicalType().getTypeRoot().name() == "TIMESTAMP_WITH_LOCAL_TIME_ZONE":
+            out.append(f"CAST({name} AS TIMESTAMP(3)) AS {name}")
+            cast = True
+        else:
+            out.append(name)
+    return t_env.sql_query(f"SELECT {', '.join(out)} FROM (\n{sql}\n)") if cast else table
+
+
+def preview(t_env, sql: str, limit: int, timeout_s: float, row_kind: bool = False, plain_time: bool = False) -> None:
+    """Bounded preview in this process (a local MiniCluster): rows as JSON lines, then stop. A watchdog
+    cancels the job at the deadline even when no row ever comes, so the caller always gets an answer.
+
+    `row_kind`: each row also carries its kind, as Flink's changelog spells it (+I insert, -U the row an update
+    retracts, +U the row it adds, -D delete), in a first column named by `row_kind_column`. Without it, rows of
+    an updating result come out as if every one were an insert (the protocol as it always was).
+    `plain_time`: TIMESTAMP_LTZ columns come out as timestamps (`plain_times`) instead of failing the run."""
+    table = plain_times(t_env, sql) if plain_time else t_env.sql_query(sql)
     names = table.get_schema().get_field_names()
-    print("LABKIT_COLUMNS " + json.dumps(names), flush=True)  # an empty result still has its columns
+    kind = row_kind_column(names) if row_kind else None
+    print("LABKIT_COLUMNS " + json.dumps([kind, *names] if kind else names), flush=True)  # even an empty result
     result = table.execute()
     timed_out = threading.Event()
 
@@ -197,7 +232,10 @@ def preview(t_env, sql: str, limit: int, timeout_s: float) -> None:
     try:
         with result.collect() as rows:
             for i, row in enumerate(rows):
-                print("LABKIT_ROW " + json.dumps(dict(zip(names, map(_jsonable, row), strict=False))), flush=True)
+                values = dict(zip(names, map(_jsonable, row), strict=False))
+                if kind:
+                    values = {kind: str(row.get_row_kind()), **values}  # pyflink's RowKind prints as +I/-U/+U/-D
+                print("LABKIT_ROW " + json.dumps(values), flush=True)
                 if i + 1 >= limit or timed_out.is_set():
                     break
     except Exception:
@@ -207,6 +245,21 @@ def preview(t_env, sql: str, limit: int, timeout_s: float) -> None:
         watchdog.cancel()
 
 
+#: a preview's config keys that never apply to it: labkit.jobs.custom.PREVIEW_DROPPED (this file imports nothing
+#: from labkit; a unit test keeps the two equal)
+PREVIEW_DROPPED = ("execution.checkpointing.", "restart-strategy.")
+
+
+def preview_config_items(spec: dict) -> list[tuple[str, object]]:
+    """The spec's config to set, less checkpointing and restarts for a preview, whoever wrote its spec: with
+    EXACTLY_ONCE checkpoints collect() hands a row over only when the checkpoint after it completes
+    (labkit.jobs.custom.preview_config says where Flink does so). A job that is no preview keeps every key."""
+    items = list(spec["config"].items())
+    if not (spec.get("custom") and spec.get("preview")):
+        return items
+    return [(k, v) for k, v in items if not k.startswith(PREVIEW_DROPPED)] + [("restart-strategy.type", "none")]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spec", required=True, help="job spec JSON written by labkit")
@@ -214,7 +267,7 @@ def main() -> None:
         spec = json.load(f)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
-    for k, v in spec["config"].items():
+    for k, v in preview_config_items(spec):
         conf.set(k, str(v))
     influx = spec["influx"]
     t_env.create_temporary_function(
@@ -236,7 +289,15 @@ def main() -> None:
             t_env.execute_sql(stmt)
     custom = spec.get("custom")
     if custom and spec.get("preview"):
-        preview(t_env, custom["sql"], spec["preview"]["limit"], spec["preview"]["timeout_s"])
+        p = spec["preview"]
+        preview(
+            t_env,
+            custom["sql"],
+            p["limit"],
+            p["timeout_s"],
+            row_kind=bool(p.get("row_kind")),
+            plain_time=bool(p.get("plain_time")),
+        )
         return
     inserts = list(spec.get("inserts", []))
     if custom:

@@ -111,6 +111,13 @@ class SilentPartitionLab:
   'json.ignore-parse-errors' = 'true'
 )"""
 
+    def show_source_ddl(self) -> str:
+        """source_ddl() fit to print: on a secured cluster the SASL password and the inline CA are replaced by
+        `***` (kafka_clients.redact_secrets). Build the DDL to run from source_ddl(), never from this."""
+        from labkit.kafka_clients import redact_secrets
+
+        return redact_secrets(self.source_ddl())
+
     def run(self, ddl: str | None = None, config: dict[str, str] | None = None) -> Job:
         """Submit the lab's job with `ddl` as its source table (default: `source_ddl()`), replacing a job the
         lab runs already. `config`: job options, e.g. {"table.exec.source.idle-timeout": "5 s"}."""
@@ -121,6 +128,13 @@ class SilentPartitionLab:
             raise ConfigError(
                 "the source must be a CREATE TABLE statement for a table called `clicks`.",
                 "start from lab.source_ddl() and change it",
+            )
+        from labkit.kafka_clients import REDACTED
+
+        if REDACTED in ddl and REDACTED not in self.source_ddl():
+            raise ConfigError(
+                f"this DDL has the cluster's secrets hidden ({REDACTED}): it was copied from the printed one.",
+                "start from the string lab.source_ddl() returns (show_source_ddl() hides the password) and change it",
             )
         self.cancel()
         self.ddl, self.config = ddl, dict(config or {})
