@@ -24,7 +24,9 @@ from labkit.exercises import (
 from labkit.exercises.solutions import SOLUTIONS
 from labkit.jobs.patterns import PatternStreams
 
-pytestmark = pytest.mark.stack
+# slow: twelve preview JVMs, ~6 min; `make test` runs them beside docker mode's step, not in the CPU-bound shared
+# suites (where a preview's 180 s timeout would be the lab's problem, not the answer's)
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,7 @@ def test_changelog_per_session_and_distinct_sessions(streams):
     not_yet(check_url_changelog(sessions, streams), "click", "count", "differ")
 
 
-def test_funnel_without_the_cart_and_one_product_page(streams):
+def test_funnel_without_the_cart_and_per_page_instead_of_per_session(streams):
     no_cart = (
         SOLUTIONS["checkout_funnel"]
         .replace("PATTERN (P+ C+ K)", "PATTERN (P+ K)")
@@ -96,5 +98,7 @@ def test_funnel_without_the_cart_and_one_product_page(streams):
         .replace("      C AS C.url LIKE '/cart%',\n", "")
     )
     not_yet(check_checkout_funnel(no_cart, streams), "cart", "step", "session", "differ")
-    one_product = SOLUTIONS["checkout_funnel"].replace("PATTERN (P+ C+ K)", "PATTERN (P C+ K)")
-    not_yet(check_checkout_funnel(one_product, streams), "product", "session", "differ", "repeat")
+    # (`PATTERN (P C+ K)` is no wrong answer here: with the match skipping past its last row it finds the same
+    # sessions, and the checker judges the funnel's sessions, not how many product pages came first)
+    per_page = SOLUTIONS["checkout_funnel"].replace("PARTITION BY session_id", "PARTITION BY url")
+    not_yet(check_checkout_funnel(per_page, streams), "session", "funnel", "match", "step")
