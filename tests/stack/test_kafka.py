@@ -18,7 +18,12 @@ def test_create_topic_produce_and_consume(settings, stack):
     topic = f"t_{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka)
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    assert topic in admin.list_topics()
+    # CreateTopics returns once the controller has committed the topic; the broker's metadata, which list_topics
+    # reads, catches up a moment later (a CI run under load listed the topics before it had: asked once, it failed)
+    deadline = time.monotonic() + 15
+    while topic not in (listed := admin.list_topics()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert topic in listed, f"{topic} not listed 15 s after it was created: {listed}"
     admin.close()
 
     producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
