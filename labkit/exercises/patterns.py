@@ -342,8 +342,8 @@ def grade_top_urls_per_minute(
     if problems:
         per_window = act.groupby("window_start").size()
         hints = []
+        rank = _rank_column(got)
         if (per_window > TOP_N).any():
-            rank = _rank_column(got)
             hints.append(
                 f"keep the first {TOP_N} of each window: your rank ({rank}) goes up to "
                 f"{int(pd.to_numeric(got[rank], errors='coerce').max())}; filter on it in the query around the one "
@@ -352,7 +352,7 @@ def grade_top_urls_per_minute(
                 else f"your result has no rank: number the URLs of each window with ROW_NUMBER() (the window in its "
                 f"PARTITION BY), then keep the first {TOP_N}"
             )
-        if any("not among the top" in p or "left out" in p for p in problems):
+        if rank and any("not among the top" in p or "left out" in p for p in problems):  # a ranking, the wrong one
             hints.append(
                 "rank by clicks, busiest first: check what the ORDER BY of your ROW_NUMBER() sorts by, and in which "
                 "direction (ascending, unless it says otherwise)"
@@ -1058,7 +1058,7 @@ def grade_checkout_funnel(
         )
     if len(want) >= 10 and len(set(have.index) & set(want.index)) <= 0.1 * len(want):
         return not_yet(
-            f"your query found {len(table):,} funnel(s) in {len(have):,} sessions; the clicks hold {len(want):,} "
+            f"your pattern matched {len(table):,} time(s) in {len(have):,} sessions; the clicks hold {len(want):,} "
             "sessions that went product → cart → checkout, one page right after the other: is a step missing from "
             "your PATTERN, or a quantifier?",
             FUNNEL_STEPS,

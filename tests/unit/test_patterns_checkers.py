@@ -429,7 +429,7 @@ def test_funnel_the_solution_passes():
 
 def test_funnel_a_pattern_that_finds_almost_nothing_asks_for_the_missing_step():
     many = records(*[(f"s{i}", u, t) for i in range(12) for t, u in enumerate(["/product/a", "/cart", "/checkout"])])
-    fb = not_yet(P.grade_checkout_funnel(result(FUNNEL_COLS, ("s0", 2)), many, W), "found 1 funnel(s) in 1 sessions")
+    fb = not_yet(P.grade_checkout_funnel(result(FUNNEL_COLS, ("s0", 2)), many, W), "matched 1 time(s) in 1 sessions")
     assert "12 sessions" in fb.message and "a step missing" in fb.message
 
 
