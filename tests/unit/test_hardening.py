@@ -24,20 +24,6 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-@pytest.fixture
-def clean(monkeypatch, tmp_path):
-    """No LABKIT_ variable or .env of the caller's; a home of the test's own; the settings cache reset."""
-    for k in list(os.environ):
-        if k.startswith("LABKIT_"):
-            monkeypatch.delenv(k)
-    (tmp_path / "cwd").mkdir()
-    monkeypatch.chdir(tmp_path / "cwd")
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    settings_mod.get.cache_clear()
-    yield tmp_path
-    settings_mod.get.cache_clear()
-
-
 def _planted_link(tmp_path: Path, at: Path) -> Path:
     """A symlink at `at` to a file holding a marker; returns the file, which must stay untouched."""
     victim = tmp_path / f"victim-{uuid.uuid4().hex[:6]}"

@@ -4,12 +4,10 @@ SASL password and the inline CA of a secured cluster, while the DDL the jobs run
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
-from labkit import settings as settings_mod
 from labkit.errors import ConfigError
 from labkit.jobs.patterns import PatternStreams
 from labkit.jobs.silent_partition import SilentPartitionLab
@@ -17,20 +15,6 @@ from labkit.kafka_clients import REDACTED, redact_secrets
 from labkit.settings import load
 
 PEM_BODY = "MIIBszCCAVmgAwIBAgIUQ" + "x" * 40
-
-
-@pytest.fixture
-def clean(monkeypatch, tmp_path):
-    """No LABKIT_ variable or .env of the caller's; the settings cache reset."""
-    for k in list(os.environ):
-        if k.startswith("LABKIT_"):
-            monkeypatch.delenv(k)
-    (tmp_path / "cwd").mkdir()
-    monkeypatch.chdir(tmp_path / "cwd")
-    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    settings_mod.get.cache_clear()
-    yield tmp_path
-    settings_mod.get.cache_clear()
 
 
 def _secured(tmp_path):
