@@ -121,9 +121,8 @@ def preview_config(config: dict) -> dict:
     cluster's config.yaml (the local stack's and compose's `execution.checkpointing.interval: 10 s`) is not read
     into it: the MiniCluster loads the global configuration only for file formats' defaults
     (initializeIOFormatClasses: FileOutputFormat's static initializer), and without the key checkpointing is off.
-    Checked in the Flink 2.2.0 jars PyFlink installs. The runner drops the keys again for any preview spec
-    (runner.preview_config_items). The lab's real jobs are untouched: they keep base_spec's 10 s EXACTLY_ONCE
-    checkpoints."""
+    Checked in the Flink 2.2.0 jars PyFlink installs. This is the one place that drops them: the runner sets what
+    the spec says. The lab's real jobs are untouched: they keep base_spec's 10 s EXACTLY_ONCE checkpoints."""
     out = {k: v for k, v in config.items() if not k.startswith(PREVIEW_DROPPED)}
     out["restart-strategy.type"] = "none"
     return out

@@ -245,21 +245,6 @@ def preview(t_env, sql: str, limit: int, timeout_s: float, row_kind: bool = Fals
         watchdog.cancel()
 
 
-#: a preview's config keys that never apply to it: labkit.jobs.custom.PREVIEW_DROPPED (this file imports nothing
-#: from labkit; a unit test keeps the two equal)
-PREVIEW_DROPPED = ("execution.checkpointing.", "restart-strategy.")
-
-
-def preview_config_items(spec: dict) -> list[tuple[str, object]]:
-    """The spec's config to set, less checkpointing and restarts for a preview, whoever wrote its spec: with
-    EXACTLY_ONCE checkpoints collect() hands a row over only when the checkpoint after it completes
-    (labkit.jobs.custom.preview_config says where Flink does so). A job that is no preview keeps every key."""
-    items = list(spec["config"].items())
-    if not (spec.get("custom") and spec.get("preview")):
-        return items
-    return [(k, v) for k, v in items if not k.startswith(PREVIEW_DROPPED)] + [("restart-strategy.type", "none")]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spec", required=True, help="job spec JSON written by labkit")
@@ -267,7 +252,7 @@ def main() -> None:
         spec = json.load(f)
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
-    for k, v in preview_config_items(spec):
+    for k, v in spec["config"].items():  # a preview's spec comes without checkpoints (custom.preview_config)
         conf.set(k, str(v))
     influx = spec["influx"]
     t_env.create_temporary_function(
