@@ -38,7 +38,7 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
             "pipeline.name": settings.scoped(name),  # an attendee's jobs carry their namespace
             "parallelism.default": parallelism or settings.flink_parallelism,
             "table.local-time-zone": "UTC",
-            # Small Python bundles: aggregated rows reach InfluxDB within ~100 ms of leaving a window.
+            # Small Python bundles, for a job with a Python UDF (the lab's own jobs run none in the TaskManagers).
             "python.fn-execution.bundle.time": 100,
             "python.fn-execution.bundle.size": 1000,
             "python.fn-execution.arrow.batch.size": 1000,

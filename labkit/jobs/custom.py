@@ -272,8 +272,7 @@ class CustomMetric:
             checked_view(params),
             *views(params),
             EVENTS_VIEW,
-            "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')",
-        ]
+        ]  # influx_sink is the runner's (runner.sink_ddl)
         spec["custom"] = {"sql": self.sql, "measurement": self.measurement, "stream": params.topic}
         return spec
 

@@ -58,7 +58,6 @@ def experiment_spec(topic: str, delays: tuple[int, ...], settings: Settings, gro
                 "GROUP BY window_start, window_end",
             )
         )
-    ddl.append("CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')")
     spec = base_spec(settings, f"watermark-experiment-{topic}", parallelism=1)
     spec.update(ddl=ddl, inserts=[influx_insert(selects)])
     return spec

@@ -234,10 +234,7 @@ class PatternStreams:
         from labkit.jobs.custom import run_preview
 
         spec = base_spec(self.settings, f"preview-lab10-{name}", parallelism=1)
-        spec["ddl"] = [
-            *self.ddl(),
-            "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')",
-        ]
+        spec["ddl"] = self.ddl()
         spec["custom"] = {"sql": sql.strip().rstrip(";"), "measurement": f"lab10_{name}", "stream": self.clicks_topic}
         df = run_preview(
             spec,

@@ -1,152 +1,42 @@
-"""The PyFlink program labkit submits: runs a job spec (SQL statements) with the InfluxDB sink UDF.
+"""The PyFlink program labkit submits: runs a job spec (SQL statements) into the InfluxDB sink table.
 
 This file is shipped to the cluster by `flink run -py`, so it imports nothing from labkit: the
-TaskManager's Python may not have labkit installed (compose image). Per-event work stays in Flink SQL
-(JVM); Python only writes the aggregated rows to InfluxDB, in Arrow batches.
+client's Python may not have labkit installed (compose image). Python only builds the job: every
+operator runs in the JVM (Flink SQL, the lab's Java functions and its InfluxDB writer), so the
+TaskManagers start no Python workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import threading
 
-import pandas as pd
-from pyflink.table import DataTypes, EnvironmentSettings, TableEnvironment
-from pyflink.table.udf import ScalarFunction, udf
+from pyflink.table import EnvironmentSettings, TableEnvironment
 
 VIEW = re.compile(r"^\s*CREATE TEMPORARY VIEW (\w+) AS\s+(.*)$", re.S | re.I)
 
 
-class InfluxWrite(ScalarFunction):
-    """Writes each row as an InfluxDB point; returns 1 per row written.
-
-    A window's point is identified by measurement, tags and the window end, so a replay overwrites
-    instead of double counting. Writes block and retry while InfluxDB is away (backpressure), and a
-    bundle is flushed before each checkpoint completes, so no window is lost.
-    """
-
-    def __init__(self, url: str, org: str, bucket: str, token_file: str, token_env: str) -> None:
-        self.url, self.org, self.bucket, self.token_file, self.token_env = url, org, bucket, token_file, token_env
-
-    def open(self, function_context) -> None:
-        from influxdb_client import InfluxDBClient
-        from influxdb_client.client.write_api import SYNCHRONOUS
-
-        token = os.environ.get(self.token_env)
-        if self.token_file and os.path.exists(self.token_file):
-            with open(self.token_file) as f:
-                token = f.read().strip()
-        self.client = InfluxDBClient(url=self.url, token=token, org=self.org, timeout=10_000)
-        self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def eval(self, measurement: pd.Series, tags: pd.Series, fields: pd.Series, ts: pd.Series) -> pd.Series:
-        from influxdb_client import Point, WritePrecision
-
-        n = max(len(a) for a in (measurement, tags, fields, ts) if isinstance(a, pd.Series))
-        # A literal argument arrives as a scalar, not a Series.
-        cols = [a if isinstance(a, pd.Series) else [a] * n for a in (measurement, tags, fields, ts)]
-        points = []
-        for m, t, f, when in zip(*cols, strict=False):
-            p = Point(m).time(int(when), WritePrecision.MS)
-            for k, v in json.loads(t).items():
-                p = p.tag(k, "" if v is None else str(v))
-            for k, v in json.loads(f).items():
-                if v is not None:
-                    p = p.field(k, float(v) if isinstance(v, float) else v)
-            points.append(p)
-        self._write(points)
-        return pd.Series([1] * len(points), dtype="int32")
-
-    def _write(self, points: list) -> None:
-        """Write with retries for as long as InfluxDB is away (tenacity: exponential back-off up to 5 s, no
-        limit): the blocked sink is back pressure, and the job's checkpoints tolerate the wait. A batch that
-        is too large (413) is split in halves; points refused for what they hold (400, 422) are recorded and
-        skipped (`_refused`); a rejected request (token, bucket) fails the job with InfluxDB's message. Rewrites after a retry overwrite the same points, so they cannot double count."""
-        from influxdb_client import WritePrecision
-        from tenacity import Retrying, retry_if_exception, stop_never, wait_exponential
-
-        for attempt in Retrying(
-            retry=retry_if_exception(_transient), wait=wait_exponential(multiplier=0.5, max=5), stop=stop_never
-        ):
-            with attempt:
-                try:
-                    self.write_api.write(bucket=self.bucket, record=points, write_precision=WritePrecision.MS)
-                except Exception as e:
-                    status = getattr(e, "status", None)
-                    if status == 413 and len(points) > 1:
-                        self._write(points[: len(points) // 2])
-                        self._write(points[len(points) // 2 :])
-                        return
-                    if status in REFUSED_POINTS:
-                        self._refused(points, status, e)
-                        return
-                    if status in REJECTED:
-                        raise RuntimeError(f"InfluxDB rejected the write (HTTP {status}): {e}") from None
-                    raise
-
-    def _refused(self, points: list, status: int, error: Exception) -> None:
-        """InfluxDB refused points of a batch for what they hold (a field of another type than the stored one,
-        a time beyond the bucket's retention), and wrote the rest: retrying would be refused again, and failing
-        the job would restart it into the same refusal forever. So the job goes on, and the refusal is recorded
-        as a point of its own (`sink_rejections`, per measurement and stream, stamped now, with the refused
-        points' time span and InfluxDB's message), which `verify` and `labkit status` report."""
-        import time as _time
-
-        from influxdb_client import Point, WritePrecision
-
-        body = getattr(error, "body", None) or str(error)
-        try:
-            message = json.loads(body).get("message", body)
-        except (ValueError, TypeError, AttributeError):
-            message = str(body)
-        groups: dict[tuple[str, str], list[int]] = {}
-        for p in points:
-            key = (getattr(p, "_name", "?"), str(getattr(p, "_tags", {}).get("stream", "")))
-            groups.setdefault(key, []).append(int(getattr(p, "_time", 0) or 0))
-        now = int(_time.time() * 1000)
-        records = [
-            Point("sink_rejections")
-            .tag("measurement", m)
-            .tag("stream", stream)
-            .tag("status", str(status))
-            .field("points", len(times))
-            .field("first_ms", min(times))
-            .field("last_ms", max(times))
-            .field("message", message[:500])
-            .time(now, WritePrecision.MS)
-            for (m, stream), times in groups.items()
-        ]
-        try:
-            self.write_api.write(bucket=self.bucket, record=records, write_precision=WritePrecision.MS)
-        except Exception as e:
-            _log(f"labkit sink: could not record a refusal (HTTP {status}: {message}): {e}")
-
-
-def _log(text: str) -> None:
-    """A line for the worker's log. Never raises: the Python worker's stderr can be closed, and an error here
-    would count as a transient write failure and retry the refused batch forever (it did)."""
-    import contextlib
-    import sys
-
-    with contextlib.suppress(Exception):
-        print(text, file=sys.stderr, flush=True)
-
-
-# InfluxDB refused points for their content (422: field type conflict, beyond retention; 400: a point it cannot
-# parse) and wrote the others: recorded and skipped, never retried or raised
-REFUSED_POINTS = (400, 422)
-REJECTED = (401, 403, 404, 413)  # the request itself is wrong (token, bucket): retrying cannot help
-
-
-def _transient(e: BaseException) -> bool:
-    """InfluxDB down, restarting or overloaded (connection errors, 5xx, 429): wait and try again."""
-    return not isinstance(e, RuntimeError) and getattr(e, "status", None) not in REJECTED + REFUSED_POINTS
+def sink_ddl(influx: dict) -> str:
+    """The `influx_sink` table: the lab's JVM line-protocol writer (connector `labkit-influx`, InfluxWriter.java in
+    the lab's jar). Rows are (measurement, tags JSON, fields JSON, ts ms). A window's point is identified by
+    measurement, tags and the window end, so a replay overwrites instead of double counting; writes block and
+    retry while InfluxDB is away (back pressure), and everything buffered is written before each checkpoint
+    completes, so no window is lost. Refused points are recorded as `sink_rejections`, not retried."""
+    options = {
+        "connector": "labkit-influx",
+        "url": influx["url"],
+        "org": influx["org"],
+        "bucket": influx["bucket"],
+        "token-file": influx.get("token_file") or "",
+        "token-env": influx.get("token_env") or "",
+    }
+    with_ = ",\n".join(f"  '{k}' = '{str(v).replace(chr(39), chr(39) * 2)}'" for k, v in options.items())
+    return (
+        "CREATE TEMPORARY TABLE influx_sink (measurement STRING, tags STRING, fields STRING, ts BIGINT) "
+        f"WITH (\n{with_}\n)"
+    )
 
 
 def custom_metric_insert(t_env, measurement: str, stream: str, sql: str) -> str:
@@ -168,8 +58,8 @@ def custom_metric_insert(t_env, measurement: str, stream: str, sql: str) -> str:
         raise ValueError("a custom metric needs at least one numeric column (the value to store)")
     ts = "CAST(TIMESTAMPDIFF(SECOND, TIMESTAMP '1970-01-01 00:00:00', window_end) AS BIGINT) * 1000"
     return (
-        f"INSERT INTO influx_sink SELECT influx_write('{measurement}', JSON_OBJECT({', '.join(tags)}), "
-        f"JSON_OBJECT({', '.join(fields)}), {ts}) FROM (\n{sql}\n)"
+        f"INSERT INTO influx_sink SELECT CAST('{measurement}' AS STRING), JSON_OBJECT({', '.join(tags)}), "
+        f"JSON_OBJECT({', '.join(fields)}), {ts} FROM (\n{sql}\n)"
     )
 
 
@@ -254,16 +144,8 @@ def main() -> None:
     conf = t_env.get_config()
     for k, v in spec["config"].items():  # a preview's spec comes without checkpoints (custom.preview_config)
         conf.set(k, str(v))
-    influx = spec["influx"]
-    t_env.create_temporary_function(
-        "influx_write",
-        udf(
-            InfluxWrite(influx["url"], influx["org"], influx["bucket"], influx["token_file"], influx["token_env"]),
-            input_types=[DataTypes.STRING(), DataTypes.STRING(), DataTypes.STRING(), DataTypes.BIGINT()],
-            result_type=DataTypes.INT(),
-            func_type="pandas",
-        ),
-    )
+    if "influx" in spec:  # a preview reads only, but its spec names the sink too
+        t_env.execute_sql(sink_ddl(spec["influx"]))
     for stmt in spec["ddl"]:
         m = VIEW.match(stmt)
         if m:

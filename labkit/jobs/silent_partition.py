@@ -149,7 +149,7 @@ class SilentPartitionLab:
             "GROUP BY window_start, window_end",
         )
         spec.update(
-            ddl=[ddl, "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')"],
+            ddl=[ddl],
             inserts=[influx_insert([count])],
         )
         self.job = submit_spec(spec, self.settings, _stack(self.settings).mode).wait_running()

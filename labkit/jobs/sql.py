@@ -238,10 +238,6 @@ CREATE TEMPORARY TABLE dead_letters (
 )"""
 
 
-def sink_ddl() -> str:
-    return "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')"
-
-
 def window(p: JobParams, source: str = "events_on_time") -> str:
     return f"TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rowtime), INTERVAL '{p.window_s}' SECOND))"
 
@@ -275,9 +271,9 @@ def points_select(points: list[tuple[str, dict[str, str], dict[str, str]]], ts: 
 
 
 def influx_insert(selects: list[str]) -> str:
-    """One INSERT for all point queries: a single Python operator writes them (one worker, not one per metric)."""
+    """One INSERT for all point queries: one writer batches them all (InfluxWriter.java), not one per metric."""
     union = "\nUNION ALL\n".join(selects)
-    return f"INSERT INTO influx_sink SELECT influx_write(measurement, tags, fields, ts) FROM (\n{union}\n)"
+    return f"INSERT INTO influx_sink SELECT measurement, tags, fields, ts FROM (\n{union}\n)"
 
 
 def metric_inserts(p: JobParams) -> list[str]:
@@ -366,6 +362,5 @@ def pipeline_statements(p: JobParams) -> tuple[list[str], list[str]]:
         *aggregate_views(p),
         *arrival_views(p),
         dlq_ddl(p),
-        sink_ddl(),
-    ]
+    ]  # influx_sink is the runner's (runner.sink_ddl), made from the spec's InfluxDB side
     return ddl, metric_inserts(p)

@@ -3,7 +3,7 @@ factor 3), a Flink session cluster on three (a JobManager and two TaskManagers o
 labkit submits the job to the remote JobManager, shipping the connector, the lab's Java functions and the
 Python program; the TaskManagers read Kafka and write InfluxDB across the bridge.
 
-A TaskManager is SIGKILLed (with its Python workers, as a crashed machine) between two halves of a stream:
+A TaskManager is SIGKILLed (as a crashed machine) between two halves of a stream:
 the job restarts from its last checkpoint on the surviving TaskManager's two slots, and every event is
 accounted for, exactly: nothing lost, nothing counted twice, every late event late again after the replay."""
 
@@ -51,8 +51,7 @@ def test_a_taskmanager_killed_the_job_continues_on_the_other(kafka_cluster, flin
     try:
         job.wait_running(timeout=180)
         assert hosts_running(job) == set(tm_ips), "the job should start spread over both TaskManagers"
-        # as in the local drill, the job has checkpointed before the stream (its Python workers take ~a minute
-        # to start on this 2-core machine, and the first checkpoint waits for them)
+        # as in the local drill, the job has checkpointed before the stream
         deadline = time.monotonic() + 180
         while job.checkpoints().get("counts", {}).get("completed", 0) < 1:
             assert time.monotonic() < deadline, "no checkpoint completed in 180 s"

@@ -242,9 +242,12 @@ def test_an_attendees_pipeline_runs_exact_on_their_own_cluster_as_their_user(two
     jobs = httpx.get(f"{c.rest_url}/jobs/overview", timeout=10).json()["jobs"]
     mine = [j for j in jobs if j["name"] == "a01.clickstream-metrics" and j["state"] == "RUNNING"]
     assert mine, jobs
-    workers = [p for p in psutil.process_iter(["cmdline", "username"])
-               if "pyflink" in " ".join(p.info["cmdline"] or []) and p.info["username"] == c.user]  # fmt: skip
-    assert workers, "the job's Python workers should run as a01's user"
+    # the job's tasks run in a01's TaskManager (every operator in the JVM: the lab's jobs start no Python workers),
+    # and that process is a01's user's
+    tms = [psutil.Process(p) for p in workshop_flink.processes(c) if psutil.pid_exists(p)]
+    tms = [p for p in tms if "TaskManagerRunner" in " ".join(p.cmdline())]
+    assert tms and {p.username() for p in tms} == {c.user}, [(p.pid, p.username()) for p in tms]
+    assert httpx.get(f"{c.rest_url}/jobs/{mine[0]['jid']}", timeout=10).json()["state"] == "RUNNING"
     httpx.patch(f"{c.rest_url}/jobs/{mine[0]['jid']}?mode=cancel", timeout=10)
 
 

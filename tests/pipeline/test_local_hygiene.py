@@ -1,5 +1,6 @@
 """The local stack keeps to itself: every listening socket on the bind host (the TaskManager's gRPC servers
-for Python workers included), no Python worker outlives a crashed TaskManager, `labkit down` leaves nothing."""
+for Python workers included), no Python worker outlives a crashed TaskManager, `labkit down` leaves nothing.
+The lab's own pipeline runs no Python in the TaskManagers; a job with a Python UDF (`python_udf_job`) does."""
 
 import time
 
@@ -29,8 +30,8 @@ def _workers(stack) -> list[psutil.Process]:
     return [c for c in tm.children(recursive=True) if "beam_boot" in " ".join(c.cmdline())]
 
 
-def test_every_listening_socket_is_on_the_bind_host_while_a_job_runs(settings, stack, pipeline):
-    topic, job = pipeline
+def test_every_listening_socket_is_on_the_bind_host_while_a_job_runs(settings, stack, python_udf_job):
+    topic, job = python_udf_job
     produce(3_000, topic=topic, sim_rate=300, close_windows=True, settings=settings, progress=False)
     deadline = time.monotonic() + 60
     while not _workers(stack) and time.monotonic() < deadline:  # Python workers start with the first rows
@@ -49,8 +50,8 @@ def test_every_listening_socket_is_on_the_bind_host_while_a_job_runs(settings, s
     assert [x for x in listening if x[1] not in allowed] == []
 
 
-def test_a_crashed_taskmanagers_python_workers_are_reaped(settings, stack, pipeline):
-    topic, job = pipeline
+def test_a_crashed_taskmanagers_python_workers_are_reaped(settings, stack, python_udf_job):
+    topic, job = python_udf_job
     produce(3_000, topic=topic, sim_rate=300, close_windows=True, settings=settings, progress=False)
     deadline = time.monotonic() + 60
     while not _workers(stack) and time.monotonic() < deadline:

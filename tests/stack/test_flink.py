@@ -11,24 +11,60 @@ from labkit.jobs.control import Flink, submit_spec
 pytestmark = pytest.mark.stack
 
 
-def test_pyflink_job_runs_to_completion_and_writes_through_python(settings, stack):
+def test_pyflink_job_runs_to_completion_and_writes_through_the_lab_sink(settings, stack):
     tag = uuid.uuid4().hex[:8]
     spec = base_spec(settings, f"smoke-{tag}", parallelism=1)
     spec["ddl"] = [
         "CREATE TEMPORARY TABLE nums (n BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '50', "
         "'fields.n.kind' = 'sequence', 'fields.n.start' = '1', 'fields.n.end' = '50')",
-        "CREATE TEMPORARY TABLE influx_sink (written INT) WITH ('connector' = 'blackhole')",
     ]
     now = int(time.time() * 1000)
     spec["inserts"] = [
-        f"INSERT INTO influx_sink SELECT influx_write('flink_smoke', JSON_OBJECT(KEY 'stream' VALUE '{tag}'), "
-        f"JSON_OBJECT(KEY 'n' VALUE n), {now} + n) FROM nums"
+        f"INSERT INTO influx_sink SELECT 'flink_smoke', JSON_OBJECT(KEY 'stream' VALUE '{tag}'), "
+        f"JSON_OBJECT(KEY 'n' VALUE n), {now} + n FROM nums"
     ]
     job = submit_spec(spec, settings, stack.mode)
+    # a bounded job ends: what the writer still held is written at the end of input
     assert job.wait_for("FINISHED", timeout=120) == "FINISHED"
     with Influx(settings) as db:
         df = db.query("flink_smoke", start="-10m", stream=tag)
     assert sorted(df["n"].tolist()) == list(range(1, 51))
+
+
+def test_the_sink_keeps_awkward_tags_and_fields_and_types(settings, stack):
+    """Line protocol's escapes and types, through the lab's writer and back out of InfluxDB: tag values with a
+    space, a comma and an equals sign, a string field with quotes and a backslash, integers, floats and booleans,
+    a null field left out, a point with no field at all skipped, and an updating query's -U rows skipped (the +U
+    rewrites the point)."""
+    tag = uuid.uuid4().hex[:8]
+    spec = base_spec(settings, f"sink-{tag}", parallelism=1)
+    now = int(time.time() * 1000)
+    spec["ddl"] = []
+    spec["inserts"] = [
+        "INSERT INTO influx_sink SELECT 'sink check', JSON_OBJECT(KEY 'stream' VALUE '" + tag + "', "
+        "KEY 'page' VALUE page), JSON_OBJECT(KEY 'hits' VALUE hits, KEY 'ratio' VALUE ratio, KEY 'ok' VALUE ok, "
+        "KEY 'note' VALUE note, KEY 'gone' VALUE CAST(NULL AS INT)), " + str(now) + " + k FROM (VALUES "
+        "(1, '/a b,c=d', CAST(7 AS BIGINT), CAST(0.25 AS DOUBLE), TRUE, 'say \"hi\" \\ bye'), "
+        "(2, '/plain', CAST(-3 AS BIGINT), CAST(1e-5 AS DOUBLE), FALSE, 'x')) AS t(k, page, hits, ratio, ok, note)",
+        # no field with a value: nothing to write
+        "INSERT INTO influx_sink SELECT 'sink check', JSON_OBJECT(KEY 'stream' VALUE '" + tag + "', KEY 'page' "
+        "VALUE '/none'), JSON_OBJECT(KEY 'hits' VALUE CAST(NULL AS BIGINT)), " + str(now) + " + 3",
+        # an updating count: +I 1, then -U 1 / +U 2, then -U 2 / +U 3 for the same point
+        "INSERT INTO influx_sink SELECT 'sink check', JSON_OBJECT(KEY 'stream' VALUE '" + tag + "', KEY 'page' "
+        "VALUE '/count'), JSON_OBJECT(KEY 'hits' VALUE COUNT(*)), " + str(now) + " + 4 "
+        "FROM (VALUES (1), (2), (3)) AS v(x)",
+    ]
+    job = submit_spec(spec, settings, stack.mode)
+    assert job.wait_for("FINISHED", timeout=120) == "FINISHED"
+    with Influx(settings) as db:
+        df = db.query("sink check", start="-10m", stream=tag)
+    rows = {r["page"]: r for r in df.to_dict("records")}
+    assert set(rows) == {"/a b,c=d", "/plain", "/count"}, rows
+    a, p = rows["/a b,c=d"], rows["/plain"]
+    assert (a["hits"], a["ratio"], a["ok"], a["note"]) == (7, 0.25, True, 'say "hi" \\ bye')
+    assert (p["hits"], p["ratio"], p["ok"], p["note"]) == (-3, 1e-5, False, "x")
+    assert rows["/count"]["hits"] == 3
+    assert "gone" not in df.columns or df["gone"].isna().all()
 
 
 def test_sql_error_comes_back_as_flinks_message_not_a_stack_trace(settings, stack):

@@ -24,9 +24,16 @@ def _sources() -> list[Path]:
     return sorted(SOURCES.rglob("*.java"))
 
 
+def _resources() -> dict[str, Path]:
+    """Files that go into the jar as they are (the table connector's service registration), by path in the jar."""
+    return {
+        p.relative_to(SOURCES).as_posix(): p for p in sorted(SOURCES.rglob("*")) if p.is_file() and p.suffix != ".java"
+    }
+
+
 def _key() -> str:
     h = hashlib.sha256(FLINK.encode())
-    for src in _sources():
+    for src in [*_sources(), *_resources().values()]:
         h.update(src.name.encode())
         h.update(src.read_bytes())
     return h.hexdigest()[:12]
@@ -46,15 +53,22 @@ def provision() -> Path:
     target = jar_path()
     if not target.is_file():
         say("compiling the lab's Java functions (javac)")
-        compile_jar(_sources(), str(flink_home() / "lib" / "*"), target)
+        compile_jar(_sources(), str(flink_home() / "lib" / "*"), target, resources=_resources())
     return target
 
 
 def compile_jar(
-    sources: list[Path], classpath: str, target: Path, *, release: str = "17", keep: Callable[[str], bool] | None = None
+    sources: list[Path],
+    classpath: str,
+    target: Path,
+    *,
+    release: str = "17",
+    keep: Callable[[str], bool] | None = None,
+    resources: dict[str, Path] | None = None,
 ) -> Path:
     """javac `sources` against `classpath` into the jar `target` (written atomically); `keep` filters which
-    compiled classes (by their path in the jar) go in."""
+    compiled classes (by their path in the jar) go in, and `resources` (path in the jar: file) are added as
+    they are."""
     javac = require("javac")
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run(
@@ -72,5 +86,7 @@ def compile_jar(
                 rel = cls.relative_to(tmp).as_posix()
                 if keep is None or keep(rel):
                     jar.write(cls, rel)
+            for rel, src in (resources or {}).items():
+                jar.write(src, rel)
         shutil.move(staging, target)
     return target
