@@ -38,9 +38,9 @@ import org.slf4j.LoggerFactory;
  * <p>A window's point is identified by measurement, tags and the window end, so a replay after a failover
  * overwrites instead of double counting. The rules, the Python writer's before it:
  * <ul>
- *   <li>Buffered points are written when a watermark passes (the windows it fired came just before it), when a
- *       batch is full, every second, and before each checkpoint ({@link #flush}): a checkpoint completes only
- *       after everything before its barrier is in InfluxDB, so no window is lost.</li>
+ *   <li>Buffered points are written when a watermark passes (the windows it fired came just before it) at most
+ *       every 100 ms, within 100 ms otherwise, when a batch is full, and before each checkpoint ({@link #flush}):
+ *       a checkpoint completes only after everything before its barrier is in InfluxDB, so no window is lost.</li>
  *   <li>InfluxDB down, restarting or overloaded (connection errors, 5xx, 429): wait (0.5 s doubling to 5 s) and
  *       try again, without limit. The blocked writer is back pressure; the job's checkpoints tolerate the wait.</li>
  *   <li>A batch too large (413) is split in halves.</li>
@@ -55,7 +55,9 @@ import org.slf4j.LoggerFactory;
 public class InfluxWriter implements SinkWriter<RowData> {
     private static final Logger LOG = LoggerFactory.getLogger(InfluxWriter.class);
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final long FLUSH_EVERY_MS = 1000;
+    // what waits for a watermark is written within this; also the shortest time between two watermark writes, so
+    // a backlog (a watermark every 20 ms) does not post a tiny batch per watermark
+    private static final long FLUSH_EVERY_MS = 100;
     private static final long MAX_BACKOFF_MS = 5000;
 
     /** The connector's options, as the table's WITH clause gave them. */
@@ -79,7 +81,8 @@ public class InfluxWriter implements SinkWriter<RowData> {
 
     private final Options options;
     private final ProcessingTimeService time;
-    private final HttpClient http;
+    private HttpClient http;
+    private long lastPost;
     private final URI writeUri;
     private final String token;
     private final Counter written, refused, retries;
@@ -88,7 +91,9 @@ public class InfluxWriter implements SinkWriter<RowData> {
     InfluxWriter(Options options, WriterInitContext context) {
         this.options = options;
         this.time = context.getProcessingTimeService();
-        this.http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+        // HTTP/1.1: InfluxDB's API is plain HTTP, and the default would ask every POST for an h2c upgrade
+        this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+                .connectTimeout(Duration.ofSeconds(10)).build();
         this.writeUri = URI.create(options.url + "/api/v2/write?org=" + enc(options.org) + "&bucket="
                 + enc(options.bucket) + "&precision=ms");
         this.token = readToken(options);
@@ -136,7 +141,7 @@ public class InfluxWriter implements SinkWriter<RowData> {
 
     @Override
     public void writeWatermark(Watermark watermark) throws IOException, InterruptedException {
-        flushPending();
+        if (time.getCurrentProcessingTime() - lastPost >= FLUSH_EVERY_MS) flushPending();
     }
 
     @Override
@@ -145,12 +150,15 @@ public class InfluxWriter implements SinkWriter<RowData> {
     }
 
     @Override
-    public void close() {}
+    public void close() {
+        http = null; // Java 17's HttpClient has no close(): unreferenced, its selector thread ends
+    }
 
     private void flushPending() throws IOException, InterruptedException {
         if (pending.isEmpty()) return;
         List<Point> batch = pending;
         pending = new ArrayList<>();
+        lastPost = time.getCurrentProcessingTime();
         post(batch);
     }
 
@@ -228,9 +236,8 @@ public class InfluxWriter implements SinkWriter<RowData> {
         for (Map.Entry<List<String>, long[]> e : groups.entrySet()) {
             long[] g = e.getValue();
             String line = "sink_rejections"
-                    + ",measurement=" + escape(e.getKey().get(0), KEY)
-                    + (e.getKey().get(1).isEmpty() ? "" : ",stream=" + escape(e.getKey().get(1), KEY))
-                    + ",status=" + status
+                    + tag("measurement", e.getKey().get(0)) + tag("status", String.valueOf(status))
+                    + tag("stream", e.getKey().get(1))
                     + " points=" + g[0] + "i,first_ms=" + g[1] + "i,last_ms=" + g[2] + "i,message=\""
                     + escape(msg, STRING) + "\" " + now;
             records.add(new Point(line, "sink_rejections", "", now));
@@ -255,11 +262,13 @@ public class InfluxWriter implements SinkWriter<RowData> {
         return body == null ? "" : body;
     }
 
-    // Escapes as the influxdb-client Python library wrote them (line_protocol.py), so points keep their identity.
+    // Escapes as the influxdb-client Python library (1.50, client/write/point.py) wrote them, so a point keeps its
+    // series key across the change of writer: a backslash in a key or tag value stays as it is (InfluxDB takes it
+    // literally), and a tag value ending in one gets a space after it.
     private static final Map<Character, String> MEASUREMENT =
             Map.of(',', "\\,", ' ', "\\ ", '\n', "\\n", '\t', "\\t", '\r', "\\r");
     private static final Map<Character, String> KEY =
-            Map.of('\\', "\\\\", ',', "\\,", ' ', "\\ ", '=', "\\=", '\n', "\\n", '\t', "\\t", '\r', "\\r");
+            Map.of(',', "\\,", ' ', "\\ ", '=', "\\=", '\n', "\\n", '\t', "\\t", '\r', "\\r");
     private static final Map<Character, String> STRING = Map.of('"', "\\\"", '\\', "\\\\");
 
     static String escape(String s, Map<Character, String> table) {
@@ -273,6 +282,32 @@ public class InfluxWriter implements SinkWriter<RowData> {
         return b.toString();
     }
 
+    /** A tag as the Python client wrote it: left out when its key or value is empty. */
+    static String tag(String key, String value) {
+        String k = escape(key, KEY), v = escape(value, KEY);
+        if (v.endsWith("\\")) v += " ";
+        return k.isEmpty() || v.isEmpty() ? "" : "," + k + "=" + v;
+    }
+
+    /** Python's str() of a float (its shortest repr), which the Python client wrote for float tags and fields. */
+    static String pyFloat(double d) {
+        if (d == Math.rint(d) && Math.abs(d) < 1e16) return (long) d + ".0";
+        double a = Math.abs(d);
+        if (a >= 1e-4 && a < 1e16) return new java.math.BigDecimal(Double.toString(d)).stripTrailingZeros().toPlainString();
+        String[] me = Double.toString(d).split("E"); // e.g. 1.0E-5 -> 1e-05, 1.5E16 -> 1.5e+16
+        String mant = me[0].endsWith(".0") ? me[0].substring(0, me[0].length() - 2) : me[0];
+        int exp = Integer.parseInt(me[1]);
+        return mant + "e" + (exp < 0 ? "-" : "+") + String.format("%02d", Math.abs(exp));
+    }
+
+    /** A JSON value as Python's str() showed it after json.loads (the Python writer's tag values). */
+    private static String pyText(JsonNode v) {
+        if (v.isBoolean()) return v.asBoolean() ? "True" : "False";
+        if (v.isFloatingPointNumber()) return pyFloat(v.asDouble());
+        if (v.isContainerNode()) return v.toString();
+        return v.asText();
+    }
+
     /**
      * One point as line protocol, or null when it has no field with a value. Tags are sorted by key and an empty
      * tag value is left out (line protocol has none); integers are written as integers ({@code 5i}), other numbers
@@ -283,12 +318,15 @@ public class InfluxWriter implements SinkWriter<RowData> {
         for (Iterator<Map.Entry<String, JsonNode>> it = JSON.readTree(tagsJson).fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             JsonNode v = e.getValue();
-            String text = v == null || v.isNull() ? "" : v.isBoolean() ? (v.asBoolean() ? "True" : "False") : v.asText();
-            if (!e.getKey().isEmpty() && !text.isEmpty()) tags.put(e.getKey(), text);
+            if (v != null && !v.isNull()) tags.put(e.getKey(), pyText(v));
         }
-        StringBuilder fields = new StringBuilder();
+        TreeMap<String, JsonNode> sorted = new TreeMap<>(); // the Python client sorted fields by key
         for (Iterator<Map.Entry<String, JsonNode>> it = JSON.readTree(fieldsJson).fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
+            sorted.put(e.getKey(), e.getValue());
+        }
+        StringBuilder fields = new StringBuilder();
+        for (Map.Entry<String, JsonNode> e : sorted.entrySet()) {
             JsonNode v = e.getValue();
             String value;
             if (v == null || v.isNull()) continue;
@@ -297,16 +335,15 @@ public class InfluxWriter implements SinkWriter<RowData> {
             else if (v.isNumber()) {
                 double d = v.asDouble();
                 if (!Double.isFinite(d)) continue;
-                value = Double.toString(d);
-            } else value = "\"" + escape(v.asText(), STRING) + "\"";
+                value = pyFloat(d);
+                if (value.endsWith(".0")) value = value.substring(0, value.length() - 2); // as the client trimmed
+            } else value = "\"" + escape(v.isContainerNode() ? v.toString() : v.asText(), STRING) + "\"";
             if (fields.length() > 0) fields.append(',');
             fields.append(escape(e.getKey(), KEY)).append('=').append(value);
         }
         if (fields.length() == 0) return null;
         StringBuilder line = new StringBuilder(escape(measurement, MEASUREMENT));
-        for (Map.Entry<String, String> t : tags.entrySet()) {
-            line.append(',').append(escape(t.getKey(), KEY)).append('=').append(escape(t.getValue(), KEY));
-        }
+        for (Map.Entry<String, String> t : tags.entrySet()) line.append(tag(t.getKey(), t.getValue()));
         line.append(' ').append(fields).append(' ').append(ts);
         return new Point(line.toString(), measurement, tags.getOrDefault("stream", ""), ts);
     }
