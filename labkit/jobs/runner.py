@@ -18,6 +18,11 @@ from pyflink.table import EnvironmentSettings, TableEnvironment
 VIEW = re.compile(r"^\s*CREATE TEMPORARY VIEW (\w+) AS\s+(.*)$", re.S | re.I)
 
 
+def _lit(value: object) -> str:
+    """A SQL string literal (jobs/sql.lit's rule: quotes doubled); this file imports nothing from labkit."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def sink_ddl(influx: dict) -> str:
     """The `influx_sink` table: the lab's JVM line-protocol writer (connector `labkit-influx`, InfluxWriter.java in
     the lab's jar). Rows are (measurement, tags JSON, fields JSON, ts ms). A window's point is identified by
@@ -32,7 +37,7 @@ def sink_ddl(influx: dict) -> str:
         "token-file": influx.get("token_file") or "",
         "token-env": influx.get("token_env") or "",
     }
-    with_ = ",\n".join(f"  '{k}' = '{str(v).replace(chr(39), chr(39) * 2)}'" for k, v in options.items())
+    with_ = ",\n".join(f"  '{k}' = {_lit(v)}" for k, v in options.items())
     return (
         "CREATE TEMPORARY TABLE influx_sink (measurement STRING, tags STRING, fields STRING, ts BIGINT) "
         f"WITH (\n{with_}\n)"

@@ -48,17 +48,15 @@ def python_line(measurement: str, tags: str, fields: str, ts: int) -> str:
 
 @pytest.fixture(scope="module")
 def java_encode(tmp_path_factory):
-    javac, java = shutil.which("javac"), shutil.which("java")
-    if not (javac and java):
+    java = shutil.which("java")
+    if not (java and shutil.which("javac")):
         pytest.skip("needs a JDK (javac, java): the lab's Java functions are compiled with it")
-    classes = tmp_path_factory.mktemp("encode")
     cp = str(flink_home() / "lib" / "*")
-    sources = [*map(str, udf._sources()), str(HARNESS)]
-    subprocess.run([javac, "--release", "17", "-nowarn", "-cp", cp, "-d", str(classes), *sources], check=True)
+    jar = udf.compile_jar([*udf._sources(), HARNESS], cp, tmp_path_factory.mktemp("encode") / "encode.jar")
 
     def encode(rows: list[tuple[str, str, str, int]]) -> list[str]:
         stdin = "".join(json.dumps(list(r)) + "\n" for r in rows)
-        r = subprocess.run([java, "-cp", f"{classes}:{cp}", "lab.clickstream.EncodeCheck"], input=stdin.encode(),
+        r = subprocess.run([java, "-cp", f"{jar}:{cp}", "lab.clickstream.EncodeCheck"], input=stdin.encode(),
                            capture_output=True, check=True)  # fmt: skip
         return r.stdout.decode().split("\0")[:-1]
 

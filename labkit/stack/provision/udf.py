@@ -1,5 +1,6 @@
-"""The lab's Java functions (labkit/jobs/java): compiled with javac against PyFlink's own jars, cached by
-source hash. They parse and validate each event once in the JVM (see ParseClick.java)."""
+"""The lab's Java functions and its InfluxDB table connector (labkit/jobs/java): compiled with javac against
+PyFlink's own jars, cached by source hash. The functions parse and validate each event once in the JVM (see
+ParseClick.java); the connector (`labkit-influx`, registered in META-INF/services) writes the job's points."""
 
 from __future__ import annotations
 
