@@ -31,6 +31,9 @@ def pytest_configure(config):
 
 
 def _end_what_this_run_left():
+    from labkit.jobs import warm_client
+
+    warm_client.close_all()  # this process's warm PyFlink clients end with it, not as leftovers
     ended = leftovers.clean_owned(os.getpid())
     if os.geteuid() == 0 and leftovers.MADE_NAMESPACES:  # only a run that made test hosts removes them
         ended.namespaces = leftovers.remove_namespaces(only_unowned_by_live_runs=True)

@@ -1,7 +1,8 @@
 """Job control against any backend's Flink: submit PyFlink job specs, list, cancel, stop with savepoint.
 
-Submission goes through `flink run -py` (the only way to run a PyFlink program on a session
-cluster); everything else is Flink's REST API. Failures come back as one sentence: the deepest
+Submission builds the job in the process's warm PyFlink client (warm_client: `flink run`'s conf and lib, in a
+JVM that stays) and sends it to the session cluster; a job with Python UDFs goes through `flink run -py`, which
+ships the Python program. Everything else is Flink's REST API. Failures come back as one sentence: the deepest
 cause, e.g. Flink's SQL message with its line and column, never a Java stack trace.
 """
 
@@ -23,9 +24,10 @@ from labkit import restore_points
 from labkit.console import say
 from labkit.credentials import write_secret
 from labkit.errors import JobError, RestoreError, ServiceError
+from labkit.jobs import warm_client
+from labkit.jobs.warm_client import RUNNER
 from labkit.settings import Settings
 
-RUNNER = Path(__file__).with_name("runner.py")
 _EXC = re.compile(r"^(?:Caused by: |: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")
 _PREFERRED = (
     "SqlParserException",
@@ -427,15 +429,40 @@ def submit_spec(
     write_secret(spec_path, json.dumps(spec, indent=2))
     prune_specs(jobs_dir)
     u = httpx.URL(settings.flink)
-    cmd = [str(flink_dist.flink_home() / "bin" / "flink"), "run", "-m", f"{u.host}:{u.port or 8081}", "-d"]
-    if savepoint:
-        cmd += ["-s", savepoint]
-    cmd += ["-py", str(RUNNER), "--spec", str(spec_path)]
-    env = {**os.environ, **client_env(settings, stack_mode)}
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise JobError(f"`flink run` did not finish in {timeout:.0f}s.", "see `labkit logs jobmanager`") from None
+    env = client_env(settings, stack_mode)
+    python_udfs = any(re.search(r"\bLANGUAGE\s+PYTHON\b", stmt, re.I) for stmt in spec.get("ddl", []))
+    if warm_client.enabled() and not python_udfs:
+        # the same client conf and lib as `flink run`, in a JVM that stays (warm_client says why)
+        try:
+            r = warm_client.run(
+                spec_path,
+                timeout=timeout,
+                log_dir=settings.home / "logs",
+                env=env,
+                remote={"host": u.host, "port": u.port or 8081},
+                savepoint=savepoint,
+            )
+        except subprocess.TimeoutExpired:
+            raise JobError(
+                f"the submission did not finish in {timeout:.0f}s.", "see `labkit logs jobmanager`"
+            ) from None
+    else:
+        # a job with Python UDFs needs `flink run -py`: it ships the Python program and starts its workers
+        cmd = [str(flink_dist.flink_home() / "bin" / "flink"), "run", "-m", f"{u.host}:{u.port or 8081}", "-d"]
+        if savepoint:
+            cmd += ["-s", savepoint]
+        cmd += ["-py", str(RUNNER), "--spec", str(spec_path)]
+        try:
+            r = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **env},
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise JobError(f"`flink run` did not finish in {timeout:.0f}s.", "see `labkit logs jobmanager`") from None
     out = r.stdout + "\n" + r.stderr
     m = re.search(r"JobID ([0-9a-f]{32})", out)
     if r.returncode != 0 or not m:

@@ -23,7 +23,7 @@ import pandas as pd
 from labkit.console import say
 from labkit.credentials import write_secret
 from labkit.errors import ConfigError, JobError
-from labkit.jobs import base_spec, pipeline_params
+from labkit.jobs import base_spec, pipeline_params, warm_client
 from labkit.jobs.control import RUNNER, Job, root_cause, submit_spec
 from labkit.jobs.sql import JobParams, checked_view, functions_ddl, source_ddl, views
 from labkit.settings import Settings
@@ -163,13 +163,16 @@ def run_preview(
     path = settings.home / "jobs" / f"preview-{name}.json"
     write_secret(path, json.dumps(spec))  # may hold a secured cluster's password: 0600, never via a link
     try:
-        r = subprocess.run(
-            [sys.executable, str(RUNNER), "--spec", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s + 120,  # the runner's own watchdog stops the job at timeout_s
-            stdin=subprocess.DEVNULL,
-        )
+        if warm_client.enabled():
+            r = warm_client.run(path, timeout=timeout_s + 120, log_dir=settings.home / "logs")
+        else:
+            r = subprocess.run(
+                [sys.executable, str(RUNNER), "--spec", str(path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout_s + 120,  # the runner's own watchdog stops the job at timeout_s
+                stdin=subprocess.DEVNULL,
+            )
     except subprocess.TimeoutExpired as e:
         raise PreviewTimeout(
             f"the preview of {name} did not finish in {timeout_s + 120:.0f}s: "

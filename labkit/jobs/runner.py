@@ -140,15 +140,42 @@ def preview(t_env, sql: str, limit: int, timeout_s: float, row_kind: bool = Fals
         watchdog.cancel()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--spec", required=True, help="job spec JSON written by labkit")
-    with open(ap.parse_args().spec) as f:
-        spec = json.load(f)
-    t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+def table_env(config: dict, remote: dict | None = None, savepoint: str | None = None):
+    """A fresh TableEnvironment for one spec. Local (a preview): a MiniCluster in this process. `remote`
+    ({"host", "port"}): jobs go to that session cluster, as `flink run -m host:port` sends them, over the client conf
+    `flink run` reads (FLINK_CONF_DIR), restored from `savepoint` when given (as `flink run -s`, in Flink's default
+    NO_CLAIM mode). Nothing is shipped with the job: the cluster's lib folder holds the connector and the lab's jar."""
+    if remote is None:
+        t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    else:
+        import os
+
+        from pyflink.datastream import StreamExecutionEnvironment
+        from pyflink.java_gateway import get_gateway
+        from pyflink.table import StreamTableEnvironment
+
+        gw = get_gateway()
+        jconf = gw.jvm.org.apache.flink.configuration
+        conf_dir = os.environ.get("FLINK_CONF_DIR")
+        j_conf = jconf.GlobalConfiguration.loadConfiguration(conf_dir) if conf_dir else jconf.Configuration()
+        if savepoint:
+            j_conf.setString("execution.state-recovery.path", savepoint)
+        j_env = gw.jvm.org.apache.flink.streaming.api.environment.StreamExecutionEnvironment.createRemoteEnvironment(
+            remote["host"], int(remote["port"]), j_conf, gw.new_array(gw.jvm.String, 0)
+        )
+        t_env = StreamTableEnvironment.create(
+            StreamExecutionEnvironment(j_env), EnvironmentSettings.in_streaming_mode()
+        )
     conf = t_env.get_config()
-    for k, v in spec["config"].items():  # a preview's spec comes without checkpoints (custom.preview_config)
+    for k, v in config.items():  # a preview's spec comes without checkpoints (custom.preview_config)
         conf.set(k, str(v))
+    return t_env
+
+
+def run_spec(spec: dict, remote: dict | None = None, savepoint: str | None = None) -> None:
+    """Run one job spec: its preview (rows printed as tagged lines), or its INSERTs as one job. Under `flink run`
+    the environment is the client's; in a warm client (`serve`) it is `table_env`'s."""
+    t_env = table_env(spec["config"], remote, savepoint)
     if "influx" in spec:  # a preview reads only, but its spec names the sink too
         t_env.execute_sql(sink_ddl(spec["influx"]))
     for stmt in spec["ddl"]:
@@ -177,7 +204,54 @@ def main() -> None:
     stmts = t_env.create_statement_set()
     for ins in inserts:
         stmts.add_insert_sql(ins)
-    stmts.execute()
+    result = stmts.execute()
+    client = result.get_job_client()
+    if client is not None:  # the line `flink run` prints, which labkit reads the job's id from
+        print(f"Job has been submitted with JobID {client.get_job_id()}", flush=True)
+
+
+def serve(log: str) -> None:
+    """A warm client (labkit.jobs.warm_client): run requests one at a time as they come on stdin, one JSON object a
+    line ({"spec": path, "remote": {...} or absent, "savepoint": path or absent}), each answered by its output and a
+    last line `LABKIT_DONE <0|1>`, a failure's traceback before it as `LABKIT_ERROR <JSON string>`. One JVM serves
+    them all, so a run costs the job's own work, not a JVM's start. Ends when stdin closes (its parent is gone);
+    the JVM then ends too (PyFlink's gateway exits when its stdin closes)."""
+    import sys
+    import traceback
+
+    from pyflink.java_gateway import get_gateway
+
+    gw = get_gateway()
+    # The JVM's stdout comes here (and is kept as a run's output, tagged lines aside); its stderr is a pipe PyFlink
+    # never reads, which would block the JVM once full: into the log file instead.
+    jio = gw.jvm.java.io
+    gw.jvm.System.setErr(jio.PrintStream(jio.FileOutputStream(log, True), True))
+    print("LABKIT_READY", flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        rc = 0
+        try:
+            req = json.loads(line)
+            with open(req["spec"]) as f:
+                spec = json.load(f)
+            run_spec(spec, req.get("remote"), req.get("savepoint"))
+        except Exception:
+            rc = 1
+            print("LABKIT_ERROR " + json.dumps(traceback.format_exc()), flush=True)
+        print(f"LABKIT_DONE {rc}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spec", help="job spec JSON written by labkit")
+    ap.add_argument("--serve", metavar="LOG", help="serve specs from stdin (a warm client), the JVM's stderr to LOG")
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+    with open(args.spec) as f:
+        run_spec(json.load(f))
 
 
 if __name__ == "__main__":

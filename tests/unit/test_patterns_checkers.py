@@ -1030,6 +1030,7 @@ def test_a_preview_drops_the_jobs_checkpoints_and_restarts_and_the_pipeline_keep
     monkeypatch.setattr(provision.flink, "connector_jar", lambda: tmp_path / "kafka.jar")
     monkeypatch.setattr(provision.udf, "jar_path", lambda: tmp_path / "udf.jar")
     monkeypatch.setattr(custom.subprocess, "run", run)
+    monkeypatch.setenv("LABKIT_WARM_CLIENT", "0")  # the one-shot runner: its spec is what this test reads
     got = PatternStreams("lab10_clicks", "lab10_orders", s).preview("SELECT COUNT(*) AS n FROM orders", name="total")
     assert got.to_dict("records") == [{"op": "+I", "n": 1}]
     config = written["config"]
