@@ -275,6 +275,14 @@ class EventGenerator:
         if on:  # the options' __next__ wraps the plain one; off, iteration pays nothing for them (see _WithOptions)
             self.__class__ = _WithOptions
 
+    def start_at(self, start_ms: int) -> None:
+        """Move the clock to `start_ms` before the first event (a live run anchors event time to the moment it starts
+        sending). The stream is the same, only later: every time in it is relative to the start."""
+        if self.count:
+            raise RuntimeError("start_at() moves the clock before the first event only")
+        self.start_ms = start_ms
+        self.clock_ms = self._start = float(start_ms)
+
     def _scenario_target(self, sc: Scenario) -> int:
         paths = [e.path for e in self.site.endpoints]
         if sc.target:

@@ -17,6 +17,45 @@ import re
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
 
+
+def _keep_metadata_refreshing() -> None:
+    """kafka-python 3.0 (its asyncio rewrite; 3.0.12 checked) refreshes a client's metadata in one background loop,
+    which ends for good when a refresh fails with anything but a KafkaError: a broker that dies mid-request answers
+    with `ConnectionResetError`. The client then never learns a partition's new leader, and a producer waits for it
+    until its flush deadline (CI: a broker killed mid-stream, `tests/cluster/test_three_brokers.py`). The loop
+    is run again when it ends that way, as it would have gone on had the error been a KafkaError: the next refresh
+    waits out the client's `retry_backoff_ms` (`ttl()`), so a broker that keeps failing is not hammered.
+    `tests/stack/test_kafka_clients.py` fails one refresh and checks that metadata still comes. kafka-python 2.x has
+    no such loop and is left alone."""
+    import logging
+
+    try:
+        from kafka.cluster import ClusterMetadata
+    except ImportError:  # pragma: no cover - kafka-python is a dependency
+        return
+    loop = getattr(ClusterMetadata, "_refresh_loop", None)
+    if loop is None or getattr(loop, "_labkit_keeps_going", False):
+        return
+    log = logging.getLogger("labkit.kafka_clients")
+
+    async def _refresh_loop(self):
+        while True:
+            try:
+                return await loop(self)
+            except Exception as exc:  # noqa: BLE001 - anything that ended kafka-python's own loop
+                if self.closed:
+                    return
+                log.warning(
+                    "kafka-python's metadata refresh failed (%s: %s); refreshing again", type(exc).__name__, exc
+                )
+
+    _refresh_loop._labkit_keeps_going = True
+    _refresh_loop._labkit_original = loop  # the test shows what it fixes
+    ClusterMetadata._refresh_loop = _refresh_loop
+
+
+_keep_metadata_refreshing()
+
 # flink-sql-connector-kafka relocates the Kafka client under this package (checked in its jar)
 SHADED_KAFKA = "org.apache.flink.kafka.shaded."
 

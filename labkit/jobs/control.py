@@ -27,6 +27,7 @@ from labkit.errors import JobError, RestoreError, ServiceError
 from labkit.jobs import warm_client
 from labkit.jobs.warm_client import RUNNER
 from labkit.settings import Settings
+from labkit.tls import tls
 
 _EXC = re.compile(r"^(?:Caused by: |: )?((?:[\w$]+\.)+([\w$]*(?:Exception|Error))): (.+)$")
 _PREFERRED = (
@@ -86,14 +87,14 @@ class Flink:
     def _req(self, method: str, path: str, **kw) -> httpx.Response:
         try:
             try:
-                r = httpx.request(method, self.url + path, timeout=10, **kw)
+                r = httpx.request(method, self.url + path, timeout=10, verify=tls(), **kw)
             except httpx.ConnectTimeout:
                 # One more connection, from another source port. A refused or unreachable Flink fails at once
                 # (ConnectError) and is not retried; a connect that times out on this machine's loopback is a
                 # handshake that got no answer: once in a CI dry run, a workshop cluster's JobManager answered
                 # the call just before and not that one. Not understood; a suspect is the owner rules guarding
                 # its address, which drop what the kernel answers from a TIME_WAIT socket (it has no owner).
-                r = httpx.request(method, self.url + path, timeout=10, **kw)
+                r = httpx.request(method, self.url + path, timeout=10, verify=tls(), **kw)
         except httpx.HTTPError as e:
             raise ServiceError(
                 f"Flink is not reachable at {self.url} ({type(e).__name__}).",

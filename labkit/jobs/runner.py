@@ -1,7 +1,8 @@
-"""The PyFlink program labkit submits: runs a job spec (SQL statements) into the InfluxDB sink table.
+"""The PyFlink program that builds labkit's jobs: runs a job spec (SQL statements) into the InfluxDB sink table,
+or previews a SELECT. `--serve` keeps it running for one spec after another (labkit.jobs.warm_client).
 
-This file is shipped to the cluster by `flink run -py`, so it imports nothing from labkit: the
-client's Python may not have labkit installed (compose image). Python only builds the job: every
+It imports nothing from labkit: `flink run -py` (a job with Python UDFs) ships it to the cluster, whose Python
+may not have labkit installed (compose image). Python only builds the job: every
 operator runs in the JVM (Flink SQL, the lab's Java functions and its InfluxDB writer), so the
 TaskManagers start no Python workers.
 """
@@ -240,6 +241,17 @@ def serve(log: str) -> None:
             rc = 1
             print("LABKIT_ERROR " + json.dumps(traceback.format_exc()), flush=True)
         print(f"LABKIT_DONE {rc}", flush=True)
+    # stdin closed: its parent is done with it. End the JVM at once (halt: no shutdown hooks to wait for; every
+    # run's MiniCluster is already shut down) and reap it, so nothing outlives this process: a caller closing it
+    # waits for this process alone (warm_client.close), and finds no JVM left when it returns.
+    import contextlib
+    import os
+
+    with contextlib.suppress(Exception):
+        gw.jvm.java.lang.Runtime.getRuntime().halt(0)  # the answer never comes: py4j raises, and that is expected
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            os.wait()
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from labkit.errors import LabkitError, MissingToolError
 from labkit.paths import COMPOSE_DIR
 from labkit.stack.base import ServiceStatus, Stack, StackStatus
 from labkit.stack.readiness import FlinkSlots, HttpOk, InfluxBucket, KafkaMetadata
+from labkit.tls import tls
 
 SERVICES = {
     "kafka": "kafka",
@@ -207,12 +208,15 @@ class DockerStack(Stack):
 
         import httpx
 
-        before = httpx.get(f"{self.get_flink_url()}/overview", timeout=5).json().get("taskmanagers", 0)
+        before = httpx.get(f"{self.get_flink_url()}/overview", timeout=5, verify=tls()).json().get("taskmanagers", 0)
         n = len(self.taskmanagers()) + 1
         self._scale_taskmanagers(n, timeout)
         # the container's healthcheck passes once any TaskManager is registered: wait for this one's slots
         deadline = time.monotonic() + timeout
-        while httpx.get(f"{self.get_flink_url()}/overview", timeout=5).json().get("taskmanagers", 0) <= before:
+        while (
+            httpx.get(f"{self.get_flink_url()}/overview", timeout=5, verify=tls()).json().get("taskmanagers", 0)
+            <= before
+        ):
             if time.monotonic() > deadline:
                 raise LabkitError(
                     f"taskmanager-{n} did not register within {timeout:.0f}s.", "see `labkit logs taskmanager`"

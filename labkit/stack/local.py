@@ -19,6 +19,7 @@ from labkit.stack.flink import LocalJobManager, LocalTaskManager
 from labkit.stack.influxdb import LocalInfluxDB
 from labkit.stack.kafka import LocalKafka
 from labkit.stack.local_service import LocalService
+from labkit.tls import tls
 
 
 def port_holder(host: str, port: int) -> str | None:
@@ -134,7 +135,7 @@ class LocalStack(Stack):
         import httpx
 
         flink = self.settings.flink
-        before = httpx.get(f"{flink}/overview", timeout=5).json().get("taskmanagers", 0)
+        before = httpx.get(f"{flink}/overview", timeout=5, verify=tls()).json().get("taskmanagers", 0)
         used = {s.index for s in self.services if isinstance(s, LocalTaskManager)}
         tm = LocalTaskManager(self.settings, self.creds, next(i for i in range(2, 100) if i not in used))
         tm.prepare()
@@ -142,7 +143,7 @@ class LocalStack(Stack):
         tm.process.start(cmd, env=env)
         self.services.append(tm)
         deadline = time.monotonic() + timeout
-        while (now := httpx.get(f"{flink}/overview", timeout=5).json()).get("taskmanagers", 0) <= before:
+        while (now := httpx.get(f"{flink}/overview", timeout=5, verify=tls()).json()).get("taskmanagers", 0) <= before:
             if tm.process.pid is None:
                 raise LabkitError(f"{tm.name} exited while starting.", f"see `labkit logs {tm.name}`")
             if time.monotonic() > deadline:

@@ -14,6 +14,7 @@ import httpx
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit.errors import ServiceError
+from labkit.tls import tls
 
 
 @dataclass
@@ -76,7 +77,7 @@ class HttpOk(WaitStrategy):
         self.url, self.predicate, self.headers = url, predicate, headers or {}
 
     def check(self) -> Check:
-        r = httpx.get(self.url, timeout=2, headers=self.headers)
+        r = httpx.get(self.url, timeout=2, headers=self.headers, verify=tls())
         return Check(bool(self.predicate(r)), f"HTTP {r.status_code} from {self.url}")
 
 
@@ -112,7 +113,7 @@ class FlinkSlots(WaitStrategy):
         self.rest_url = rest_url
 
     def check(self) -> Check:
-        ov = httpx.get(f"{self.rest_url}/overview", timeout=2).json()
+        ov = httpx.get(f"{self.rest_url}/overview", timeout=2, verify=tls()).json()
         ok = ov.get("taskmanagers", 0) >= 1 and ov.get("slots-total", 0) >= 1
         return Check(ok, f"{ov.get('taskmanagers', 0)} TaskManager(s), {ov.get('slots-available', 0)} free slot(s)")
 
@@ -124,7 +125,7 @@ class InfluxBucket(WaitStrategy):
         self.url, self.token, self.org, self.bucket = url, token, org, bucket
 
     def check(self) -> Check:
-        health = httpx.get(f"{self.url}/health", timeout=2)
+        health = httpx.get(f"{self.url}/health", timeout=2, verify=tls())
         if health.status_code != 200:
             return Check(False, f"/health answered {health.status_code}")
         r = httpx.get(
@@ -132,6 +133,7 @@ class InfluxBucket(WaitStrategy):
             params={"org": self.org, "name": self.bucket},
             headers={"Authorization": f"Token {self.token}"},
             timeout=2,
+            verify=tls(),
         )
         found = r.status_code == 200 and bool(r.json().get("buckets"))
         return Check(found, f"bucket {self.bucket!r} {'found' if found else f'missing (HTTP {r.status_code})'}")

@@ -63,6 +63,23 @@ def test_traffic_looks_real():
     assert med["/checkout"] > 3 * med["/static/app.js"]  # latency depends on the endpoint
 
 
+def test_start_at_gives_the_stream_a_generator_started_there_gives_and_only_before_the_first_event():
+    """A live run moves the clock to the moment it starts sending (produce: setup must not put event time behind
+    the wall clock); the stream, scenario and options included, must be the one a generator made there makes."""
+    for kw in ({}, {"scenario": "incident"}, {"orders": True, "duplicates": True, "session_gaps": True}):
+        moved = EventGenerator(seed=5, start_ms=START - 3_217, **kw)
+        moved.start_at(START)
+        a = [(e.key, e.value, e.timestamp_ms, e.event_ms) for e in take(moved, 3_000)]
+        b = [
+            (e.key, e.value, e.timestamp_ms, e.event_ms)
+            for e in take(EventGenerator(seed=5, start_ms=START, **kw), 3_000)
+        ]
+        assert a == b, kw
+        assert a[0][3] >= START
+        with pytest.raises(RuntimeError, match="before the first event"):
+            moved.start_at(START + 10)
+
+
 def test_event_time_advances_at_the_simulated_rate():
     events = take(EventGenerator(seed=2, start_ms=START, rate=1000), 10_000)
     span = events[-1].event_ms - events[0].event_ms

@@ -1,0 +1,128 @@
+"""The warm PyFlink client (labkit.jobs.warm_client): one runner and its JVM serve a process's previews and
+submissions, each run in a fresh TableEnvironment; a run past its deadline kills the client and its JVM, a client
+killed mid-run answers as a dead process would, and the next run starts a new one. Flink's own datagen source
+feeds the runs (no labkit input, no Kafka); the submissions' path is what every pipeline test takes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import psutil
+import pytest
+
+from labkit.jobs import warm_client
+
+pytestmark = pytest.mark.stack  # a JVM of its own, like a preview: not in the unit tests' two minutes
+
+GEN = "CREATE TEMPORARY TABLE g (x INT) WITH ('connector' = 'datagen', 'number-of-rows' = '{n}', 'fields.x.kind' = 'sequence', 'fields.x.start' = '1', 'fields.x.end' = '{n}')"
+ENDLESS = "CREATE TEMPORARY TABLE g (x INT) WITH ('connector' = 'datagen', 'rows-per-second' = '1')"
+
+
+def _spec(tmp_path, name: str, ddl: list[str], sql: str, timeout_s: float = 60) -> os.PathLike:
+    spec = {
+        "config": {"pipeline.name": name, "parallelism.default": 1, "restart-strategy.type": "none"},
+        "ddl": ddl,
+        "custom": {"sql": sql, "measurement": name, "stream": "none"},
+        "preview": {"limit": 1000, "timeout_s": timeout_s},
+    }
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def _rows(r: subprocess.CompletedProcess) -> list[dict]:
+    return [json.loads(line.partition(" ")[2]) for line in r.stdout.splitlines() if line.startswith("LABKIT_ROW ")]
+
+
+def _client_pid() -> int:
+    (client, _lock), *_ = [e for k, e in warm_client._clients.items() if k == ()]
+    return client.proc.pid
+
+
+@pytest.fixture
+def fresh():
+    warm_client.close_all()
+    yield
+    warm_client.close_all()
+
+
+def test_runs_share_one_jvm_and_each_gets_a_fresh_table_environment(tmp_path, fresh):
+    logs = tmp_path / "logs"
+    r = warm_client.run(_spec(tmp_path, "a", [GEN.format(n=7)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    assert r.returncode == 0, r.stderr
+    assert sorted(row["x"] for row in _rows(r)) == list(range(1, 8))
+    pid = _client_pid()
+    jvm = [p for p in psutil.Process(pid).children(recursive=True) if "java" in p.name()]
+    assert len(jvm) == 1
+
+    # the table of the first run is gone: a run sees only what its own spec declares
+    r = warm_client.run(_spec(tmp_path, "b", [], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    assert r.returncode == 1 and not _rows(r)
+    assert "Object 'g' not found" in r.stderr
+
+    r = warm_client.run(_spec(tmp_path, "c", [GEN.format(n=3)], "SELECT SUM(x) AS s FROM g"), timeout=120, log_dir=logs)
+    assert r.returncode == 0, r.stderr
+    assert [row["s"] for row in _rows(r)][-1] == 6
+    assert _client_pid() == pid and jvm[0].is_running()  # the same process and JVM served all three
+
+    # its log holds the JVM's stderr, and like the specs only its owner may read it
+    (log,) = logs.glob("warm-client-*.log")
+    assert log.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_run_past_its_deadline_kills_the_client_and_its_jvm_and_the_next_starts_anew(tmp_path, fresh):
+    logs = tmp_path / "logs"
+    assert (
+        warm_client.run(
+            _spec(tmp_path, "warm", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=logs
+        ).returncode
+        == 0
+    )
+    pid = _client_pid()
+    group = psutil.Process(pid).children(recursive=True)
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        warm_client.run(
+            _spec(tmp_path, "endless", [ENDLESS], "SELECT x FROM g", timeout_s=600), timeout=8, log_dir=logs
+        )
+    assert time.monotonic() - started < 60
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # its JVM went too
+
+    r = warm_client.run(_spec(tmp_path, "after", [GEN.format(n=2)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    assert r.returncode == 0 and len(_rows(r)) == 2
+    assert _client_pid() != pid
+
+
+def test_a_client_killed_mid_run_answers_as_a_dead_process_and_the_next_run_starts_anew(tmp_path, fresh):
+    logs = tmp_path / "logs"
+    assert (
+        warm_client.run(
+            _spec(tmp_path, "warm", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=logs
+        ).returncode
+        == 0
+    )
+    pid = _client_pid()
+    threading.Timer(6, os.kill, (pid, signal.SIGKILL)).start()  # while the endless preview runs
+    r = warm_client.run(
+        _spec(tmp_path, "endless", [ENDLESS], "SELECT x FROM g", timeout_s=600), timeout=120, log_dir=logs
+    )
+    assert r.returncode == -signal.SIGKILL
+
+    r = warm_client.run(_spec(tmp_path, "after", [GEN.format(n=4)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    assert r.returncode == 0 and len(_rows(r)) == 4
+    assert _client_pid() != pid
+
+
+def test_close_all_leaves_no_process_behind(tmp_path, fresh):
+    r = warm_client.run(_spec(tmp_path, "a", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=tmp_path)
+    assert r.returncode == 0
+    procs = [psutil.Process(_client_pid()), *psutil.Process(_client_pid()).children(recursive=True)]
+    warm_client.close_all()
+    assert not [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not warm_client._clients
