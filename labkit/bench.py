@@ -259,7 +259,8 @@ def _consumer_lag(settings: Settings, topic: str) -> int | None:
 
 
 SWEEP_RATES = (5_000, 20_000, 40_000, 60_000, 80_000, 100_000)
-LIVE_P95_S = 7.5  # a rate counts as "live" while windows are queryable within this, at p95
+LIVE_P95_S = 6.0  # a rate counts as "live" while windows are queryable within this, at p95 (issue 23: the 5 s
+# watermark delay plus at most 1 s; it was 7.5 s while event time started behind the wall clock, see produce())
 
 
 def sweep(settings: Settings, rates=SWEEP_RATES, seconds: float = 50) -> list[dict]:
@@ -312,7 +313,7 @@ def ratios(res: dict) -> dict:
     for key in ("end_to_end", "end_to_end_cold"):
         if res.get(key):
             out[key] = round(res[key]["events_per_s"] / ceiling, 3)
-    # live and sustained: the accounts exact and windows queryable within 7.5 s at p95 (issue 23's definition)
+    # live and sustained: the accounts exact and windows queryable within LIVE_P95_S at p95 (issue 23's definition)
     live = [r for r in res.get("sweep") or []
             if r.get("exact") and r.get("achieved_rate") and (r.get("freshness_p95_s") or 99) <= LIVE_P95_S]  # fmt: skip
     if live:

@@ -42,12 +42,16 @@ def _keep_metadata_refreshing() -> None:
         while True:
             try:
                 return await loop(self)
+            except ReferenceError:  # the client is gone (kafka-python holds its manager by weak reference)
+                return
             except Exception as exc:  # noqa: BLE001 - anything that ended kafka-python's own loop
                 if self.closed:
                     return
                 log.warning(
                     "kafka-python's metadata refresh failed (%s: %s); refreshing again", type(exc).__name__, exc
                 )
+                # never a tight loop, whatever failed and wherever: at least the client's retry backoff between tries
+                await self._wakeup(max(self.config.get("retry_backoff_ms", 100), 100) / 1000)
 
     _refresh_loop._labkit_keeps_going = True
     _refresh_loop._labkit_original = loop  # the test shows what it fixes

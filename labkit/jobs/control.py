@@ -66,7 +66,8 @@ _RESTORE = re.compile(
 
 def _restore_failure(text: str) -> str | None:
     """The sentence saying why a checkpoint or savepoint could not be restored, if that is why a submission
-    failed. The client only reports "Python process exits with code: 1"; the reason is deeper in its output."""
+    failed. `flink run` only reports "Python process exits with code: 1", the warm client a Py4J error: the reason
+    is deeper in the output."""
     found = _RESTORE.findall(text)
     if not found:
         return None
@@ -332,7 +333,7 @@ class Job:
 
 
 def client_env(settings: Settings, stack_mode: str) -> dict[str, str]:
-    """Environment for the `flink run` client: the local cluster's conf, or a client-only conf."""
+    """Environment for the job client (the warm client, or `flink run`): the local cluster's conf, or a client-only conf."""
     from labkit.stack.flink import flink_env
     from labkit.stack.provision import flink as flink_dist
 
@@ -493,7 +494,7 @@ SPECS_KEPT = 30
 
 
 def prune_specs(jobs_dir: Path, keep: int = SPECS_KEPT) -> list[Path]:
-    """Delete all but the `keep` newest job specs (`<pipeline>-<ms>.json`). A spec is read once, by `flink run`
+    """Delete all but the `keep` newest job specs (`<pipeline>-<ms>.json`). A spec is read once, by the client,
     at submission; the newest few stay for `labkit logs` and debugging, and a day of course runs no longer
     leaves hundreds of files, each holding a secured cluster's password. Returns what it deleted."""
     specs = sorted(

@@ -240,6 +240,10 @@ def serve(log: str) -> None:
         except Exception:
             rc = 1
             print("LABKIT_ERROR " + json.dumps(traceback.format_exc()), flush=True)
+            if not _jvm_alive(gw):  # no later run could work in this process: end it, and the next request starts anew
+                print("LABKIT_JVM_LOST", flush=True)
+                print(f"LABKIT_DONE {rc}", flush=True)
+                break
         print(f"LABKIT_DONE {rc}", flush=True)
     # stdin closed: its parent is done with it. End the JVM at once (halt: no shutdown hooks to wait for; every
     # run's MiniCluster is already shut down) and reap it, so nothing outlives this process: a caller closing it
@@ -252,6 +256,16 @@ def serve(log: str) -> None:
     with contextlib.suppress(ChildProcessError):
         while True:
             os.wait()
+
+
+def _jvm_alive(gw) -> bool:
+    """Whether the JVM still answers: after it died (crashed, out of memory, killed), every Py4J call fails, with
+    messages as odd as "EnvironmentSettings does not exist in the JVM"."""
+    try:
+        gw.jvm.java.lang.System.currentTimeMillis()
+        return True
+    except Exception:
+        return False
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ fresh TableEnvironment (runner.table_env), so nothing carries over from one run 
   (a JVM crash, SIGKILL) answers with its return code and what it printed, as a finished process would.
 * **One request at a time** per client (a lock): a second thread waits its turn.
 * **Dies with its parent:** it reads requests from a pipe, so when this process ends (even by SIGKILL) it sees the
-  end of its input and exits, and PyFlink's gateway JVM exits when its own stdin closes. At a normal exit, `close`
-  ends it and waits.
+  end of its input once its current run ends, and exits, halting and reaping its JVM (PyFlink's gateway also exits
+  when its own stdin closes). At a normal exit, `close` ends it and waits. A JVM that died under it (Py4J lost
+  its connection) ends the runner too, so the next request starts a new one.
 * **One per environment:** previews run in the caller's environment, submissions in `flink run`'s
   (control.client_env: the cluster's conf and lib); a process keeps at most `KEPT` clients, the oldest closed.
 
@@ -76,6 +77,16 @@ class _Client:
         return self.proc.poll() is None
 
     def request(self, req: dict, timeout: float) -> subprocess.CompletedProcess:
+        """Send one request and read its answer. Anything that stops the reading before the answer's last line (the
+        deadline, a KeyboardInterrupt from a notebook's stop button, an error) kills the client: an answer left
+        half-read would be taken for the next request's (as `subprocess.run` killed its child on any exception)."""
+        try:
+            return self._request(req, timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _request(self, req: dict, timeout: float) -> subprocess.CompletedProcess:
         cmd = [sys.executable, str(RUNNER), "--serve"]
         deadline = time.monotonic() + timeout + (0 if self.ready else _START_TIMEOUT_S)
         out: list[str] = []
@@ -84,14 +95,14 @@ class _Client:
             assert self.proc.stdin is not None
             self.proc.stdin.write(json.dumps(req) + "\n")
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # it died: its output so far and its return code follow
+        except (OSError, ValueError):
+            pass  # it died (or was closed): its output so far and its return code follow
         while True:
             try:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                self.kill()
-                raise subprocess.TimeoutExpired(cmd, timeout, output="\n".join(out), stderr=self._log_tail()) from None
+                tail = self._log_tail()  # before kill() deletes the log
+                raise subprocess.TimeoutExpired(cmd, timeout, output="\n".join(out), stderr=tail) from None
             if line is None:  # the client died mid-request
                 rc = self.proc.wait()
                 return subprocess.CompletedProcess(cmd, rc or 1, "\n".join(out), err + self._log_tail())
@@ -111,10 +122,27 @@ class _Client:
         return ""
 
     def kill(self) -> None:
+        """SIGKILL its process group (the runner and its JVM) and wait until both are gone: a kill is delivered
+        asynchronously, and whoever counts processes next (a test, `labkit.leftovers`) must not find the JVM."""
+        import psutil
+
+        try:
+            group = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        except psutil.Error:
+            group = []
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        for p in group:
+            while time.monotonic() < deadline:
+                try:
+                    if p.status() == psutil.STATUS_ZOMBIE:
+                        break  # dead; its new parent reaps it
+                except psutil.NoSuchProcess:
+                    break
+                time.sleep(0.02)
         self.log.unlink(missing_ok=True)
 
     def close(self, wait_s: float = 10) -> None:
@@ -139,6 +167,7 @@ def run(
     env: dict[str, str] | None = None,
     remote: dict | None = None,
     savepoint: str | None = None,
+    retry: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run the spec at `spec_path` in this process's warm client for `env` (added to this process's environment):
     a preview (its rows as tagged lines) or, with `remote` ({"host", "port"}), a submission to that cluster,
@@ -150,24 +179,51 @@ def run(
         **({"remote": remote} if remote else {}),
         **({"savepoint": savepoint} if savepoint else {}),
     }
+    evicted = None
     with _lock:
         entry = _clients.get(key)
         if entry is None or not entry[0].alive():
             if entry is not None:
                 entry[0].kill()  # died (or was killed at a deadline): its group and log go
             if entry is None and len(_clients) >= KEPT:
-                oldest = next(iter(_clients))
-                old, old_lock = _clients.pop(oldest)
-                with old_lock:
-                    old.close()
+                evicted = _clients.pop(next(iter(_clients)))
             log_dir.mkdir(parents=True, exist_ok=True)
-            log = log_dir / f"warm-client-{os.getpid()}-{len(key)}-{time.monotonic_ns()}.log"
+            _prune_logs(log_dir)
+            log = log_dir / f"warm-client-{os.getpid()}-{time.monotonic_ns()}.log"
             entry = (_Client({**os.environ, **(env or {})}, log), entry[1] if entry else threading.Lock())
         _clients.pop(key, None)
         _clients[key] = entry  # newest last: the first is the one closed when a third is needed
+    if evicted is not None:  # closed outside the global lock: a request running on it must not hold up every other
+        with evicted[1]:
+            evicted[0].close()
     client, lock = entry
     with lock:
-        return client.request(req, timeout)
+        r = client.request(req, timeout)
+        lost = "LABKIT_JVM_LOST" in r.stdout.splitlines() and "LABKIT_ROW" not in r.stdout
+        if lost:
+            client.kill()  # it is ending anyway (runner.serve): gone before the next request looks for a client
+    if lost and remote is None and retry:
+        # its JVM was gone before the run began (killed, out of memory): a preview is safe to run again in a new
+        # client; a submission is not (it may have reached Flink), so its failure is said as it is
+        return run(
+            spec_path, timeout=timeout, log_dir=log_dir, env=env, remote=remote, savepoint=savepoint, retry=False
+        )
+    return r
+
+
+def _prune_logs(log_dir: Path) -> None:
+    """Delete the logs of warm clients whose process is gone: a client deletes its own when it is closed or killed,
+    but not when its parent was killed (a notebook kernel restarted), and a lab kept for weeks must not collect
+    them (docs/architecture.md, "Bounded growth")."""
+    for log in log_dir.glob("warm-client-*-*.log"):
+        pid = log.name.split("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                log.unlink(missing_ok=True)
+            except PermissionError:
+                pass  # another user's live process
 
 
 @atexit.register

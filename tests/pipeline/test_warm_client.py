@@ -126,3 +126,51 @@ def test_close_all_leaves_no_process_behind(tmp_path, fresh):
     warm_client.close_all()
     assert not [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not warm_client._clients
+
+
+def test_a_read_cut_short_kills_the_client_so_the_next_run_gets_its_own_answer(tmp_path, fresh, monkeypatch):
+    """A notebook's stop button raises KeyboardInterrupt while a preview's rows are being read: the half-read answer
+    must not become the next run's (every answer one request late)."""
+    logs = tmp_path / "logs"
+    assert (
+        warm_client.run(
+            _spec(tmp_path, "warm", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=logs
+        ).returncode
+        == 0
+    )
+    client, _ = warm_client._clients[()]
+    real_get = client.lines.get
+    cut = {"done": False}
+
+    def interrupted(*a, **kw):
+        if not cut["done"]:
+            cut["done"] = True
+            raise KeyboardInterrupt
+        return real_get(*a, **kw)
+
+    monkeypatch.setattr(client.lines, "get", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        warm_client.run(_spec(tmp_path, "five", [GEN.format(n=5)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    r = warm_client.run(_spec(tmp_path, "two", [GEN.format(n=2)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    assert r.returncode == 0 and sorted(row["x"] for row in _rows(r)) == [1, 2]  # its own rows, not the five's
+    assert _client_pid() != client.proc.pid
+
+
+def test_a_jvm_lost_between_runs_is_replaced_and_the_preview_still_answers(tmp_path, fresh):
+    logs = tmp_path / "logs"
+    assert (
+        warm_client.run(
+            _spec(tmp_path, "warm", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=logs
+        ).returncode
+        == 0
+    )
+    pid = _client_pid()
+    (jvm,) = [p for p in psutil.Process(pid).children(recursive=True) if "java" in p.name()]
+    jvm.kill()  # the OOM killer's way
+    deadline = time.monotonic() + 10
+    while jvm.is_running() and jvm.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.05)  # dead, not yet reaped: the runner reaps it when it ends
+    r = warm_client.run(_spec(tmp_path, "after", [GEN.format(n=3)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    assert r.returncode == 0, r.stderr
+    assert sorted(row["x"] for row in _rows(r)) == [1, 2, 3]
+    assert _client_pid() != pid

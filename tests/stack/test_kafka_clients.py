@@ -21,17 +21,23 @@ from labkit import kafka_clients, kafka_info
 
 pytestmark = pytest.mark.stack
 
-PATCHED = getattr(ClusterMetadata, "_refresh_loop", None)
-ORIGINAL = getattr(PATCHED, "_labkit_original", None)
+HAS_LOOP = hasattr(ClusterMetadata, "_refresh_loop")  # kafka-python 3.0's loop; 2.x refreshes another way
+ORIGINAL = getattr(getattr(ClusterMetadata, "_refresh_loop", None), "_labkit_original", None)
 
 
-def _one_refresh_fails(monkeypatch) -> dict:
+@pytest.mark.skipif(not HAS_LOOP, reason="kafka-python without the 3.0 metadata loop: nothing to keep going")
+def test_labkit_keeps_kafka_pythons_metadata_loop_going():
+    assert getattr(ClusterMetadata._refresh_loop, "_labkit_keeps_going", False), "kafka_clients' patch is not installed"
+    assert ORIGINAL is not None
+
+
+def _one_refresh_fails(monkeypatch, times: int = 1) -> dict:
     calls = {"n": 0}
     real = ClusterMetadata._do_refresh_metadata
 
     async def failing_once(self, node_id):
         calls["n"] += 1
-        if calls["n"] == 1:
+        if calls["n"] <= times:
             raise ConnectionResetError(104, "Connection reset by peer")  # what a broker killed mid-request gives
         return await real(self, node_id)
 
@@ -39,13 +45,13 @@ def _one_refresh_fails(monkeypatch) -> dict:
     return calls
 
 
-def _new_topic_after_a_failed_refresh(settings, monkeypatch) -> tuple[bool, dict]:
+def _new_topic_after_a_failed_refresh(settings, monkeypatch, times: int = 1) -> tuple[bool, dict]:
     known = kafka_info.fresh_topic(f"t_meta_{uuid.uuid4().hex[:8]}", settings)
     unseen = kafka_info.fresh_topic(f"t_meta_{uuid.uuid4().hex[:8]}", settings)
     p = KafkaProducer(**kafka_clients.python_config(settings), max_block_ms=8_000)
     try:
         p.send(known, b"x").get(timeout=30)
-        calls = _one_refresh_fails(monkeypatch)
+        calls = _one_refresh_fails(monkeypatch, times)
         p._metadata.request_update()
         deadline = time.monotonic() + 10
         while calls["n"] == 0 and time.monotonic() < deadline:
@@ -60,14 +66,14 @@ def _new_topic_after_a_failed_refresh(settings, monkeypatch) -> tuple[bool, dict
         p.close(timeout=5)
 
 
-@pytest.mark.skipif(ORIGINAL is None, reason="kafka-python without the 3.0 metadata loop: nothing to keep going")
+@pytest.mark.skipif(not HAS_LOOP, reason="kafka-python without the 3.0 metadata loop: nothing to keep going")
 def test_a_refresh_failing_with_a_reset_connection_does_not_end_metadata_refreshing(settings, monkeypatch):
     found, calls = _new_topic_after_a_failed_refresh(settings, monkeypatch)
     assert found, f"metadata stopped after one failed refresh ({calls['n']} attempt(s))"
     assert calls["n"] >= 2
 
 
-@pytest.mark.skipif(ORIGINAL is None, reason="kafka-python without the 3.0 metadata loop: nothing to keep going")
+@pytest.mark.skipif(not HAS_LOOP, reason="kafka-python without the 3.0 metadata loop: nothing to keep going")
 def test_kafka_pythons_own_loop_still_needs_it(settings, monkeypatch):
     monkeypatch.setattr(ClusterMetadata, "_refresh_loop", ORIGINAL)
     found, calls = _new_topic_after_a_failed_refresh(settings, monkeypatch)
@@ -76,3 +82,13 @@ def test_kafka_pythons_own_loop_still_needs_it(settings, monkeypatch):
             "kafka-python's own loop survives a failed refresh now: drop kafka_clients._keep_metadata_refreshing"
         )
     assert calls["n"] == 1  # its loop ended at the first failure and never asked again
+
+
+@pytest.mark.skipif(not HAS_LOOP, reason="kafka-python without the 3.0 metadata loop: nothing to keep going")
+def test_refreshes_that_keep_failing_are_retried_at_the_backoff_not_in_a_tight_loop(settings, monkeypatch):
+    started = time.monotonic()
+    found, calls = _new_topic_after_a_failed_refresh(settings, monkeypatch, times=10)
+    took = time.monotonic() - started
+    assert found, f"metadata stopped after {calls['n']} failed refreshes"
+    # ten failures at >= 100 ms each: at least a second, and 11 attempts, not thousands
+    assert 11 <= calls["n"] <= 14 and took >= 1.0, (calls, took)
