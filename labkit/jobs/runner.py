@@ -10,9 +10,13 @@ TaskManagers start no Python workers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
+import sys
 import threading
+import traceback
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -149,8 +153,6 @@ def table_env(config: dict, remote: dict | None = None, savepoint: str | None = 
     if remote is None:
         t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     else:
-        import os
-
         from pyflink.datastream import StreamExecutionEnvironment
         from pyflink.java_gateway import get_gateway
         from pyflink.table import StreamTableEnvironment
@@ -217,9 +219,6 @@ def serve(log: str) -> None:
     last line `LABKIT_DONE <0|1>`, a failure's traceback before it as `LABKIT_ERROR <JSON string>`. One JVM serves
     them all, so a run costs the job's own work, not a JVM's start. Ends when stdin closes (its parent is gone);
     the JVM then ends too (PyFlink's gateway exits when its stdin closes)."""
-    import sys
-    import traceback
-
     from pyflink.java_gateway import get_gateway
 
     gw = get_gateway()
@@ -231,7 +230,7 @@ def serve(log: str) -> None:
     for line in sys.stdin:
         if not line.strip():
             continue
-        rc = 0
+        rc, lost = 0, False
         try:
             req = json.loads(line)
             with open(req["spec"]) as f:
@@ -240,17 +239,15 @@ def serve(log: str) -> None:
         except Exception:
             rc = 1
             print("LABKIT_ERROR " + json.dumps(traceback.format_exc()), flush=True)
-            if not _jvm_alive(gw):  # no later run could work in this process: end it, and the next request starts anew
+            lost = not _jvm_alive(gw)  # no later run could work in this process: end it, the next request starts anew
+            if lost:
                 print("LABKIT_JVM_LOST", flush=True)
-                print(f"LABKIT_DONE {rc}", flush=True)
-                break
         print(f"LABKIT_DONE {rc}", flush=True)
+        if lost:
+            break
     # stdin closed: its parent is done with it. End the JVM at once (halt: no shutdown hooks to wait for; every
     # run's MiniCluster is already shut down) and reap it, so nothing outlives this process: a caller closing it
     # waits for this process alone (warm_client.close), and finds no JVM left when it returns.
-    import contextlib
-    import os
-
     with contextlib.suppress(Exception):
         gw.jvm.java.lang.Runtime.getRuntime().halt(0)  # the answer never comes: py4j raises, and that is expected
     with contextlib.suppress(ChildProcessError):

@@ -35,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from labkit.credentials import write_secret
 
 RUNNER = Path(__file__).with_name("runner.py")
@@ -124,8 +126,6 @@ class _Client:
     def kill(self) -> None:
         """SIGKILL its process group (the runner and its JVM) and wait until both are gone: a kill is delivered
         asynchronously, and whoever counts processes next (a test, `labkit.leftovers`) must not find the JVM."""
-        import psutil
-
         try:
             group = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
         except psutil.Error:

@@ -44,6 +44,21 @@ def _client_pid() -> int:
     return client.proc.pid
 
 
+def _run(tmp_path, name: str, n: int | None = None, *, ddl: list[str] | None = None, sql: str = "SELECT x FROM g",
+         timeout_s: float = 60, timeout: float = 120) -> subprocess.CompletedProcess:  # fmt: skip
+    """A preview through the warm client: of `n` rows from datagen, unless `ddl` declares the table."""
+    spec = _spec(tmp_path, name, [GEN.format(n=n)] if ddl is None else ddl, sql, timeout_s)
+    return warm_client.run(spec, timeout=timeout, log_dir=tmp_path / "logs")
+
+
+def _dead(p: psutil.Process) -> bool:
+    """Gone, or a zombie its new parent has not reaped yet."""
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @pytest.fixture
 def fresh():
     warm_client.close_all()
@@ -51,9 +66,15 @@ def fresh():
     warm_client.close_all()
 
 
+@pytest.fixture
+def warm(tmp_path, fresh) -> int:
+    """A client that has answered one run: its pid."""
+    assert _run(tmp_path, "warm", 1).returncode == 0
+    return _client_pid()
+
+
 def test_runs_share_one_jvm_and_each_gets_a_fresh_table_environment(tmp_path, fresh):
-    logs = tmp_path / "logs"
-    r = warm_client.run(_spec(tmp_path, "a", [GEN.format(n=7)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    r = _run(tmp_path, "a", 7)
     assert r.returncode == 0, r.stderr
     assert sorted(row["x"] for row in _rows(r)) == list(range(1, 8))
     pid = _client_pid()
@@ -61,83 +82,54 @@ def test_runs_share_one_jvm_and_each_gets_a_fresh_table_environment(tmp_path, fr
     assert len(jvm) == 1
 
     # the table of the first run is gone: a run sees only what its own spec declares
-    r = warm_client.run(_spec(tmp_path, "b", [], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    r = _run(tmp_path, "b", ddl=[])
     assert r.returncode == 1 and not _rows(r)
     assert "Object 'g' not found" in r.stderr
 
-    r = warm_client.run(_spec(tmp_path, "c", [GEN.format(n=3)], "SELECT SUM(x) AS s FROM g"), timeout=120, log_dir=logs)
+    r = _run(tmp_path, "c", 3, sql="SELECT SUM(x) AS s FROM g")
     assert r.returncode == 0, r.stderr
     assert [row["s"] for row in _rows(r)][-1] == 6
     assert _client_pid() == pid and jvm[0].is_running()  # the same process and JVM served all three
 
     # its log holds the JVM's stderr, and like the specs only its owner may read it
-    (log,) = logs.glob("warm-client-*.log")
+    (log,) = (tmp_path / "logs").glob("warm-client-*.log")
     assert log.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_run_past_its_deadline_kills_the_client_and_its_jvm_and_the_next_starts_anew(tmp_path, fresh):
-    logs = tmp_path / "logs"
-    assert (
-        warm_client.run(
-            _spec(tmp_path, "warm", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=logs
-        ).returncode
-        == 0
-    )
-    pid = _client_pid()
-    group = psutil.Process(pid).children(recursive=True)
+def test_a_run_past_its_deadline_kills_the_client_and_its_jvm_and_the_next_starts_anew(tmp_path, warm):
+    group = psutil.Process(warm).children(recursive=True)
     started = time.monotonic()
     with pytest.raises(subprocess.TimeoutExpired):
-        warm_client.run(
-            _spec(tmp_path, "endless", [ENDLESS], "SELECT x FROM g", timeout_s=600), timeout=8, log_dir=logs
-        )
+        _run(tmp_path, "endless", ddl=[ENDLESS], timeout_s=600, timeout=8)
     assert time.monotonic() - started < 60
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert not [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]  # its JVM went too
+    assert not psutil.pid_exists(warm) or psutil.Process(warm).status() == psutil.STATUS_ZOMBIE
+    assert all(_dead(p) for p in group)  # its JVM went too
 
-    r = warm_client.run(_spec(tmp_path, "after", [GEN.format(n=2)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    r = _run(tmp_path, "after", 2)
     assert r.returncode == 0 and len(_rows(r)) == 2
-    assert _client_pid() != pid
+    assert _client_pid() != warm
 
 
-def test_a_client_killed_mid_run_answers_as_a_dead_process_and_the_next_run_starts_anew(tmp_path, fresh):
-    logs = tmp_path / "logs"
-    assert (
-        warm_client.run(
-            _spec(tmp_path, "warm", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=logs
-        ).returncode
-        == 0
-    )
-    pid = _client_pid()
-    threading.Timer(6, os.kill, (pid, signal.SIGKILL)).start()  # while the endless preview runs
-    r = warm_client.run(
-        _spec(tmp_path, "endless", [ENDLESS], "SELECT x FROM g", timeout_s=600), timeout=120, log_dir=logs
-    )
+def test_a_client_killed_mid_run_answers_as_a_dead_process_and_the_next_run_starts_anew(tmp_path, warm):
+    threading.Timer(6, os.kill, (warm, signal.SIGKILL)).start()  # while the endless preview runs
+    r = _run(tmp_path, "endless", ddl=[ENDLESS], timeout_s=600)
     assert r.returncode == -signal.SIGKILL
 
-    r = warm_client.run(_spec(tmp_path, "after", [GEN.format(n=4)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    r = _run(tmp_path, "after", 4)
     assert r.returncode == 0 and len(_rows(r)) == 4
-    assert _client_pid() != pid
+    assert _client_pid() != warm
 
 
-def test_close_all_leaves_no_process_behind(tmp_path, fresh):
-    r = warm_client.run(_spec(tmp_path, "a", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=tmp_path)
-    assert r.returncode == 0
-    procs = [psutil.Process(_client_pid()), *psutil.Process(_client_pid()).children(recursive=True)]
+def test_close_all_leaves_no_process_behind(warm):
+    procs = [psutil.Process(warm), *psutil.Process(warm).children(recursive=True)]
     warm_client.close_all()
-    assert not [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert all(_dead(p) for p in procs)
     assert not warm_client._clients
 
 
-def test_a_read_cut_short_kills_the_client_so_the_next_run_gets_its_own_answer(tmp_path, fresh, monkeypatch):
+def test_a_read_cut_short_kills_the_client_so_the_next_run_gets_its_own_answer(tmp_path, warm, monkeypatch):
     """A notebook's stop button raises KeyboardInterrupt while a preview's rows are being read: the half-read answer
     must not become the next run's (every answer one request late)."""
-    logs = tmp_path / "logs"
-    assert (
-        warm_client.run(
-            _spec(tmp_path, "warm", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=logs
-        ).returncode
-        == 0
-    )
     client, _ = warm_client._clients[()]
     real_get = client.lines.get
     cut = {"done": False}
@@ -150,27 +142,19 @@ def test_a_read_cut_short_kills_the_client_so_the_next_run_gets_its_own_answer(t
 
     monkeypatch.setattr(client.lines, "get", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        warm_client.run(_spec(tmp_path, "five", [GEN.format(n=5)], "SELECT x FROM g"), timeout=120, log_dir=logs)
-    r = warm_client.run(_spec(tmp_path, "two", [GEN.format(n=2)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+        _run(tmp_path, "five", 5)
+    r = _run(tmp_path, "two", 2)
     assert r.returncode == 0 and sorted(row["x"] for row in _rows(r)) == [1, 2]  # its own rows, not the five's
-    assert _client_pid() != client.proc.pid
+    assert _client_pid() != warm
 
 
-def test_a_jvm_lost_between_runs_is_replaced_and_the_preview_still_answers(tmp_path, fresh):
-    logs = tmp_path / "logs"
-    assert (
-        warm_client.run(
-            _spec(tmp_path, "warm", [GEN.format(n=1)], "SELECT x FROM g"), timeout=120, log_dir=logs
-        ).returncode
-        == 0
-    )
-    pid = _client_pid()
-    (jvm,) = [p for p in psutil.Process(pid).children(recursive=True) if "java" in p.name()]
+def test_a_jvm_lost_between_runs_is_replaced_and_the_preview_still_answers(tmp_path, warm):
+    (jvm,) = [p for p in psutil.Process(warm).children(recursive=True) if "java" in p.name()]
     jvm.kill()  # the OOM killer's way
     deadline = time.monotonic() + 10
-    while jvm.is_running() and jvm.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+    while not _dead(jvm) and time.monotonic() < deadline:
         time.sleep(0.05)  # dead, not yet reaped: the runner reaps it when it ends
-    r = warm_client.run(_spec(tmp_path, "after", [GEN.format(n=3)], "SELECT x FROM g"), timeout=120, log_dir=logs)
+    r = _run(tmp_path, "after", 3)
     assert r.returncode == 0, r.stderr
     assert sorted(row["x"] for row in _rows(r)) == [1, 2, 3]
-    assert _client_pid() != pid
+    assert _client_pid() != warm
