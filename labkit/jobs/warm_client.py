@@ -38,6 +38,7 @@ from pathlib import Path
 import psutil
 
 from labkit.credentials import write_secret
+from labkit.stack.flink import CLIENT_JAVA_OPTS
 
 RUNNER = Path(__file__).with_name("runner.py")
 KEPT = 2
@@ -190,7 +191,7 @@ def run(
             log_dir.mkdir(parents=True, exist_ok=True)
             _prune_logs(log_dir)
             log = log_dir / f"warm-client-{os.getpid()}-{time.monotonic_ns()}.log"
-            entry = (_Client({**os.environ, **(env or {})}, log), entry[1] if entry else threading.Lock())
+            entry = (_Client(_client_env(env), log), entry[1] if entry else threading.Lock())
         _clients.pop(key, None)
         _clients[key] = entry  # newest last: the first is the one closed when a third is needed
     if evicted is not None:  # closed outside the global lock: a request running on it must not hold up every other
@@ -209,6 +210,15 @@ def run(
             spec_path, timeout=timeout, log_dir=log_dir, env=env, remote=remote, savepoint=savepoint, retry=False
         )
     return r
+
+
+def _client_env(env: dict[str, str] | None) -> dict[str, str]:
+    """The runner's environment: this process's, `env` over it, and the client JVM's options (C1 only, a serial
+    collector: `labkit.stack.flink.CLIENT_JAVA_OPTS`, as `flink run` gets them) unless JVM_ARGS says otherwise.
+    A client compiles plans and runs small previews: C2's compiler threads cost more CPU than they win back on a
+    laptop's cores shared with the whole stack (a process submitting one job: 17-25 -> 10 s of CPU; four previews:
+    44 -> 30 s). PyFlink's gateway reads JVM_ARGS, not Flink's env.java.opts.client."""
+    return {"JVM_ARGS": CLIENT_JAVA_OPTS, **os.environ, **(env or {})}
 
 
 def _prune_logs(log_dir: Path) -> None:

@@ -59,16 +59,23 @@ def _dead(p: psutil.Process) -> bool:
         return True
 
 
-@pytest.fixture
-def fresh():
+@pytest.fixture(scope="module", autouse=True)
+def _none_left():
+    """The module starts with no client and leaves none."""
     warm_client.close_all()
     yield
     warm_client.close_all()
 
 
 @pytest.fixture
-def warm(tmp_path, fresh) -> int:
-    """A client that has answered one run: its pid."""
+def fresh():
+    warm_client.close_all()
+
+
+@pytest.fixture
+def warm(tmp_path) -> int:
+    """A client that has answered a run: its pid. Each test below ends with a new client that has answered one, and
+    the next test takes it over (a JVM start saved per test): the run here starts one only if none is alive."""
     assert _run(tmp_path, "warm", 1).returncode == 0
     return _client_pid()
 
@@ -120,13 +127,6 @@ def test_a_client_killed_mid_run_answers_as_a_dead_process_and_the_next_run_star
     assert _client_pid() != warm
 
 
-def test_close_all_leaves_no_process_behind(warm):
-    procs = [psutil.Process(warm), *psutil.Process(warm).children(recursive=True)]
-    warm_client.close_all()
-    assert all(_dead(p) for p in procs)
-    assert not warm_client._clients
-
-
 def test_a_read_cut_short_kills_the_client_so_the_next_run_gets_its_own_answer(tmp_path, warm, monkeypatch):
     """A notebook's stop button raises KeyboardInterrupt while a preview's rows are being read: the half-read answer
     must not become the next run's (every answer one request late)."""
@@ -158,3 +158,10 @@ def test_a_jvm_lost_between_runs_is_replaced_and_the_preview_still_answers(tmp_p
     assert r.returncode == 0, r.stderr
     assert sorted(row["x"] for row in _rows(r)) == [1, 2, 3]
     assert _client_pid() != warm
+
+
+def test_close_all_leaves_no_process_behind(warm):
+    procs = [psutil.Process(warm), *psutil.Process(warm).children(recursive=True)]
+    warm_client.close_all()
+    assert all(_dead(p) for p in procs)
+    assert not warm_client._clients
