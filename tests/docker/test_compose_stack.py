@@ -2,17 +2,24 @@
 containers' work there, secrets only from compose/.env, and jobs given the addresses containers use."""
 
 import json
+import os
+import re
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from labkit import jobs
 from labkit.influx import Influx
+from labkit.produce import produce
 from labkit.stack.docker import COMPOSE_DIR
+from labkit.verify import verify
 
 pytestmark = pytest.mark.stack
 
+LABKIT = str(Path(sys.executable).with_name("labkit"))
 ONE_SHOTS = {"kafka-init", "influxdb-init"}
 
 
@@ -61,3 +68,22 @@ def test_the_job_is_given_the_addresses_containers_use(settings, stack):
     )
     assert spec["influx"]["url"] == "http://influxdb:8086"
     assert "127.0.0.1" not in json.dumps(spec)
+
+
+def test_the_global_mode_option_submits_to_the_docker_stack_whatever_the_environment_says(settings, unique_topic):
+    """Issue 21's acceptance: `labkit --mode docker submit` submits to the docker stack. The environment says local
+    mode, so a submission that took its mode from there would give the job the host's addresses (127.0.0.1, which
+    inside a container is the container itself): it would count nothing. The job must read and count here."""
+    env = {**os.environ, "LABKIT_MODE": "local"}
+    r = subprocess.run([LABKIT, "--mode", "docker", "submit", "--topic", unique_topic], env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    job_id = re.search(r"job \S+ ([0-9a-f]{32}) is", r.stdout).group(1)
+    job = jobs.get_job(job_id, settings)
+    try:
+        summary = produce(2_000, topic=unique_topic, seed=4, sim_rate=200, close_windows=True, settings=settings,
+                          progress=False)  # fmt: skip
+        acc = verify(summary.ledger, settings=settings, wait_s=120)
+        assert acc.exact, f"{acc}\n{acc.mismatches}"
+    finally:
+        job.cancel()
