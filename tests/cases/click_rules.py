@@ -22,7 +22,8 @@ class Case:
     verdict: str
 
 
-def _click(ts: int, **over) -> bytes:
+def _click(ts: int, *, raw_utf8: bool = False, **over) -> bytes:
+    """A click as JSON: `raw_utf8` writes text beyond ASCII as UTF-8 bytes, not as \\u escapes."""
     ev = {
         "user_id": "u_1",
         "session_id": "s_1",
@@ -35,7 +36,7 @@ def _click(ts: int, **over) -> bytes:
         "device": "desktop",
     }
     ev.update(over)
-    return json.dumps({k: v for k, v in ev.items() if v is not ...}).encode()
+    return json.dumps({k: v for k, v in ev.items() if v is not ...}, ensure_ascii=not raw_utf8).encode()
 
 
 def _marker(ts: object) -> bytes:
@@ -71,6 +72,10 @@ def cases(base_ms: int) -> list[Case]:
         ("truncated JSON", _click(k)[:-5], "bad"),
         ("a JSON array", b"[1, 2, 3]", "bad"),
         ("not UTF-8", b'{"user_id": "\xff\xfe"}', "bad"),
+        # text beyond ASCII, and JSON laid out over lines: read as the generator's compact ASCII is
+        ("text beyond ASCII in a field", _click(k, country="Österreich", url="/café", raw_utf8=True), "valid"),
+        ("JSON across lines, with tabs", json.dumps(json.loads(_click(k)), indent="\t").encode(), "valid"),
+        ("beyond ASCII, truncated", _click(k, country="Österreich", raw_utf8=True)[:-3], "bad"),
         ("empty", b"", "bad"),
         ("an end marker", _marker(k), "control"),
         # control messages are checked like events: one the job cannot trust is dead-lettered, never obeyed
