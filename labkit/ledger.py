@@ -147,6 +147,34 @@ class Ledger:
 
     def add_event(self, e, sign: int = 1) -> None:
         """An `events.Emitted`, with the detail of a valid event (`sign=-1` takes a refused send out again)."""
+        detail = self.detail
+        if (
+            sign > 0
+            and e.kind == "valid"
+            and detail is not None
+            and e.url
+            and self.first_record_ms is not None
+            and self.first_event_ms is not None
+            and self.last_event_ms is not None
+        ):
+            # The producer's hot path (every valid event of a run after its first): what `add` and `Detail.add`
+            # do, inlined, with the window computed once. Measured at ~1 µs of the producer's ~8 µs per event.
+            ms, size = e.event_ms, self.window_ms
+            w = ms - ms % size + size
+            key = (w, e.status)
+            on_time = self.on_time
+            on_time[key] = on_time.get(key, 0) + 1
+            self.last_record_ms = e.timestamp_ms
+            if ms < self.first_event_ms:
+                self.first_event_ms = ms
+            if ms > self.last_event_ms:
+                self.last_event_ms = ms
+            rows = detail._rows
+            rows.append((w, e.status, e.url, e.user, e.session, e.latency, 1))
+            detail._built = None
+            if len(rows) > DETAIL_CAP:
+                self.detail, self.detail_dropped_at = None, len(rows)
+            return
         if sign > 0:
             self.add(e.kind, e.event_ms, e.status, e.reason, e.timestamp_ms, detail=bool(e.url))
         else:
