@@ -18,6 +18,8 @@ from labkit.stack.provision import kafka, kafka_policy
 from labkit.stack.provision.tools import require, require_java
 from tests.requirements import need
 
+pytestmark = pytest.mark.stack  # needs what `labkit up` provisions (no service is called)
+
 HARNESS = Path(__file__).resolve().parents[1] / "cases" / "PolicyHarness.java"
 
 
