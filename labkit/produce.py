@@ -56,6 +56,14 @@ class _KafkaPython:
         if on_error is not None:
             fut.add_errback(on_error)
 
+    def bound(self, topic: str):
+        """`send(key, value, ts, on_error)` to `topic`: the producer loop's per-event call."""
+        send = self.send
+        return lambda key, value, ts, on_error=None: send(topic, key, value, ts, on_error=on_error)
+
+    def tick(self) -> None:
+        """Called every 1,024 events: kafka-python's I/O thread needs nothing from this one."""
+
     def partitions(self, topic: str) -> list[int]:
         return sorted(self.p.partitions_for(topic) or [0])
 
@@ -120,6 +128,24 @@ class _Confluent:
         self.n += 1
         if self.n & 4095 == 0:
             self.p.poll(0)
+
+    def bound(self, topic: str):
+        """`send(key, value, ts, on_error)` to `topic`, for the producer loop: librdkafka's `produce` itself, bound
+        once, with no Python frame of ours around it unless the local queue is full. The method frame and its
+        attribute lookups cost ~0.5 µs per event, a quarter of the send's ~2 µs (measured, docs/benchmarks.md)."""
+        produce, send = self.p.produce, self.send
+
+        def send_one(key, value, ts, on_error=None) -> None:
+            try:
+                produce(topic, value, key, timestamp=ts, on_delivery=on_error)
+            except BufferError:  # the queue is full: the method's loop waits for room
+                send(topic, key, value, ts, on_error=on_error)
+
+        return send_one
+
+    def tick(self) -> None:
+        """Called every 1,024 events: serve librdkafka's callbacks (here only failed sends' reports)."""
+        self.p.poll(0)
 
     def partitions(self, topic: str) -> list[int]:
         md = self.p.list_topics(topic, timeout=10)
@@ -283,6 +309,7 @@ def produce(
     n = n_orders = 0
     counts: dict[tuple[str, int], int] = {}
     send = sender.send
+    send_event = sender.bound(topic)
 
     # Delivery callbacks run on the client's I/O thread: they only queue the refused events (list.append is
     # atomic), and the ledger, which this thread writes, takes them out after the final flush.
@@ -309,13 +336,14 @@ def produce(
             e = next(gen)
             ledger.add_event(e)
             counts[(e.kind, e.status)] = counts.get((e.kind, e.status), 0) + 1
-            send(topic, e.key, e.value, e.timestamp_ms, on_error=partial(failed, e))
+            send_event(e.key, e.value, e.timestamp_ms, partial(failed, e))
             n += 1
             if take_orders is not None:
                 for o in take_orders(e.timestamp_ms):
                     send(orders_topic, o.key, o.value, o.timestamp_ms)
                     n_orders += 1
             if (n & 1023) == 0:
+                sender.tick()
                 if bar is not None:
                     bar.update(1024)
                 if (n & 0xFFFF) == 0:
