@@ -111,7 +111,6 @@ class _Confluent:
                 "delivery.report.only.error": True,
             }
         )
-        self.n = 0
 
     def send(self, topic, key, value, ts, partition=None, on_error=None) -> None:
         # on_error(err, msg) goes to librdkafka as the delivery callback itself: no wrapper object per record
@@ -125,9 +124,6 @@ class _Confluent:
                 break
             except BufferError:  # the local queue is full: let librdkafka deliver some first
                 self.p.poll(0.05)
-        self.n += 1
-        if self.n & 4095 == 0:
-            self.p.poll(0)
 
     def bound(self, topic: str):
         """`send(key, value, ts, on_error)` to `topic`, for the producer loop: librdkafka's `produce` itself, bound
