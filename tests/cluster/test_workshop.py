@@ -9,7 +9,6 @@ import contextlib
 import os
 import stat
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -36,9 +35,9 @@ from kafka.errors import (
 from labkit import kafka_info, workshop
 from labkit.kafka_clients import python_config
 from labkit.stack.provision import kafka_policy
+from tests.cli import LABKIT
 
 pytestmark = pytest.mark.stack
-LABKIT = str(Path(sys.executable).with_name("labkit"))
 QUOTA = 300_000  # bytes/s per attendee: low, so a plain Python producer on this machine can exceed it tenfold
 
 

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 import uuid
@@ -24,6 +23,7 @@ import psutil
 import pytest
 
 from labkit import workshop, workshop_flink
+from tests.cli import LABKIT
 from tests.requirements import need
 
 pytestmark = pytest.mark.stack
@@ -235,8 +235,7 @@ def test_an_attendees_pipeline_runs_exact_on_their_own_cluster_as_their_user(two
     c = _cluster(a01)
     env = {**os.environ, "LABKIT_ENV_FILE": a01.settings_file,
            "LABKIT_HOME": str(Path(instructor.home).parent / "home-a01")}  # fmt: skip
-    labkit = str(Path(sys.executable).with_name("labkit"))
-    r = subprocess.run([labkit, "demo", "-n", "5000", "--seed", "3"], env=env, capture_output=True, text=True,
+    r = subprocess.run([LABKIT, "demo", "-n", "5000", "--seed", "3"], env=env, capture_output=True, text=True,
                        timeout=600)  # fmt: skip
     assert r.returncode == 0 and "EXACT" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
     jobs = httpx.get(f"{c.rest_url}/jobs/overview", timeout=10).json()["jobs"]

@@ -6,8 +6,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,10 +14,10 @@ from labkit.influx import Influx
 from labkit.produce import produce
 from labkit.stack.docker import COMPOSE_DIR
 from labkit.verify import verify
+from tests.cli import LABKIT
 
 pytestmark = pytest.mark.stack
 
-LABKIT = str(Path(sys.executable).with_name("labkit"))
 ONE_SHOTS = {"kafka-init", "influxdb-init"}
 
 

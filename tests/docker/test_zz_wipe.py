@@ -1,10 +1,10 @@
 """Last (make test-docker runs it on its own): `labkit down --wipe` leaves no container, volume or network."""
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+
+from tests.cli import LABKIT
 
 pytestmark = pytest.mark.stack
 
@@ -31,7 +31,6 @@ def _left(kind: str) -> list[str]:
 
 def test_down_wipe_leaves_nothing_behind(stack):
     assert _left("container") and _left("volume"), "the stack should be up before this test"
-    labkit = str(Path(sys.executable).with_name("labkit"))
-    r = subprocess.run([labkit, "down", "--wipe"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([LABKIT, "down", "--wipe"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert {k: _left(k) for k in ("container", "volume", "network")} == {"container": [], "volume": [], "network": []}

@@ -5,10 +5,8 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from influxdb_client import InfluxDBClient, Point
@@ -16,9 +14,9 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from kafka import KafkaConsumer, KafkaProducer
 
 from labkit.influx import Influx
+from tests.cli import LABKIT
 
 pytestmark = [pytest.mark.stack, pytest.mark.serial]  # stops or kills the shared stack
-LABKIT = str(Path(sys.executable).with_name("labkit"))
 
 
 def _free_port() -> int:

@@ -1,12 +1,10 @@
 """Bad CLI arguments and settings get one sentence and a fix (exit 2), never a traceback."""
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-LABKIT = str(Path(sys.executable).with_name("labkit"))
+from tests.cli import LABKIT
 
 
 @pytest.mark.parametrize(
