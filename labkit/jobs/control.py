@@ -57,6 +57,14 @@ def root_cause(text: str) -> str:
     return lines[-1][:500] if lines else "no output"
 
 
+def stale_functions(text: str) -> str | None:
+    """The lab's Java class that the cluster holds in an older build than the client's, if that is why Flink said
+    no: the cluster loads labkit/jobs/java's jar from its lib folder when it starts, the client builds the jar anew
+    from the sources, and Java refuses a function whose class changed in between (its serialVersionUID differs)."""
+    m = re.search(r"InvalidClassException: (lab\.clickstream\.\w+); local class incompatible", text)
+    return m.group(1) if m else None
+
+
 _RESTORE = re.compile(
     r"(Cannot find checkpoint or savepoint[^\n]*|Cannot map checkpoint/savepoint state[^\n]*?program"
     r"|Failed to rollback to checkpoint/savepoint[^\n]*|Checkpoint/savepoint path [^\n]*|"
@@ -475,6 +483,13 @@ def submit_spec(
                 f"Flink could not start {name} from {savepoint}: {restore}",
                 "start it without the saved state: `labkit submit --fresh` (or `submit_pipeline(fresh=True)`); "
                 "windows that were open when it stopped are then counted partially",
+            )
+        stale = stale_functions(out)
+        if stale:
+            raise JobError(
+                f"Flink rejected job {name}: the running cluster loaded an older build of the lab's Java functions "
+                f"({stale}; labkit/jobs/java changed since Flink started)",
+                "restart Flink so it loads the current build: `labkit down` then `labkit up`",
             )
         raise JobError(f"Flink rejected job {name}: {root_cause(out)}")
     if stack_mode == "local":

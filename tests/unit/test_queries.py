@@ -1,7 +1,7 @@
 """Query building: Flux for InfluxDB and SQL for Flink, checked as text (they run for real in tests/pipeline)."""
 
 from labkit.influx import Query, flux_string
-from labkit.jobs.control import root_cause
+from labkit.jobs.control import root_cause, stale_functions
 from labkit.jobs.sql import JobParams, epoch_ms, lit, pipeline_statements
 
 
@@ -67,3 +67,16 @@ Caused by: org.apache.calcite.runtime.CalciteContextException: From line 2, colu
 def test_root_cause_falls_back_to_the_deepest_cause():
     dump = "java.lang.RuntimeException: outer\nCaused by: java.net.ConnectException: Connection refused"
     assert root_cause(dump) == "ConnectException: Connection refused"
+
+
+def test_a_cluster_holding_an_older_build_of_the_java_functions_is_named_as_such():
+    # what Flink 2.2 answered when ParseClick.java had changed after `labkit up` (session 21, verbatim but the ids)
+    dump = (
+        "org.apache.flink.client.program.ProgramInvocationException: The main method caused an error\n"
+        "Caused by: java.io.InvalidClassException: lab.clickstream.ParseClick; local class incompatible: "
+        "stream classdesc serialVersionUID = 7605607288750162827, local class serialVersionUID = 8698380545877631960"
+    )
+    assert stale_functions(dump) == "lab.clickstream.ParseClick"
+    # another class's incompatibility, or any other failure, is not blamed on the lab's build
+    assert stale_functions(dump.replace("lab.clickstream.ParseClick", "org.apache.flink.Foo")) is None
+    assert stale_functions("Caused by: java.net.ConnectException: Connection refused") is None
