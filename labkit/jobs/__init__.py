@@ -33,11 +33,15 @@ def base_spec(settings: Settings, name: str, parallelism: int | None = None) -> 
     # (one with apache-flink and the runner's packages; a session cluster shared by a workshop usually has one).
     python = {"python.executable": settings.flink_python_executable} if settings.flink_python_executable else {}
     parallelism = parallelism or settings.flink_parallelism
-    # Flink splits each aggregation into a local phase before the shuffle and a global one after it. That pays
-    # when many subtasks feed one key; with two or fewer, the local phase aggregates every row a second time for
-    # nothing: one phase made the warm job 14% faster at parallelism 2 (medians of 7 alternating 1M-event runs,
-    # 104k vs 91k events/s, docs/benchmarks.md session 21). Bigger jobs keep Flink's choice.
-    phases = {"table.optimizer.agg-phase-strategy": "ONE_PHASE"} if parallelism <= 2 else {}
+    # Flink's planner splits a window aggregation in two unless told otherwise: a local phase before the shuffle
+    # (partial results per slice, buffered and flushed at each watermark) and a global one after it that merges
+    # them. That pays when many subtasks feed a key across a network. Between two subtasks on one host, shipping
+    # every row is cheaper than the local operator's buffering: one phase made the warm job 14% faster at
+    # parallelism 2 (docs/benchmarks.md, session 21). Decided by the lab's parallelism, not this job's, so a job
+    # rescaled from a savepoint (notebook 08's drill) keeps its operators and its state maps onto them; labs set
+    # wider (LABKIT_FLINK_PARALLELISM > 2) keep the split. Group aggregations are split only with mini-batch,
+    # which the lab does not enable, so this changes nothing for them.
+    phases = {"table.optimizer.agg-phase-strategy": "ONE_PHASE"} if settings.flink_parallelism <= 2 else {}
     return {
         "config": {
             **python,

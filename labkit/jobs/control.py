@@ -58,10 +58,12 @@ def root_cause(text: str) -> str:
 
 
 def stale_functions(text: str) -> str | None:
-    """The lab's Java class that the cluster holds in an older build than the client's, if that is why Flink said
-    no: the cluster loads labkit/jobs/java's jar from its lib folder when it starts, the client builds the jar anew
-    from the sources, and Java refuses a function whose class changed in between (its serialVersionUID differs)."""
-    m = re.search(r"InvalidClassException: (lab\.clickstream\.\w+); local class incompatible", text)
+    """The lab's Java class that the cluster holds in another build than the client's, if that is why Flink said
+    no. The cluster loads labkit/jobs/java's jar from its lib folder when it starts; the client builds the jar from
+    the sources it has, and Java refuses a class whose serialized form changed in between (its computed
+    serialVersionUID differs). That catches `ParseClick` and `ClickEventTime`; the sink's classes declare their
+    serialVersionUID, so a changed writer is not refused: the cluster runs the build it started with."""
+    m = re.search(r"InvalidClassException: (lab\.clickstream\.[\w$]+); local class incompatible", text)
     return m.group(1) if m else None
 
 
@@ -486,10 +488,16 @@ def submit_spec(
             )
         stale = stale_functions(out)
         if stale:
+            restart = (
+                "replace clickstream-udf.jar in the cluster's lib folder with this labkit's build (under its cache "
+                "folder, udf/<hash>/) and restart the cluster"
+                if stack_mode == "external"
+                else f"restart Flink so it loads this build: `labkit down` then `labkit --mode {stack_mode} up`"
+            )
             raise JobError(
-                f"Flink rejected job {name}: the running cluster loaded an older build of the lab's Java functions "
-                f"({stale}; labkit/jobs/java changed since Flink started)",
-                "restart Flink so it loads the current build: `labkit down` then `labkit up`",
+                f"Flink rejected job {name}: the running cluster loaded another build of the lab's Java functions "
+                f"than this labkit's ({stale} differs: labkit/jobs/java changed since Flink started)",
+                restart,
             )
         raise JobError(f"Flink rejected job {name}: {root_cause(out)}")
     if stack_mode == "local":

@@ -108,13 +108,3 @@ def test_a_rejected_write_fails_the_job_with_influxdbs_message(settings, stack, 
         assert seen and f"InfluxDB rejected the write (HTTP {status})" in seen, seen
     finally:
         job.cancel()
-
-
-def test_jobs_of_two_subtasks_or_fewer_aggregate_in_one_phase_and_bigger_ones_keep_flinks_choice(settings, stack):
-    # one phase measured 14% faster at parallelism 2 (docs/benchmarks.md, session 21); notebook 03 checks the plan
-    key = "table.optimizer.agg-phase-strategy"
-    assert base_spec(settings, "phases-1", parallelism=1)["config"][key] == "ONE_PHASE"
-    assert base_spec(settings, "phases-2", parallelism=2)["config"][key] == "ONE_PHASE"
-    assert key not in base_spec(settings, "phases-3", parallelism=3)["config"]
-    default = base_spec(settings, "phases-default")["config"]
-    assert (default.get(key) == "ONE_PHASE") == (settings.flink_parallelism <= 2)

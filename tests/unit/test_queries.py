@@ -77,6 +77,8 @@ def test_a_cluster_holding_an_older_build_of_the_java_functions_is_named_as_such
         "stream classdesc serialVersionUID = 7605607288750162827, local class serialVersionUID = 8698380545877631960"
     )
     assert stale_functions(dump) == "lab.clickstream.ParseClick"
+    nested = dump.replace("lab.clickstream.ParseClick", "lab.clickstream.InfluxWriter$Options")
+    assert stale_functions(nested) == "lab.clickstream.InfluxWriter$Options"
     # another class's incompatibility, or any other failure, is not blamed on the lab's build
     assert stale_functions(dump.replace("lab.clickstream.ParseClick", "org.apache.flink.Foo")) is None
     assert stale_functions("Caused by: java.net.ConnectException: Connection refused") is None
