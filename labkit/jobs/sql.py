@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labkit.timing import WATERMARK_DELAY_S, WINDOW_S
+from labkit.timing import IDLE_TIMEOUT_S, WATERMARK_DELAY_S, WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,9 @@ class JobParams:
     group_id: str = "labkit-clickstream"
     window_s: int = WINDOW_S
     watermark_delay_s: int = WATERMARK_DELAY_S
-    # Long enough that a broker restart (seconds) never marks partitions idle: an idle subtask is left out
-    # of the window operator's watermark, and its records would then arrive behind that watermark.
-    idle_timeout_s: int = 30
+    # Longer than a broker outage (labkit.timing says why): an idle subtask is left out of the window
+    # operator's watermark, and its records would then arrive behind that watermark.
+    idle_timeout_s: int = IDLE_TIMEOUT_S
     # Watermark alignment across partitions: reading a backlog, no partition runs far ahead of the slowest,
     # so the windows between them (open, in state, waiting for the slowest) stay few. Lateness no longer
     # depends on it (on_time_view decides per partition); until session 9 it did, and 20 s left no margin.

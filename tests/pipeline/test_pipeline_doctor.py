@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 from labkit import kafka_info
 from labkit.pipeline_doctor import LINKS, diagnose
 from labkit.produce import produce
+from labkit.timing import IDLE_TIMEOUT_S
 from labkit.verify import verify
 
 pytestmark = pytest.mark.stack
@@ -173,12 +174,10 @@ def test_a_silent_partition_without_idle_timeout_or_end_markers_stops_at_the_wat
 
     topic = kafka_info.fresh_topic(f"doc_silent_{uuid.uuid4().hex[:6]}", settings)
     spec, _params = pipeline_spec(settings, topic=topic, group_id=f"labkit-doc-silent-{uuid.uuid4().hex[:6]}")
-    on = [d for d in spec["ddl"] if "'scan.watermark.idle-timeout' = '30 s'" in d]
-    assert on, "the pipeline's source has no 30 s idle timeout to switch off"
-    spec["ddl"] = [
-        d.replace("'scan.watermark.idle-timeout' = '30 s'", "'scan.watermark.idle-timeout' = '0 s'")
-        for d in spec["ddl"]
-    ]
+    idle = f"'scan.watermark.idle-timeout' = '{IDLE_TIMEOUT_S} s'"
+    on = [d for d in spec["ddl"] if idle in d]
+    assert on, f"the pipeline's source has no {IDLE_TIMEOUT_S} s idle timeout to switch off"
+    spec["ddl"] = [d.replace(idle, "'scan.watermark.idle-timeout' = '0 s'") for d in spec["ddl"]]
     job = submit_spec(spec, settings, stack_mod.get(settings).mode).wait_running()
     try:
         p = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
