@@ -10,10 +10,11 @@ WINDOW_MS = WINDOW_S * 1000
 WATERMARK_DELAY_S = 5  # the watermark trails the newest event time by this much
 WATERMARK_DELAY_MS = WATERMARK_DELAY_S * 1000
 # A partition silent this long is left out of the watermark's minimum (the source's
-# 'scan.watermark.idle-timeout'). It must outlast any broker outage the lab meets: while Kafka is down every
-# partition is silent, and once all are idle, the first source reader to reconnect moves the watermark alone,
-# so the other reader's backlog (the outage's events) lands behind it and is counted late. 30 s was not enough:
-# a docker-mode CI run's broker restart (compose stop, 2 s, start, ready) took 29 s on two busy cores, and the
-# job counted 5,099 on-time events late. The price: traffic that leaves a partition silent (one key, no end
-# markers) waits this long for its windows.
+# 'scan.watermark.idle-timeout'). It should outlast a broker restart: while Kafka is down every partition is
+# silent, and once all are idle, the first partitions read again move the watermark without the rest, whose
+# backlog (the outage's events) then lands behind it and is counted late. With 30 s, a docker-mode CI run's
+# Kafka restart drill (stop, 2 s, start, ready) took 29 s on two busy cores, plus the clients' reconnect back-off,
+# and the job counted 5,099 on-time events late; holding Kafka down for longer than the timeout reproduces it
+# (tests/pipeline/test_faults.py). The price: traffic that leaves a partition silent (one key, no end markers)
+# waits this long for its windows.
 IDLE_TIMEOUT_S = 60

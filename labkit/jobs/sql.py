@@ -20,7 +20,7 @@ class JobParams:
     group_id: str = "labkit-clickstream"
     window_s: int = WINDOW_S
     watermark_delay_s: int = WATERMARK_DELAY_S
-    # Longer than a broker outage (labkit.timing says why): an idle subtask is left out of the window
+    # Longer than a broker restart (labkit.timing says why): an idle partition is left out of the window
     # operator's watermark, and its records would then arrive behind that watermark.
     idle_timeout_s: int = IDLE_TIMEOUT_S
     # Watermark alignment across partitions: reading a backlog, no partition runs far ahead of the slowest,

@@ -1,5 +1,5 @@
 """Faults on the real local stack, each ending with the accounting check: nothing lost, nothing double
-counted, the DLQ complete. Long: marked slow (the README's test command runs them as their own step)."""
+counted, the DLQ complete (an outage longer than the source's idle timeout: nothing vanishes, see its test). Long: marked slow (the README's test command runs them as their own step)."""
 
 import threading
 import time
@@ -56,26 +56,38 @@ def test_kafka_restarted_while_producing_no_acknowledged_event_lost(settings, st
     drill = t.join(timeout=180)
     assert not t.is_alive() and drill.confirmed_down and drill.pid_after != drill.pid_before
     # exact only while the outage is shorter than the source's idle timeout (labkit.timing): say which it was
-    _assert_exact(summary, settings, f"the broker was down {drill.downtime_s:.0f} s; idle timeout {IDLE_TIMEOUT_S} s")
+    _assert_exact(summary, settings, f"the Kafka drill took {drill.downtime_s:.0f} s; idle timeout {IDLE_TIMEOUT_S} s")
     job.wait_running(timeout=120)
 
 
 def test_kafka_down_longer_than_the_idle_timeout_no_event_vanishes(settings, stack, pipeline):
-    """Longer than the idle timeout, a broker outage marks every partition idle, and the first source reader
-    back may move the watermark past the other reader's backlog: those on-time events land behind the windows
+    """Longer than the idle timeout, a broker outage marks every partition idle, and the partitions read first
+    after it may move the watermark past the others' backlog: those on-time events land behind their windows
     (labkit.timing says why the timeout is what it is). The lab's promise then is the accounting's: every
-    acknowledged event is counted, in its window or as late, none twice, and the dead letters are complete."""
+    acknowledged event is read once and counted, in its window or as late, none twice, none refused by InfluxDB,
+    and the dead letters are complete."""
     topic, job = pipeline
+    # held down 10 s past the timeout; stopping and starting the broker add more on top
     t = faults.in_background(faults.restart_kafka, stack, IDLE_TIMEOUT_S + 10.0, delay_s=6)
     summary = _produce(settings, topic)
     drill = t.join(timeout=IDLE_TIMEOUT_S + 240)
-    assert not t.is_alive() and drill.confirmed_down and drill.downtime_s > IDLE_TIMEOUT_S
+    assert not t.is_alive() and drill.confirmed_down
     assert summary.acknowledged == N  # the producer's retries outlasted the outage (delivery timeout 300 s)
-    acc = verify(summary.ledger, settings=settings, wait_s=240)
-    assert acc.complete and acc.duplicated == 0, f"{acc}"
+    # verify() waits its whole wait_s unless the run is EXACT, which this one need not be: poll until the
+    # on-time events verify calls lost are all in the late count and the counts stop moving (windows written)
+    deadline, before = time.monotonic() + 240, None
+    while True:
+        acc = verify(summary.ledger, settings=settings, wait_s=0)
+        now = (acc.counted, acc.late_counted)
+        settled = acc.complete and acc.lost == acc.late_counted - acc.late_expected and now == before
+        if acc.exact or settled or time.monotonic() > deadline:
+            break
+        before = now
+        time.sleep(10)
+    assert acc.complete and acc.duplicated == 0 and acc.refused == 0, f"{acc}"
     assert acc.dlq_expected == acc.dlq_found, f"{acc}"
-    # each on-time event the windows missed is in the late count (read minus counted), never gone
-    assert acc.counted + (acc.late_counted - acc.late_expected) == acc.expected, f"{acc}\n{acc.mismatches}"
+    # what the windows missed is in the late count (read minus counted): read once, never gone
+    assert acc.lost == acc.late_counted - acc.late_expected, f"{acc}\n{acc.mismatches}"
     job.wait_running(timeout=120)
 
 

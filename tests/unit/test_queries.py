@@ -82,3 +82,17 @@ def test_a_cluster_holding_an_older_build_of_the_java_functions_is_named_as_such
     # another class's incompatibility, or any other failure, is not blamed on the lab's build
     assert stale_functions(dump.replace("lab.clickstream.ParseClick", "org.apache.flink.Foo")) is None
     assert stale_functions("Caused by: java.net.ConnectException: Connection refused") is None
+
+
+def test_the_source_and_notebook_03_state_the_one_idle_timeout():
+    """labkit.timing owns the idle timeout: the job's source sets it, and notebook 03 teaches the same number."""
+    import json
+    from pathlib import Path
+
+    from labkit.jobs.sql import source_ddl
+    from labkit.timing import IDLE_TIMEOUT_S
+
+    assert f"'scan.watermark.idle-timeout' = '{IDLE_TIMEOUT_S} s'" in source_ddl(JobParams(bootstrap="k:9092"))
+    book = json.loads((Path(__file__).resolve().parents[2] / "notebooks" / "03_flink.ipynb").read_text())
+    text = "".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "markdown")
+    assert f"(`scan.watermark.idle-timeout`, {IDLE_TIMEOUT_S} s)" in text
