@@ -23,6 +23,7 @@ import pandas as pd
 from labkit.ledger import Ledger
 from labkit.settings import Settings
 from labkit.settings import get as get_settings
+from labkit.timing import IDLE_TIMEOUT_S
 
 
 @dataclass
@@ -99,12 +100,21 @@ class Accounting:
                 + ("" if self.dlq_checked else " with the dead-letter check on")
             )
         parts = []
-        if self.lost:
-            parts.append(f"{self.lost} lost")
-        if self.duplicated:
-            parts.append(f"{self.duplicated} double counted")
-        if self.late_expected != self.late_counted:
-            parts.append(f"late {self.late_counted} counted vs {self.late_expected} sent")
+        if self.lost and not self.duplicated and self.lost == self.late_counted - self.late_expected:
+            # every on-time event the windows missed was read and is in the late count: nothing vanished, the
+            # window operator's watermark was ahead of them (labkit.timing, IDLE_TIMEOUT_S, says when that happens)
+            parts.append(
+                f"{self.lost} on-time event(s) counted late: read, but after their windows had closed (a partition "
+                f"back from idle behind the others' watermark, e.g. Kafka down longer than the source's "
+                f"{IDLE_TIMEOUT_S} s idle timeout); none vanished"
+            )
+        else:
+            if self.lost:
+                parts.append(f"{self.lost} lost")
+            if self.duplicated:
+                parts.append(f"{self.duplicated} double counted")
+            if self.late_expected != self.late_counted:
+                parts.append(f"late {self.late_counted} counted vs {self.late_expected} sent")
         if self.late_windows_off:
             parts.append(f"late events differ from the ledger in {self.late_windows_off} window(s)")
         for m, n in self.missing_windows.items():
