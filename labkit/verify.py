@@ -88,6 +88,13 @@ class Accounting:
         return self.complete and self.agrees
 
     @property
+    def missed_are_late(self) -> bool:
+        """Every on-time event the windows missed was read and is in the late count (read minus counted), and none
+        was counted twice: nothing vanished, the window operator's watermark was ahead of them (labkit.timing's
+        IDLE_TIMEOUT_S says when that happens)."""
+        return not self.duplicated and self.lost == self.late_counted - self.late_expected
+
+    @property
     def verdict(self) -> str:
         if self.exact:
             return "EXACT: every event is accounted for"
@@ -100,9 +107,7 @@ class Accounting:
                 + ("" if self.dlq_checked else " with the dead-letter check on")
             )
         parts = []
-        if self.lost and not self.duplicated and self.lost == self.late_counted - self.late_expected:
-            # every on-time event the windows missed was read and is in the late count: nothing vanished, the
-            # window operator's watermark was ahead of them (labkit.timing, IDLE_TIMEOUT_S, says when that happens)
+        if self.lost and self.missed_are_late:
             parts.append(
                 f"{self.lost} on-time event(s) counted late: read, but after their windows had closed (a partition "
                 f"back from idle behind the others' watermark, e.g. Kafka down longer than the source's "

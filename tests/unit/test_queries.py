@@ -1,8 +1,12 @@
 """Query building: Flux for InfluxDB and SQL for Flink, checked as text (they run for real in tests/pipeline)."""
 
+import json
+from pathlib import Path
+
 from labkit.influx import Query, flux_string
 from labkit.jobs.control import root_cause, stale_functions
-from labkit.jobs.sql import JobParams, epoch_ms, lit, pipeline_statements
+from labkit.jobs.sql import JobParams, epoch_ms, lit, pipeline_statements, source_ddl
+from labkit.timing import IDLE_TIMEOUT_S
 
 
 def test_flux_query_filters_and_pivots():
@@ -86,12 +90,6 @@ def test_a_cluster_holding_an_older_build_of_the_java_functions_is_named_as_such
 
 def test_the_source_and_notebook_03_state_the_one_idle_timeout():
     """labkit.timing owns the idle timeout: the job's source sets it, and notebook 03 teaches the same number."""
-    import json
-    from pathlib import Path
-
-    from labkit.jobs.sql import source_ddl
-    from labkit.timing import IDLE_TIMEOUT_S
-
     assert f"'scan.watermark.idle-timeout' = '{IDLE_TIMEOUT_S} s'" in source_ddl(JobParams(bootstrap="k:9092"))
     book = json.loads((Path(__file__).resolve().parents[2] / "notebooks" / "03_flink.ipynb").read_text())
     text = "".join("".join(c["source"]) for c in book["cells"] if c["cell_type"] == "markdown")
